@@ -1,0 +1,20 @@
+//! Berth's domain types and their validation, used by both the agent and the console.
+//!
+//! The console validates early so bad flags are refused before anything is sent; the agent
+//! validates again because it never trusts a client. Everything here is pure: no Docker, no
+//! terminal, no network except [`client`], which builds the authenticated gRPC connector.
+//!
+//! Prost types from `berth-proto` are converted at this boundary (`spec::ContainerSpec` ⇄
+//! `berth_proto::v1::ContainerSpec`), so the rest of the code works with checked values.
+
+pub mod client;
+pub mod defaults;
+pub mod error;
+pub mod image;
+pub mod labels;
+pub mod port;
+pub mod quantity;
+pub mod spec;
+pub mod time;
+
+pub use error::ValidationError;
