@@ -1,0 +1,608 @@
+//! The Docker runtime: one connection kept alive by a supervisor, and every container operation
+//! the agent performs, through bollard.
+//!
+//! The agent owns only containers labelled `berth.node=<its name>`; every listing and event
+//! subscription here is filtered by that label, so several agents can share one engine.
+
+use crate::error::{AgentError, docker_status};
+use berth_proto::v1 as pb;
+use berth_shared::labels;
+use berth_shared::spec::{ContainerSpec, RestartPolicy};
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, HostConfig, PortBinding, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
+    RemoveContainerOptions, StatsOptions, StopContainerOptions,
+};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long one attempt to reach Docker may take before it counts as unreachable.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reconnect backoff: starts here, doubles, and stops growing at [`MAX_RECONNECT_BACKOFF`].
+pub const MIN_RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
+pub const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Where the runtime connection stands. The supervisor is its only writer.
+#[derive(Clone, Debug)]
+pub enum Conn {
+    Connecting,
+    Up {
+        docker: Docker,
+        version: String,
+        root_dir: String,
+    },
+    Down {
+        error: String,
+    },
+}
+
+impl Conn {
+    pub fn status(&self) -> pb::RuntimeStatus {
+        match self {
+            Conn::Connecting => pb::RuntimeStatus {
+                available: false,
+                version: String::new(),
+                error: "connecting to docker".into(),
+            },
+            Conn::Up { version, .. } => pb::RuntimeStatus {
+                available: true,
+                version: format!("docker {version}"),
+                error: String::new(),
+            },
+            Conn::Down { error } => pb::RuntimeStatus {
+                available: false,
+                version: String::new(),
+                error: error.clone(),
+            },
+        }
+    }
+}
+
+/// A handle on the Docker runtime for one node. Cheap to clone.
+#[derive(Clone)]
+pub struct DockerRuntime {
+    node: String,
+    host: Option<String>,
+    conn: watch::Sender<Conn>,
+}
+
+impl DockerRuntime {
+    pub fn new(node: String, host: Option<String>) -> Self {
+        let (conn, _) = watch::channel(Conn::Connecting);
+        Self { node, host, conn }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn watch(&self) -> watch::Receiver<Conn> {
+        self.conn.subscribe()
+    }
+
+    pub fn set_conn(&self, conn: Conn) {
+        self.conn.send_replace(conn);
+    }
+
+    pub fn conn(&self) -> Conn {
+        self.conn.borrow().clone()
+    }
+
+    /// The live client, or `UNAVAILABLE` at once when Docker is not reachable right now.
+    pub fn client(&self) -> Result<Docker, AgentError> {
+        match &*self.conn.borrow() {
+            Conn::Up { docker, .. } => Ok(docker.clone()),
+            Conn::Connecting => Err(AgentError::DockerUnavailable(
+                "still connecting".into(),
+                self.node.clone(),
+            )),
+            Conn::Down { error } => Err(AgentError::DockerUnavailable(
+                error.clone(),
+                self.node.clone(),
+            )),
+        }
+    }
+
+    fn err(&self, e: bollard::errors::Error) -> AgentError {
+        AgentError::from_docker(e, &self.node)
+    }
+
+    /// One attempt to reach Docker: connect, agree on an API version, read version and root dir.
+    pub async fn connect(&self) -> Result<Conn, String> {
+        let docker = match &self.host {
+            Some(h) => Docker::connect_with_host(h),
+            None => Docker::connect_with_defaults(),
+        }
+        .map_err(|e| format!("cannot connect to docker: {e}"))?
+        .with_timeout(Duration::from_secs(120));
+        let attempt = async {
+            let docker = docker
+                .negotiate_version()
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = docker.info().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(Conn::Up {
+                version: info.server_version.unwrap_or_default(),
+                root_dir: info.docker_root_dir.unwrap_or_default(),
+                docker,
+            })
+        };
+        match tokio::time::timeout(DEFAULT_CONNECT_TIMEOUT, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "no answer from docker within {}s",
+                DEFAULT_CONNECT_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    fn owned_filter(&self) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{}={}", labels::NODE, self.node)],
+        )])
+    }
+
+    /// Every container this node owns, inspected.
+    pub async fn list_owned(
+        &self,
+        docker: &Docker,
+    ) -> Result<Vec<pb::ContainerSummary>, AgentError> {
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(
+                self.owned_filter()
+                    .into_iter()
+                    .collect::<HashMap<String, Vec<String>>>(),
+            ),
+            ..Default::default()
+        };
+        let list = docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(list.len());
+        for c in list {
+            let Some(id) = c.id else { continue };
+            match self.inspect_raw(docker, &id).await {
+                Ok(Some(raw)) => out.push(summary_from_inspect(&self.node, &raw)),
+                Ok(None) => {} // removed between list and inspect
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Docker's inspect document for one container, or `None` when it does not exist.
+    pub async fn inspect_raw(
+        &self,
+        docker: &Docker,
+        id: &str,
+    ) -> Result<Option<ContainerInspectResponse>, AgentError> {
+        match docker.inspect_container(id, None).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if docker_status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Container events for this node's containers, from `since` (unix seconds) on.
+    pub fn events(
+        &self,
+        docker: &Docker,
+        since: i64,
+    ) -> impl Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>> + use<>
+    {
+        let mut filters = self.owned_filter();
+        filters.insert("type".into(), vec!["container".into()]);
+        docker.events(Some(EventsOptions {
+            since: Some(since.to_string()),
+            until: None,
+            filters: Some(filters),
+        }))
+    }
+
+    /// Creates and starts a container from a validated spec, pulling its image first when it is
+    /// missing. `progress` receives pull progress; it returns the started container.
+    pub async fn run(
+        &self,
+        spec: &ContainerSpec,
+        progress: &tokio::sync::mpsc::Sender<Result<pb::RunEvent, tonic::Status>>,
+    ) -> Result<pb::ContainerSummary, AgentError> {
+        let docker = self.client()?;
+        let image = spec.image_ref()?;
+        match docker.inspect_image(&spec.image).await {
+            Ok(_) => {}
+            Err(e) if docker_status(&e) == Some(404) => {
+                self.pull(&docker, &image, progress).await?;
+            }
+            Err(e) => return Err(self.err(e)),
+        }
+        if progress.is_closed() {
+            // The caller went away during the pull: create nothing, as `docker run` would.
+            return Err(AgentError::Docker("the client cancelled the run".into()));
+        }
+
+        let body = create_body(&self.node, spec)?;
+        let opts = CreateContainerOptions {
+            name: spec.name.clone(),
+            platform: String::new(),
+        };
+        let created = docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| match docker_status(&e) {
+                Some(409) => AgentError::NameInUse(spec.name.clone().unwrap_or_default()),
+                _ => self.err(e),
+            })?;
+        let id = created.id;
+        let inspected = self.inspect_raw(&docker, &id).await?;
+        let name = inspected
+            .as_ref()
+            .and_then(|c| c.name.clone())
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned();
+        let _ = progress
+            .send(Ok(pb::RunEvent {
+                event: Some(pb::run_event::Event::Created(pb::Created {
+                    id: id.clone(),
+                    name,
+                    warnings: created.warnings,
+                })),
+            }))
+            .await;
+
+        if let Err(e) = docker.start_container(&id, None).await {
+            // A container that never started is garbage nobody asked for: remove it, so a
+            // failed run changes nothing (unlike `docker run`, which leaves it "Created").
+            let _ = docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            return Err(match e {
+                bollard::errors::Error::DockerResponseServerError { message, .. } => {
+                    AgentError::DockerRefused(format!("cannot start container: {message}"))
+                }
+                other => self.err(other),
+            });
+        }
+        let raw = self
+            .inspect_raw(&docker, &id)
+            .await?
+            .ok_or_else(|| AgentError::Docker(format!("container {id} vanished after start")))?;
+        Ok(summary_from_inspect(&self.node, &raw))
+    }
+
+    async fn pull(
+        &self,
+        docker: &Docker,
+        image: &berth_shared::image::ImageRef,
+        progress: &tokio::sync::mpsc::Sender<Result<pb::RunEvent, tonic::Status>>,
+    ) -> Result<(), AgentError> {
+        let tag = image
+            .digest
+            .clone()
+            .unwrap_or_else(|| image.tag_or_latest().to_owned());
+        let opts = CreateImageOptions {
+            from_image: Some(image.repository()),
+            tag: Some(tag),
+            ..Default::default()
+        };
+        let mut stream = docker.create_image(Some(opts), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    let detail = info.progress_detail.unwrap_or_default();
+                    let ev = pb::PullProgress {
+                        status: info.status.unwrap_or_default(),
+                        layer: info.id.unwrap_or_default(),
+                        current: detail.current.unwrap_or(0).max(0) as u64,
+                        total: detail.total.unwrap_or(0).max(0) as u64,
+                    };
+                    // Progress is best effort: a slow client must not stall the pull.
+                    let _ = progress.try_send(Ok(pb::RunEvent {
+                        event: Some(pb::run_event::Event::Pull(ev)),
+                    }));
+                }
+                Err(e) => return Err(classify_pull_error(image, e, &self.node)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops with a grace period (Docker sends SIGTERM, then SIGKILL). `Ok(false)`: it was not
+    /// running.
+    pub async fn stop(&self, id: &str, timeout_secs: u32) -> Result<bool, AgentError> {
+        let docker = self.client()?;
+        let opts = StopContainerOptions {
+            t: Some(i32::try_from(timeout_secs).unwrap_or(i32::MAX)),
+            signal: None,
+        };
+        match docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(true),
+            Err(e) if docker_status(&e) == Some(304) => Ok(false),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    pub async fn remove(&self, id: &str, force: bool) -> Result<(), AgentError> {
+        let docker = self.client()?;
+        let opts = RemoveContainerOptions {
+            force,
+            v: true,
+            link: false,
+        };
+        match docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if docker_status(&e) == Some(404) => Ok(()),
+            Err(e) if docker_status(&e) == Some(409) => Err(AgentError::Running(id.to_owned())),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// One CPU/memory sample of a running container (Docker's one-shot stats).
+    pub async fn sample(&self, docker: &Docker, id: &str) -> Option<Sample> {
+        let opts = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
+        let stats = docker.stats(id, Some(opts)).next().await?.ok()?;
+        let cpu = stats.cpu_stats.unwrap_or_default();
+        let mem = stats.memory_stats.unwrap_or_default();
+        let usage = mem.usage.unwrap_or(0);
+        // As the docker CLI: the page cache is not the container's own memory.
+        let cache = mem
+            .stats
+            .as_ref()
+            .and_then(|s| {
+                s.get("total_inactive_file")
+                    .or_else(|| s.get("inactive_file"))
+                    .copied()
+            })
+            .unwrap_or(0);
+        Some(Sample {
+            container_cpu_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+            system_cpu_ns: cpu.system_cpu_usage.unwrap_or(0),
+            online_cpus: cpu.online_cpus.unwrap_or(1).max(1),
+            memory_bytes: usage.saturating_sub(cache),
+        })
+    }
+}
+
+/// A raw usage sample; CPU % comes from the difference of two.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sample {
+    pub container_cpu_ns: u64,
+    pub system_cpu_ns: u64,
+    pub online_cpus: u32,
+    pub memory_bytes: u64,
+}
+
+impl Sample {
+    /// CPU % between `prev` and `self`, as `docker stats` computes it (100 % = one core).
+    pub fn cpu_percent_since(&self, prev: &Sample) -> f64 {
+        let dc = self.container_cpu_ns.saturating_sub(prev.container_cpu_ns) as f64;
+        let ds = self.system_cpu_ns.saturating_sub(prev.system_cpu_ns) as f64;
+        if ds <= 0.0 {
+            return 0.0;
+        }
+        dc / ds * f64::from(self.online_cpus) * 100.0
+    }
+}
+
+fn classify_pull_error(
+    image: &berth_shared::image::ImageRef,
+    e: bollard::errors::Error,
+    node: &str,
+) -> AgentError {
+    let message = match &e {
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        _ => return AgentError::from_docker(e, node),
+    };
+    let lower = message.to_lowercase();
+    let missing = [
+        "not found",
+        "manifest unknown",
+        "does not exist",
+        "pull access denied",
+        "repository name not known",
+    ];
+    if missing.iter().any(|m| lower.contains(m)) {
+        AgentError::ImageNotFound {
+            image: image.to_string(),
+            message,
+        }
+    } else {
+        AgentError::DockerUnavailable(format!("cannot pull {image}: {message}"), node.to_owned())
+    }
+}
+
+/// Docker's create body for a validated spec, with Berth's labels.
+pub fn create_body(node: &str, spec: &ContainerSpec) -> Result<ContainerCreateBody, AgentError> {
+    let spec_json = serde_json::to_string(spec)
+        .map_err(|e| AgentError::Docker(format!("cannot encode spec: {e}")))?;
+    let mut lbls: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    lbls.insert(labels::MANAGED.into(), "true".into());
+    lbls.insert(labels::NODE.into(), node.into());
+    lbls.insert(labels::SPEC.into(), spec_json);
+
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &spec.ports {
+        let key = format!("{}/{}", p.container_port, proto_name(p.protocol));
+        let binding = PortBinding {
+            host_ip: p.host_ip.map(|ip| ip.to_string()),
+            host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+        };
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(binding);
+    }
+    let exposed: Vec<String> = bindings.keys().cloned().collect();
+
+    let restart = match spec.restart {
+        RestartPolicy::No => (RestartPolicyNameEnum::NO, None),
+        RestartPolicy::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        RestartPolicy::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        RestartPolicy::OnFailure { max_retries } => (
+            RestartPolicyNameEnum::ON_FAILURE,
+            Some(i64::from(max_retries)),
+        ),
+    };
+
+    Ok(ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        entrypoint: spec.entrypoint.clone(),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(lbls),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        host_config: Some(HostConfig {
+            nano_cpus: (spec.cpus > 0.0).then(|| (spec.cpus * 1e9).round() as i64),
+            memory: (spec.memory_bytes > 0).then_some(spec.memory_bytes as i64),
+            restart_policy: Some(bollard::models::RestartPolicy {
+                name: Some(restart.0),
+                maximum_retry_count: restart.1,
+            }),
+            port_bindings: (!bindings.is_empty()).then_some(bindings),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn proto_name(p: berth_shared::port::Protocol) -> &'static str {
+    match p {
+        berth_shared::port::Protocol::Tcp => "tcp",
+        berth_shared::port::Protocol::Udp => "udp",
+    }
+}
+
+/// Docker writes `0001-01-01T00:00:00Z` for "never"; that and anything unparsable become 0.
+fn parse_docker_time_ms(s: Option<&str>) -> i64 {
+    s.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc).timestamp_millis())
+        .filter(|ms| *ms > 0)
+        .unwrap_or(0)
+}
+
+/// The summary the API serves, from Docker's inspect document.
+pub fn summary_from_inspect(node: &str, c: &ContainerInspectResponse) -> pb::ContainerSummary {
+    let config = c.config.clone().unwrap_or_default();
+    let host = c.host_config.clone().unwrap_or_default();
+    let state = c.state.clone().unwrap_or_default();
+    let all_labels = config.labels.clone().unwrap_or_default();
+    let spec: Option<ContainerSpec> = all_labels
+        .get(labels::SPEC)
+        .and_then(|s| serde_json::from_str(s).ok());
+    let image = spec
+        .as_ref()
+        .map(|s| s.image.clone())
+        .or(config.image.clone())
+        .unwrap_or_default();
+    let user_labels = all_labels
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with(labels::RESERVED_PREFIX))
+        .collect();
+
+    // Live bindings while running; the requested ones otherwise (Docker clears the live map).
+    let live = c.network_settings.as_ref().and_then(|n| n.ports.clone());
+    let port_map = match live {
+        Some(m) if !m.is_empty() => m,
+        _ => host.port_bindings.clone().unwrap_or_default(),
+    };
+    let mut ports = Vec::new();
+    for (key, binds) in port_map {
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let Ok(container_port) = port.parse::<u32>() else {
+            continue;
+        };
+        let binds = binds.unwrap_or_default();
+        if binds.is_empty() {
+            ports.push(pb::PortMapping {
+                host_ip: String::new(),
+                host_port: 0,
+                container_port,
+                protocol: proto.to_owned(),
+            });
+        }
+        for b in binds {
+            ports.push(pb::PortMapping {
+                host_ip: b.host_ip.unwrap_or_default(),
+                host_port: b.host_port.and_then(|p| p.parse().ok()).unwrap_or(0),
+                container_port,
+                protocol: proto.to_owned(),
+            });
+        }
+    }
+    ports.sort_by(|a, b| {
+        (a.container_port, &a.protocol, &a.host_ip).cmp(&(
+            b.container_port,
+            &b.protocol,
+            &b.host_ip,
+        ))
+    });
+
+    pb::ContainerSummary {
+        id: c.id.clone().unwrap_or_default(),
+        name: c
+            .name
+            .clone()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        image,
+        node: node.to_owned(),
+        state: state
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown".into()),
+        created_unix_ms: c.created.map(|t| t.timestamp_millis()).unwrap_or(0),
+        started_unix_ms: parse_docker_time_ms(state.started_at.as_deref()),
+        finished_unix_ms: parse_docker_time_ms(state.finished_at.as_deref()),
+        exit_code: state.exit_code.unwrap_or(0),
+        restart_count: u32::try_from(c.restart_count.unwrap_or(0)).unwrap_or(0),
+        ports,
+        cpu_percent: 0.0,
+        memory_bytes: 0,
+        cpus: host.nano_cpus.unwrap_or(0) as f64 / 1e9,
+        memory_limit_bytes: u64::try_from(host.memory.unwrap_or(0)).unwrap_or(0),
+        labels: user_labels,
+    }
+}
+
+/// The spec a container was made from (from its `berth.spec` label), if it carries one.
+pub fn spec_from_inspect(c: &ContainerInspectResponse) -> Option<ContainerSpec> {
+    c.config
+        .as_ref()
+        .and_then(|cfg| cfg.labels.as_ref())
+        .and_then(|l| l.get(labels::SPEC))
+        .and_then(|s| serde_json::from_str(s).ok())
+}
+
+/// True when the container carries `berth.node=<node>`.
+pub fn owned_by(c: &ContainerInspectResponse, node: &str) -> bool {
+    c.config
+        .as_ref()
+        .and_then(|cfg| cfg.labels.as_ref())
+        .and_then(|l| l.get(labels::NODE))
+        .is_some_and(|n| n == node)
+}

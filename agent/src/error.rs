@@ -1,0 +1,97 @@
+//! The agent's error kinds and their one mapping to gRPC status codes.
+//!
+//! Docker's answers are classified once, here: 404 → `NOT_FOUND`, 409 → `ALREADY_EXISTS` or
+//! `FAILED_PRECONDITION`, a broken connection → `UNAVAILABLE`. Handlers never build a `Status`
+//! from a string themselves.
+
+use berth_shared::ValidationError;
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("no container named or with id prefix {0:?} on node {1}")]
+    ContainerNotFound(String, String),
+    #[error("container reference {reference:?} is ambiguous: it matches {}", .matches.join(", "))]
+    Ambiguous {
+        reference: String,
+        matches: Vec<String>,
+    },
+    #[error("container name {0:?} is already in use")]
+    NameInUse(String),
+    #[error("container {0} is running: stop it first or remove it with force (rm -f)")]
+    Running(String),
+    #[error("image {image} not found: {message}")]
+    ImageNotFound { image: String, message: String },
+    #[error("docker is unreachable ({0}): is Docker running? try `docker info` on node {1}")]
+    DockerUnavailable(String, String),
+    #[error("docker refused the request: {0}")]
+    DockerRefused(String),
+    #[error("docker failed: {0}")]
+    Docker(String),
+}
+
+impl AgentError {
+    /// Classifies a bollard error for an operation on `what` (a container or image reference).
+    pub fn from_docker(err: bollard::errors::Error, node: &str) -> Self {
+        use bollard::errors::Error as E;
+        match err {
+            E::DockerResponseServerError {
+                status_code,
+                message,
+            } => match status_code {
+                400 => AgentError::DockerRefused(message),
+                404 => AgentError::Docker(format!("not found: {message}")),
+                409 => AgentError::DockerRefused(message),
+                _ => AgentError::Docker(message),
+            },
+            E::DockerStreamError { error } => AgentError::Docker(error),
+            E::JsonDataError { message, .. } => AgentError::Docker(message),
+            other if is_connection_error(&other) => {
+                AgentError::DockerUnavailable(other.to_string(), node.to_owned())
+            }
+            other => AgentError::Docker(other.to_string()),
+        }
+    }
+}
+
+/// True when the error means Docker could not be reached at all (as opposed to Docker answering
+/// with an error).
+pub fn is_connection_error(err: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    matches!(
+        err,
+        E::IOError { .. }
+            | E::HyperResponseError { .. }
+            | E::RequestTimeoutError
+            | E::SocketNotFoundError(_)
+            | E::HyperLegacyError { .. }
+    )
+}
+
+/// The HTTP status Docker answered with, if it answered.
+pub fn docker_status(err: &bollard::errors::Error) -> Option<u16> {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+impl From<AgentError> for Status {
+    fn from(e: AgentError) -> Self {
+        let msg = e.to_string();
+        match e {
+            AgentError::Invalid(_) | AgentError::DockerRefused(_) => Status::invalid_argument(msg),
+            AgentError::ContainerNotFound(..) | AgentError::ImageNotFound { .. } => {
+                Status::not_found(msg)
+            }
+            AgentError::Ambiguous { .. } | AgentError::Running(_) => {
+                Status::failed_precondition(msg)
+            }
+            AgentError::NameInUse(_) => Status::already_exists(msg),
+            AgentError::DockerUnavailable(..) => Status::unavailable(msg),
+            AgentError::Docker(_) => Status::internal(msg),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! `berthd`, Berth's agent, as a library: the Docker runtime, node stats, and the gRPC server.
+//!
+//! `main.rs` is a thin wrapper around [`start`]; the console embeds the same [`start`] when no
+//! agent answers, and tests start it in-process. The agent is not a client: it never draws,
+//! and it owns only the containers whose `berth.node` label is its own name.
+
+pub mod docker;
+pub mod error;
+pub mod server;
+pub mod state;
+pub mod stats;
+pub mod supervisor;
+
+use berth_proto::v1 as pb;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The largest request the agent decodes; larger ones are refused before any handler runs.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// What an agent needs to start. `Config::local` gives the embedded defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where gRPC listens. Non-loopback addresses require a token.
+    pub listen: SocketAddr,
+    /// This node's name; the agent manages only containers labelled with it.
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub token: Option<String>,
+    /// Docker endpoint (`unix:///…`, `tcp://…`); `None`: Docker's defaults (`DOCKER_HOST`).
+    pub docker_host: Option<String>,
+    /// Labels of this node (`--label`), for scheduling constraints.
+    pub labels: std::collections::HashMap<String, String>,
+    /// How often node stats and container usage are refreshed.
+    pub stats_interval: Duration,
+}
+
+impl Config {
+    /// An agent for this machine on `listen`, with defaults for everything else.
+    pub fn new(listen: SocketAddr, name: String, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            name,
+            data_dir,
+            token: None,
+            docker_host: None,
+            labels: Default::default(),
+            stats_interval: supervisor::DEFAULT_STATS_INTERVAL,
+        }
+    }
+}
+
+/// A running agent. Dropping it does not stop it; call [`RunningAgent::shutdown`].
+pub struct RunningAgent {
+    pub local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningAgent {
+    /// `http://<local_addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+    /// Stops serving and waits for the server task to end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "grpc server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "grpc server task failed"),
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Resolves when the server stops by itself (it should not) or after [`Self::shutdown`].
+    pub async fn wait(&mut self) -> Result<(), String> {
+        match (&mut self.server).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Binds, starts the runtime supervisor and the server, and returns once it is listening.
+pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
+    if !config.listen.ip().is_loopback() && config.token.is_none() {
+        return Err(StartError::TokenRequired(config.listen));
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let base_node = pb::Node {
+        name: config.name.clone(),
+        address: local_addr.to_string(),
+        status: pb::NodeStatus::Alive as i32,
+        labels: config.labels.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        updated_unix_ms: chrono::Utc::now().timestamp_millis(),
+        ..Default::default()
+    };
+    let state = Arc::new(state::State::new(base_node.clone()));
+    let runtime = docker::DockerRuntime::new(config.name.clone(), config.docker_host.clone());
+    let ctx = Arc::new(supervisor::Ctx {
+        state: state.clone(),
+        runtime: runtime.clone(),
+        base_node,
+        data_dir: config.data_dir.clone(),
+        stats_interval: config.stats_interval,
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(supervisor::docker_loop(ctx.clone(), shutdown_rx.clone())),
+        tokio::spawn(supervisor::stats_loop(ctx, shutdown_rx.clone())),
+    ];
+
+    let service = tonic::service::interceptor::InterceptedService::new(
+        pb::berth_server::BerthServer::new(server::Service { state, runtime })
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
+        server::TokenCheck::new(config.token.as_deref()),
+    );
+    let mut stop = shutdown_rx;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }),
+    );
+    tracing::info!(node = %config.name, listen = %local_addr, auth = config.token.is_some(), "agent listening");
+    Ok(RunningAgent {
+        local_addr,
+        shutdown,
+        server,
+        tasks,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("refusing to listen on {0} without a token: set --token, BERTH_TOKEN or --token-file")]
+    TokenRequired(SocketAddr),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot use data dir {path}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The default node name: the machine's hostname.
+pub fn default_node_name() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "berth".to_owned())
+}

@@ -1,0 +1,231 @@
+//! `berthd`: flags, logging and signals around [`berth_agent::start`].
+
+use berth_agent::{Config, default_node_name};
+use clap::{Parser, ValueEnum};
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Berth's agent: runs Docker containers on this machine and serves the cluster API.
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version, about, long_about = None)]
+struct Args {
+    /// Address for the gRPC API. Anything but loopback needs a token.
+    #[arg(long, env = "BERTH_LISTEN", default_value = berth_shared::defaults::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+
+    /// This node's name; the agent manages only containers labelled with it [default: hostname].
+    #[arg(long, env = "BERTH_NAME")]
+    name: Option<String>,
+
+    /// Where the agent keeps its files [default: /var/lib/berth as root, else
+    /// $XDG_DATA_HOME/berth or ~/.local/share/berth].
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Cluster token every client and peer must present. Prefer BERTH_TOKEN or --token-file:
+    /// command lines are visible to every user of the machine.
+    #[arg(
+        long,
+        env = "BERTH_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+
+    /// File holding the cluster token (surrounding whitespace is ignored).
+    #[arg(long, env = "BERTH_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+
+    /// Docker endpoint (unix:///var/run/docker.sock, tcp://host:2375) [default: Docker's own,
+    /// DOCKER_HOST honoured].
+    #[arg(long, env = "BERTH_DOCKER_HOST")]
+    docker_host: Option<String>,
+
+    /// A label of this node, for scheduling constraints (repeatable): --label zone=a
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_node_label)]
+    labels: Vec<(String, String)>,
+
+    /// How often node stats and container usage are refreshed, e.g. 2s, 500ms.
+    #[arg(long, env = "BERTH_STATS_INTERVAL", value_parser = humantime_duration,
+          default_value = DEFAULT_STATS_INTERVAL_TEXT)]
+    stats_interval: Duration,
+
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, env = "BERTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn parse_node_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = berth_shared::labels::parse_label(s).map_err(|e| e.to_string())?;
+    Ok((k, v))
+}
+
+fn humantime_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(100) {
+        return Err("must be at least 100ms".into());
+    }
+    Ok(d)
+}
+
+/// [`DEFAULT_STATS_INTERVAL`] as the flag shows it.
+const DEFAULT_STATS_INTERVAL_TEXT: &str = "2s";
+
+fn default_data_dir() -> PathBuf {
+    let is_root = std::env::var("USER").is_ok_and(|u| u == "root")
+        || std::env::var_os("HOME").is_some_and(|h| h == "/root");
+    if is_root {
+        return PathBuf::from("/var/lib/berth");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("berth");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/berth"),
+        None => PathBuf::from(".berth"),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn read_token(args: &Args) -> Result<Option<String>> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .wrap_err_with(|| format!("cannot read token file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    if let Some(t) = &token {
+        berth_shared::client::AuthInterceptor::new(Some(t))
+            .map_err(|e| eyre!("{e}"))
+            .wrap_err("the cluster token is not usable")?;
+    }
+    Ok(token)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A failure as the user reads it: one line, and what to do next when we know.
+struct Failure {
+    error: color_eyre::Report,
+    hint: Option<&'static str>,
+}
+
+impl From<color_eyre::Report> for Failure {
+    fn from(error: color_eyre::Report) -> Self {
+        Self { error, hint: None }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    // Panics get color-eyre's report; errors are printed as one line below, without a
+    // backtrace, because they are the user's to fix, not ours.
+    let _ = color_eyre::config::HookBuilder::default()
+        .display_env_section(false)
+        .install();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berthd: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("berthd: {:#}", f.error);
+            if let Some(h) = f.hint {
+                eprintln!("hint: {h}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Failure> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let token = read_token(&args)?;
+
+    let mut config = Config::new(
+        args.listen,
+        args.name.clone().unwrap_or_else(default_node_name),
+        args.data_dir.clone().unwrap_or_else(default_data_dir),
+    );
+    config.token = token;
+    config.docker_host = args.docker_host.clone();
+    config.labels = args.labels.iter().cloned().collect::<HashMap<_, _>>();
+    config.stats_interval = args.stats_interval;
+
+    let mut agent = berth_agent::start(config).await.map_err(|e| {
+        let hint = match &e {
+            berth_agent::StartError::TokenRequired(_) => Some(
+                "generate one with `openssl rand -hex 32 > /etc/berth/token` and pass \
+                 --token-file /etc/berth/token (or set BERTH_TOKEN)",
+            ),
+            berth_agent::StartError::Bind { .. } => {
+                Some("is another berthd already running? pick another port with --listen")
+            }
+            berth_agent::StartError::DataDir { .. } => Some("choose a writable --data-dir"),
+        };
+        Failure {
+            error: color_eyre::Report::new(e),
+            hint,
+        }
+    })?;
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            agent.shutdown().await;
+        }
+        r = agent.wait() => {
+            if let Err(e) = r {
+                return Err(eyre!("the gRPC server stopped: {e}").into());
+            }
+        }
+    }
+    Ok(())
+}

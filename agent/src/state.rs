@@ -1,0 +1,324 @@
+//! The agent's view: its node and the containers it owns, and the change feed `Watch` serves.
+//!
+//! Every write goes through [`State::apply`], which updates the view and broadcasts what changed
+//! under one lock, so a watcher that takes a snapshot and subscribes at once misses nothing and
+//! sees nothing twice. Docker stays the source of truth: the view is rebuilt from it on every
+//! (re)connection.
+
+use crate::error::AgentError;
+use berth_proto::v1 as pb;
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+use tokio::sync::broadcast;
+
+/// How many changes a slow watcher may fall behind before it gets a fresh snapshot instead.
+pub const DEFAULT_WATCH_BUFFER: usize = 1024;
+
+/// One change to the view.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// The node's own row (stats, runtime status) — replaces the old one.
+    Node(Box<pb::Node>),
+    /// A container was created or changed state (from Docker's events or our own commands).
+    Upsert(Box<pb::ContainerSummary>),
+    Removed(String),
+    /// The full list, after (re)connecting to Docker: whatever is not in it is gone.
+    Resync(Vec<pb::ContainerSummary>),
+    /// Live usage of running containers: `(id, cpu %, memory bytes)`.
+    Usage(Vec<(String, f64, u64)>),
+}
+
+struct Inner {
+    node: pb::Node,
+    containers: BTreeMap<String, pb::ContainerSummary>,
+}
+
+pub struct State {
+    inner: RwLock<Inner>,
+    tx: broadcast::Sender<pb::WatchEvent>,
+}
+
+fn ev(e: pb::watch_event::Event) -> pb::WatchEvent {
+    pb::WatchEvent { event: Some(e) }
+}
+
+impl State {
+    pub fn new(node: pb::Node) -> Self {
+        let (tx, _) = broadcast::channel(DEFAULT_WATCH_BUFFER);
+        Self {
+            inner: RwLock::new(Inner {
+                node,
+                containers: BTreeMap::new(),
+            }),
+            tx,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        // A poisoned lock means a panic mid-update elsewhere; the data is still the best we have.
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn node_name(&self) -> String {
+        self.read().node.name.clone()
+    }
+
+    pub fn node(&self) -> pb::Node {
+        let inner = self.read();
+        with_counts(&inner.node, &inner.containers)
+    }
+
+    pub fn snapshot(&self) -> pb::ClusterSnapshot {
+        let inner = self.read();
+        snapshot_of(&inner)
+    }
+
+    /// A snapshot and a receiver for every change after it, taken atomically.
+    pub fn subscribe(&self) -> (pb::ClusterSnapshot, broadcast::Receiver<pb::WatchEvent>) {
+        let inner = self.read();
+        (snapshot_of(&inner), self.tx.subscribe())
+    }
+
+    pub fn container(&self, id: &str) -> Option<pb::ContainerSummary> {
+        self.read().containers.get(id).cloned()
+    }
+
+    /// Finds a container by exact id, exact name, or unique id prefix, as Docker does.
+    pub fn resolve(&self, reference: &str) -> Result<pb::ContainerSummary, AgentError> {
+        let inner = self.read();
+        let node = inner.node.name.clone();
+        if reference.is_empty() {
+            return Err(berth_shared::ValidationError::new("container", "is empty").into());
+        }
+        if let Some(c) = inner.containers.get(reference) {
+            return Ok(c.clone());
+        }
+        if let Some(c) = inner.containers.values().find(|c| c.name == reference) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<&pb::ContainerSummary> = inner
+            .containers
+            .values()
+            .filter(|c| c.id.starts_with(reference))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(AgentError::ContainerNotFound(truncate(reference), node)),
+            many => Err(AgentError::Ambiguous {
+                reference: truncate(reference),
+                matches: many
+                    .iter()
+                    .map(|c| format!("{} ({})", short_id(&c.id), c.name))
+                    .collect(),
+            }),
+        }
+    }
+
+    pub fn apply(&self, change: Change) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        match change {
+            Change::Node(node) => {
+                if inner.node != *node {
+                    inner.node = *node;
+                }
+                // Node rows are sent whole (with counts) on every stats tick: they carry their age.
+                out.push(ev(pb::watch_event::Event::NodeUpdated(with_counts(
+                    &inner.node,
+                    &inner.containers,
+                ))));
+            }
+            Change::Upsert(c) => {
+                let mut c = *c;
+                if let Some(old) = inner.containers.get(&c.id) {
+                    if c.state == "running" {
+                        c.cpu_percent = old.cpu_percent;
+                        c.memory_bytes = old.memory_bytes;
+                    }
+                    if *old == c {
+                        return;
+                    }
+                }
+                inner.containers.insert(c.id.clone(), c.clone());
+                out.push(ev(pb::watch_event::Event::ContainerUpdated(c)));
+            }
+            Change::Removed(id) => {
+                if let Some(old) = inner.containers.remove(&id) {
+                    out.push(ev(pb::watch_event::Event::ContainerRemoved(
+                        pb::ContainerRemoved { id, node: old.node },
+                    )));
+                }
+            }
+            Change::Resync(list) => {
+                let fresh: BTreeMap<String, pb::ContainerSummary> =
+                    list.into_iter().map(|c| (c.id.clone(), c)).collect();
+                let gone: Vec<String> = inner
+                    .containers
+                    .keys()
+                    .filter(|id| !fresh.contains_key(*id))
+                    .cloned()
+                    .collect();
+                for id in gone {
+                    if let Some(old) = inner.containers.remove(&id) {
+                        out.push(ev(pb::watch_event::Event::ContainerRemoved(
+                            pb::ContainerRemoved { id, node: old.node },
+                        )));
+                    }
+                }
+                for (id, mut c) in fresh {
+                    if let Some(old) = inner.containers.get(&id) {
+                        if c.state == "running" {
+                            c.cpu_percent = old.cpu_percent;
+                            c.memory_bytes = old.memory_bytes;
+                        }
+                        if *old == c {
+                            continue;
+                        }
+                    }
+                    inner.containers.insert(id, c.clone());
+                    out.push(ev(pb::watch_event::Event::ContainerUpdated(c)));
+                }
+            }
+            Change::Usage(samples) => {
+                for (id, cpu, mem) in samples {
+                    if let Some(c) = inner.containers.get_mut(&id) {
+                        if c.state != "running" {
+                            continue;
+                        }
+                        c.cpu_percent = cpu;
+                        c.memory_bytes = mem;
+                        out.push(ev(pb::watch_event::Event::ContainerUpdated(c.clone())));
+                    }
+                }
+            }
+        }
+        for e in out {
+            // No receiver is fine: nobody is watching.
+            let _ = self.tx.send(e);
+        }
+    }
+}
+
+fn snapshot_of(inner: &Inner) -> pb::ClusterSnapshot {
+    pb::ClusterSnapshot {
+        nodes: vec![with_counts(&inner.node, &inner.containers)],
+        containers: inner.containers.values().cloned().collect(),
+        answered_by: inner.node.name.clone(),
+    }
+}
+
+/// The node row with its container counts filled in from the containers it owns.
+fn with_counts(node: &pb::Node, containers: &BTreeMap<String, pb::ContainerSummary>) -> pb::Node {
+    let mut node = node.clone();
+    let mut counts = pb::ContainerCounts::default();
+    for c in containers.values() {
+        match c.state.as_str() {
+            "running" | "restarting" => counts.running += 1,
+            "paused" => counts.paused += 1,
+            "exited" | "dead" => counts.exited += 1,
+            "created" => counts.created += 1,
+            _ => counts.other += 1,
+        }
+    }
+    node.stats.get_or_insert_with(Default::default).containers = Some(counts);
+    node
+}
+
+/// A reference as quoted back in errors: long ones are cut, so an oversized field is not echoed.
+fn truncate(s: &str) -> String {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+pub fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(id: &str, name: &str, state: &str) -> pb::ContainerSummary {
+        pb::ContainerSummary {
+            id: id.into(),
+            name: name.into(),
+            state: state.into(),
+            node: "n1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn state() -> State {
+        State::new(pb::Node {
+            name: "n1".into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn resolve_by_id_name_and_unique_prefix() {
+        let s = state();
+        s.apply(Change::Resync(vec![
+            c("abc123", "web", "running"),
+            c("abd456", "db", "exited"),
+        ]));
+        assert_eq!(s.resolve("abc123").map(|c| c.name).ok(), Some("web".into()));
+        assert_eq!(s.resolve("db").map(|c| c.id).ok(), Some("abd456".into()));
+        assert_eq!(s.resolve("abc").map(|c| c.name).ok(), Some("web".into()));
+        match s.resolve("ab") {
+            Err(AgentError::Ambiguous { matches, .. }) => assert_eq!(matches.len(), 2),
+            other => panic!("expected ambiguous, got {other:?}"),
+        }
+        assert!(matches!(
+            s.resolve("zzz"),
+            Err(AgentError::ContainerNotFound(..))
+        ));
+        assert!(matches!(s.resolve(""), Err(AgentError::Invalid(_))));
+    }
+
+    #[test]
+    fn subscribe_then_changes_arrive_once_in_order() {
+        let s = state();
+        let (snap, mut rx) = s.subscribe();
+        assert!(snap.containers.is_empty());
+        s.apply(Change::Upsert(Box::new(c("a1", "x", "running"))));
+        // The same summary again is not a change.
+        s.apply(Change::Upsert(Box::new(c("a1", "x", "running"))));
+        s.apply(Change::Removed("a1".into()));
+        let first = rx.try_recv().expect("upsert event");
+        assert!(matches!(
+            first.event,
+            Some(pb::watch_event::Event::ContainerUpdated(ref c)) if c.id == "a1"
+        ));
+        let second = rx.try_recv().expect("removed event");
+        assert!(matches!(
+            second.event,
+            Some(pb::watch_event::Event::ContainerRemoved(ref r)) if r.id == "a1"
+        ));
+        assert!(rx.try_recv().is_err(), "no duplicate events");
+    }
+
+    #[test]
+    fn resync_drops_what_docker_no_longer_has_and_keeps_usage() {
+        let s = state();
+        s.apply(Change::Resync(vec![
+            c("a1", "x", "running"),
+            c("b2", "y", "exited"),
+        ]));
+        s.apply(Change::Usage(vec![("a1".into(), 50.0, 1024)]));
+        s.apply(Change::Resync(vec![c("a1", "x", "running")]));
+        let snap = s.snapshot();
+        assert_eq!(snap.containers.len(), 1);
+        assert_eq!(snap.containers[0].cpu_percent, 50.0);
+        let counts = snap.nodes[0]
+            .stats
+            .as_ref()
+            .and_then(|s| s.containers)
+            .expect("counts");
+        assert_eq!(counts.running, 1);
+        assert_eq!(counts.exited, 0);
+    }
+}

@@ -1,0 +1,208 @@
+//! Background tasks that keep the view true: the Docker connection (with reconnect and event
+//! feed) and the stats ticker (node stats and per-container usage).
+
+use crate::docker::{Conn, DockerRuntime, MAX_RECONNECT_BACKOFF, MIN_RECONNECT_BACKOFF, Sample};
+use crate::state::{Change, State};
+use crate::stats::NodeSampler;
+use berth_proto::v1 as pb;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often node stats and container usage are refreshed (`--stats-interval`).
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(2);
+/// At most this many `docker stats` calls run at once.
+const STATS_CONCURRENCY: usize = 8;
+
+pub struct Ctx {
+    pub state: Arc<State>,
+    pub runtime: DockerRuntime,
+    pub base_node: pb::Node,
+    pub data_dir: PathBuf,
+    pub stats_interval: Duration,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Keeps a connection to Docker: connect, resync the view from Docker's labels, follow the
+/// event stream; on any break, mark the runtime down and retry with backoff. Never returns
+/// until `shutdown` fires.
+pub async fn docker_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = MIN_RECONNECT_BACKOFF;
+    let mut last_error = String::new();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match ctx.runtime.connect().await {
+            Ok(conn) => {
+                let Conn::Up {
+                    docker, version, ..
+                } = &conn
+                else {
+                    continue;
+                };
+                let docker = docker.clone();
+                tracing::info!(docker_version = %version, "connected to docker");
+                ctx.runtime.set_conn(conn);
+                publish_node(&ctx, None);
+                backoff = MIN_RECONNECT_BACKOFF;
+                last_error.clear();
+                let reason = tokio::select! {
+                    r = follow(&ctx, &docker) => r,
+                    _ = shutdown.changed() => return,
+                };
+                tracing::warn!(error = %reason, "lost docker; reconnecting");
+                ctx.runtime.set_conn(Conn::Down { error: reason });
+                publish_node(&ctx, None);
+            }
+            Err(error) => {
+                if error != last_error {
+                    tracing::warn!(%error, "docker unreachable; retrying");
+                    last_error = error.clone();
+                }
+                ctx.runtime.set_conn(Conn::Down { error });
+                publish_node(&ctx, None);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(MAX_RECONNECT_BACKOFF);
+    }
+}
+
+/// Resyncs, then applies Docker's events until the stream breaks; returns why it broke.
+async fn follow(ctx: &Ctx, docker: &bollard::Docker) -> String {
+    // Subscribe from a second before the listing, so nothing between the two is missed;
+    // replays are harmless because every event is answered by a fresh inspect.
+    let since = chrono::Utc::now().timestamp() - 1;
+    let mut events = ctx.runtime.events(docker, since);
+    match ctx.runtime.list_owned(docker).await {
+        Ok(list) => {
+            tracing::info!(containers = list.len(), "rebuilt state from docker");
+            ctx.state.apply(Change::Resync(list));
+        }
+        Err(e) => return e.to_string(),
+    }
+    while let Some(item) = events.next().await {
+        let msg = match item {
+            Ok(m) => m,
+            Err(e) => return e.to_string(),
+        };
+        let Some(id) = msg.actor.and_then(|a| a.id) else {
+            continue;
+        };
+        let action = msg.action.unwrap_or_default();
+        // exec_* and health events change nothing we show.
+        if action.starts_with("exec_") || action.starts_with("health_status") {
+            continue;
+        }
+        if action == "destroy" {
+            ctx.state.apply(Change::Removed(id));
+            continue;
+        }
+        match ctx.runtime.inspect_raw(docker, &id).await {
+            Ok(Some(raw)) => ctx.state.apply(Change::Upsert(Box::new(
+                crate::docker::summary_from_inspect(ctx.runtime.node(), &raw),
+            ))),
+            Ok(None) => ctx.state.apply(Change::Removed(id)),
+            Err(e) => return e.to_string(),
+        }
+    }
+    "docker closed the event stream".into()
+}
+
+/// Writes the node row: identity, runtime status, and the latest stats when given.
+fn publish_node(ctx: &Ctx, stats: Option<pb::NodeStats>) {
+    let mut node = ctx.state.node();
+    node.name = ctx.base_node.name.clone();
+    node.address = ctx.base_node.address.clone();
+    node.labels = ctx.base_node.labels.clone();
+    node.agent_version = ctx.base_node.agent_version.clone();
+    node.status = pb::NodeStatus::Alive as i32;
+    node.runtime = Some(ctx.runtime.conn().status());
+    if let Some(stats) = stats {
+        node.stats = Some(stats);
+    }
+    node.updated_unix_ms = now_ms();
+    ctx.state.apply(Change::Node(Box::new(node)));
+}
+
+/// Every `stats_interval`: node stats, then one usage sample per running container.
+pub async fn stats_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
+    let mut sampler = Some(NodeSampler::new());
+    let mut prev: HashMap<String, Sample> = HashMap::new();
+    let mut tick = tokio::time::interval(ctx.stats_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let disk_path = match ctx.runtime.conn() {
+            Conn::Up { root_dir, .. } if !root_dir.is_empty() => PathBuf::from(root_dir),
+            _ => ctx.data_dir.clone(),
+        };
+        let Some(mut s) = sampler.take() else { return };
+        let (s, stats) = match tokio::task::spawn_blocking(move || {
+            let stats = s.sample(&disk_path);
+            (s, stats)
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "node stats sampler failed");
+                return;
+            }
+        };
+        sampler = Some(s);
+        publish_node(&ctx, Some(stats));
+
+        let Ok(docker) = ctx.runtime.client() else {
+            continue;
+        };
+        let running: Vec<String> = ctx
+            .state
+            .snapshot()
+            .containers
+            .into_iter()
+            .filter(|c| c.state == "running")
+            .map(|c| c.id)
+            .collect();
+        let runtime = &ctx.runtime;
+        let samples: Vec<(String, Option<Sample>)> = futures::stream::iter(running)
+            .map(|id| {
+                let docker = docker.clone();
+                async move {
+                    let s = runtime.sample(&docker, &id).await;
+                    (id, s)
+                }
+            })
+            .buffer_unordered(STATS_CONCURRENCY)
+            .collect()
+            .await;
+        let mut usage = Vec::new();
+        let mut next = HashMap::new();
+        for (id, sample) in samples {
+            let Some(sample) = sample else { continue };
+            let cpu = prev
+                .get(&id)
+                .map(|p| sample.cpu_percent_since(p))
+                .unwrap_or(0.0);
+            usage.push((id.clone(), cpu, sample.memory_bytes));
+            next.insert(id, sample);
+        }
+        prev = next;
+        if !usage.is_empty() {
+            ctx.state.apply(Change::Usage(usage));
+        }
+    }
+}
