@@ -229,7 +229,12 @@ impl Berth for Service {
             .into());
         }
         let c = self.resolve(&req.container).await?;
-        let was_running = self.runtime.stop(&c.id, timeout).await?;
+        // Docker answers 304 or 204 for a container that is not running, depending on its
+        // version; ask it for the state instead of guessing from the answer.
+        let current = self.refresh(&c.id).await?.unwrap_or(c);
+        let c = current;
+        let was_running = matches!(c.state.as_str(), "running" | "restarting" | "paused")
+            && self.runtime.stop(&c.id, timeout).await?;
         tracing::info!(id = %c.id, name = %c.name, was_running, "container stopped");
         let container = self.refresh(&c.id).await?.unwrap_or(c);
         Ok(Response::new(pb::StopResponse {
