@@ -20,6 +20,8 @@ use tokio::sync::watch;
 
 /// The largest request the agent decodes; larger ones are refused before any handler runs.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// How long shutdown waits for calls in flight (a `run` mid-pull, say) before it drops them.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What an agent needs to start. `Config::local` gives the embedded defaults.
 #[derive(Debug, Clone)]
@@ -69,10 +71,18 @@ impl RunningAgent {
     /// Stops serving and waits for the server task to end.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        match self.server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "grpc server ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "grpc server task failed"),
+        let mut server = self.server;
+        match tokio::time::timeout(DEFAULT_SHUTDOWN_GRACE, &mut server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "grpc server ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "grpc server task failed"),
+            Err(_) => {
+                tracing::warn!(
+                    grace_secs = DEFAULT_SHUTDOWN_GRACE.as_secs(),
+                    "calls still in flight after the grace period; dropping them"
+                );
+                server.abort();
+            }
         }
         for t in self.tasks {
             let _ = t.await;
@@ -134,8 +144,12 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     ];
 
     let service = tonic::service::interceptor::InterceptedService::new(
-        pb::berth_server::BerthServer::new(server::Service { state, runtime })
-            .max_decoding_message_size(MAX_REQUEST_BYTES),
+        pb::berth_server::BerthServer::new(server::Service {
+            state,
+            runtime,
+            shutdown: shutdown_rx.clone(),
+        })
+        .max_decoding_message_size(MAX_REQUEST_BYTES),
         server::TokenCheck::new(config.token.as_deref()),
     );
     let mut stop = shutdown_rx;

@@ -29,6 +29,9 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 pub struct Service {
     pub state: Arc<State>,
     pub runtime: DockerRuntime,
+    /// Flips to `true` when the agent shuts down: long streams end, so shutdown is not held
+    /// up by a console that keeps a `Watch` or `logs -f` open.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Checks `authorization: Bearer <token>` in constant time. The token is never logged.
@@ -140,6 +143,7 @@ impl Berth for Service {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (snapshot, mut rx) = self.state.subscribe();
         let state = self.state.clone();
+        let mut shutdown = self.shutdown.clone();
         let (tx, out) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(async move {
             let snap = pb::WatchEvent {
@@ -152,6 +156,7 @@ impl Berth for Service {
                 let item = tokio::select! {
                     r = rx.recv() => r,
                     _ = tx.closed() => return,
+                    _ = shutdown.wait_for(|s| *s) => return,
                 };
                 let ev = match item {
                     Ok(ev) => ev,
@@ -320,6 +325,7 @@ impl Berth for Service {
         };
         let mut stream = docker.logs(&c.id, Some(opts));
         let node = self.runtime.node().to_owned();
+        let mut shutdown = self.shutdown.clone();
         let (tx, out) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(async move {
             let mut splitter = LineSplitter::default();
@@ -327,6 +333,7 @@ impl Berth for Service {
                 let item = tokio::select! {
                     i = stream.next() => i,
                     _ = tx.closed() => return,
+                    _ = shutdown.wait_for(|s| *s) => return,
                 };
                 let Some(item) = item else { break };
                 let (kind, bytes) = match item {

@@ -954,3 +954,26 @@ async fn pulls_a_missing_image_from_a_registry_with_progress() -> Result<()> {
     assert!(e.message().contains("nothing-here"), "{}", e.message());
     Ok(())
 }
+
+#[tokio::test]
+async fn sigterm_ends_open_streams_and_exits_cleanly() -> Result<()> {
+    let (mut agent, _guard, mut client) = agent(AgentOptions::default()).await?;
+    // A console following the cluster must not hold the agent's shutdown up.
+    let mut watch = client.watch(pb::WatchRequest {}).await?.into_inner();
+    watch.next().await.unwrap()?;
+    let t0 = std::time::Instant::now();
+    let status = agent.sigterm().await?;
+    assert!(status.success(), "exit status {status:?}\n{}", agent.log());
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "shutdown took {:?}",
+        t0.elapsed()
+    );
+    // The stream ended rather than hanging.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = watch.next().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "the watch stream ended with the agent");
+    Ok(())
+}
