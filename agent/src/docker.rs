@@ -426,7 +426,11 @@ fn classify_pull_error(
             message,
         }
     } else {
-        AgentError::DockerUnavailable(format!("cannot pull {image}: {message}"), node.to_owned())
+        let _ = node;
+        AgentError::RegistryUnreachable {
+            image: image.to_string(),
+            message,
+        }
     }
 }
 

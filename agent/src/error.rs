@@ -26,6 +26,8 @@ pub enum AgentError {
     ImageNotFound { image: String, message: String },
     #[error("docker is unreachable ({0}): is Docker running? try `docker info` on node {1}")]
     DockerUnavailable(String, String),
+    #[error("cannot pull {image}: {message}")]
+    RegistryUnreachable { image: String, message: String },
     #[error("docker refused the request: {0}")]
     DockerRefused(String),
     #[error("docker failed: {0}")]
@@ -90,7 +92,9 @@ impl From<AgentError> for Status {
                 Status::failed_precondition(msg)
             }
             AgentError::NameInUse(_) => Status::already_exists(msg),
-            AgentError::DockerUnavailable(..) => Status::unavailable(msg),
+            AgentError::DockerUnavailable(..) | AgentError::RegistryUnreachable { .. } => {
+                Status::unavailable(msg)
+            }
             AgentError::Docker(_) => Status::internal(msg),
         }
     }

@@ -137,12 +137,18 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         data_dir: config.data_dir.clone(),
         stats_interval: config.stats_interval,
     });
+    let mut conn = runtime.watch();
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(supervisor::docker_loop(ctx.clone(), shutdown_rx.clone())),
         tokio::spawn(supervisor::stats_loop(ctx, shutdown_rx.clone())),
     ];
 
+    // Serve only once the first attempt to reach Docker is over (up with the view rebuilt, or
+    // down with a reason), so the first call sees the truth, not "connecting". The socket is
+    // already bound: early callers wait in the backlog.
+    let first_attempt = conn.wait_for(|c| !matches!(c, docker::Conn::Connecting));
+    let _ = tokio::time::timeout(docker::DEFAULT_CONNECT_TIMEOUT * 2, first_attempt).await;
     let service = tonic::service::interceptor::InterceptedService::new(
         pb::berth_server::BerthServer::new(server::Service {
             state,

@@ -49,13 +49,26 @@ pub async fn docker_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
                 };
                 let docker = docker.clone();
                 tracing::info!(docker_version = %version, "connected to docker");
-                ctx.runtime.set_conn(conn);
-                publish_node(&ctx, None);
-                backoff = MIN_RECONNECT_BACKOFF;
-                last_error.clear();
-                let reason = tokio::select! {
-                    r = follow(&ctx, &docker) => r,
-                    _ = shutdown.changed() => return,
+                // Subscribe from a second before the listing, so nothing between the two is
+                // missed; replays are harmless because every event is answered by an inspect.
+                let since = chrono::Utc::now().timestamp() - 1;
+                let events = ctx.runtime.events(&docker, since);
+                // The runtime is "up" only once the view holds what Docker has, so no command
+                // ever sees a half-built view.
+                let reason = match ctx.runtime.list_owned(&docker).await {
+                    Ok(list) => {
+                        tracing::info!(containers = list.len(), "rebuilt state from docker");
+                        ctx.state.apply(Change::Resync(list));
+                        ctx.runtime.set_conn(conn);
+                        publish_node(&ctx, None);
+                        backoff = MIN_RECONNECT_BACKOFF;
+                        last_error.clear();
+                        tokio::select! {
+                            r = follow(&ctx, &docker, events) => r,
+                            _ = shutdown.changed() => return,
+                        }
+                    }
+                    Err(e) => e.to_string(),
                 };
                 tracing::warn!(error = %reason, "lost docker; reconnecting");
                 ctx.runtime.set_conn(Conn::Down { error: reason });
@@ -78,19 +91,13 @@ pub async fn docker_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Resyncs, then applies Docker's events until the stream breaks; returns why it broke.
-async fn follow(ctx: &Ctx, docker: &bollard::Docker) -> String {
-    // Subscribe from a second before the listing, so nothing between the two is missed;
-    // replays are harmless because every event is answered by a fresh inspect.
-    let since = chrono::Utc::now().timestamp() - 1;
-    let mut events = ctx.runtime.events(docker, since);
-    match ctx.runtime.list_owned(docker).await {
-        Ok(list) => {
-            tracing::info!(containers = list.len(), "rebuilt state from docker");
-            ctx.state.apply(Change::Resync(list));
-        }
-        Err(e) => return e.to_string(),
-    }
+/// Applies Docker's events until the stream breaks; returns why it broke.
+async fn follow(
+    ctx: &Ctx,
+    docker: &bollard::Docker,
+    events: impl futures::Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>>,
+) -> String {
+    let mut events = std::pin::pin!(events);
     while let Some(item) = events.next().await {
         let msg = match item {
             Ok(m) => m,

@@ -1,0 +1,417 @@
+//! The command line, as clap types. Every value a user types is parsed here with `berth-shared`'s
+//! validators (clap `value_parser`s), so a bad flag is refused before anything is sent.
+
+use berth_shared::defaults::{DEFAULT_LISTEN, DEFAULT_STOP_TIMEOUT_SECS, ENV_AGENT, ENV_TOKEN};
+use berth_shared::image::ImageRef;
+use berth_shared::port::PortSpec;
+use berth_shared::spec::{EnvArg, RestartPolicy};
+use berth_shared::{ValidationError, labels, quantity, spec};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Berth's console: browse and drive a Berth cluster through any of its agents.
+///
+/// With no --agent (nor BERTH_AGENT) and nothing answering on 127.0.0.1:7070, berth starts an
+/// embedded single-node agent for the duration of the command.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+const GLOBAL: &str = "Global Options";
+
+/// Flags every command takes (before or after the command's name).
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// The agent to talk to: `host:port` or `http://host:port` [default: 127.0.0.1:7070, or an
+    /// embedded agent when nothing answers there]
+    #[arg(long, global = true, help_heading = GLOBAL, env = ENV_AGENT, value_name = "URL")]
+    pub agent: Option<String>,
+
+    /// The cluster token, sent with every call
+    #[arg(long, global = true, help_heading = GLOBAL, env = ENV_TOKEN, hide_env_values = true, value_name = "T")]
+    pub token: Option<String>,
+
+    /// Read the cluster token from FILE (surrounding whitespace is ignored); wins over --token
+    /// and BERTH_TOKEN
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Output format
+    #[arg(short, long, global = true, help_heading = GLOBAL, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people
+    Table,
+    /// The table with more columns
+    Wide,
+    /// JSON for scripts (field names are stable)
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the cluster's nodes
+    Nodes,
+    /// List containers (running ones unless -a)
+    Ps(PsArgs),
+    /// Place, create and start a container (detached, like `docker run -d`)
+    Run(Box<RunArgs>),
+    /// Stop one or more containers
+    Stop(StopArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Show a container's details as JSON
+    Inspect(InspectArgs),
+    /// Print a container's logs (stdout to stdout, stderr to stderr)
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows only running ones)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only containers on this node
+    #[arg(long, value_name = "N")]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Container name (Docker generates one when not given)
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_name)]
+    pub name: Option<String>,
+
+    /// Set an environment variable: KEY=VALUE, or KEY to take its value from this environment
+    #[arg(short, long = "env", value_name = "K=V", value_parser = spec::parse_env)]
+    pub env: Vec<EnvArg>,
+
+    /// Publish a port: [ip:][host_port:]container_port[/tcp|udp]
+    #[arg(short, long = "publish", value_name = "SPEC", value_parser = PortSpec::parse)]
+    pub publish: Vec<PortSpec>,
+
+    /// CPU limit (e.g. 0.5, 2)
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = quantity::parse_cpus)]
+    pub cpus: Option<f64>,
+
+    /// Memory limit (e.g. 512m, 1.5g)
+    #[arg(short, long, value_name = "SIZE", allow_hyphen_values = true, value_parser = quantity::parse_memory)]
+    pub memory: Option<u64>,
+
+    /// Restart policy: no, always, unless-stopped, on-failure[:N]
+    #[arg(long, value_name = "POLICY", value_parser = RestartPolicy::parse)]
+    pub restart: Option<RestartPolicy>,
+
+    /// Set a label: KEY=VALUE
+    #[arg(short, long = "label", value_name = "K=V", value_parser = labels::parse_label)]
+    pub label: Vec<(String, String)>,
+
+    /// Replace the image's entrypoint ("" clears it)
+    #[arg(long, value_name = "E", allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+
+    /// Accepted for Docker habits: berth always runs detached
+    #[arg(short, long, hide = true)]
+    pub detach: bool,
+
+    /// The image to run
+    #[arg(value_name = "IMAGE", value_parser = parse_image)]
+    pub image: ImageRef,
+
+    /// The command and its arguments (replace the image's command); `--` may come first
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait for it to stop before killing it
+    #[arg(short = 't', long = "time", visible_alias = "timeout", value_name = "SECS",
+          default_value_t = DEFAULT_STOP_TIMEOUT_SECS)]
+    pub time: u32,
+    /// Container names or id prefixes
+    #[arg(value_name = "NAME|ID", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Remove running containers too (kills them first)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Container names or id prefixes
+    #[arg(value_name = "NAME|ID", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Container name or id prefix
+    #[arg(value_name = "NAME|ID")]
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow the output until the container stops
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines ("all" for every line)
+    #[arg(short = 'n', long, value_name = "N", value_parser = parse_tail)]
+    pub tail: Option<Tail>,
+    /// Only lines since a time: a duration ago (10m, 1h30m) or RFC 3339 (2026-01-02T10:00:00Z)
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Prefix each line with its RFC 3339 timestamp (nanoseconds)
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Container name or id prefix
+    #[arg(value_name = "NAME|ID")]
+    pub container: String,
+}
+
+/// `--tail`: Docker takes a count or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    All,
+    Last(u32),
+}
+
+impl Tail {
+    pub fn lines(self) -> Option<u32> {
+        match self {
+            Tail::All => None,
+            Tail::Last(n) => Some(n),
+        }
+    }
+}
+
+fn parse_tail(s: &str) -> Result<Tail, ValidationError> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(Tail::All);
+    }
+    s.parse::<u32>()
+        .map(Tail::Last)
+        .map_err(|_| ValidationError::new("tail", "expected a number of lines or \"all\""))
+}
+
+fn parse_name(s: &str) -> Result<String, ValidationError> {
+    spec::validate_container_name(s).map(|()| s.to_owned())
+}
+
+fn parse_image(s: &str) -> Result<ImageRef, ValidationError> {
+    ImageRef::parse(s)
+}
+
+/// The address `berth` tries when neither --agent nor BERTH_AGENT is given.
+pub const DEFAULT_AGENT: &str = DEFAULT_LISTEN;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+    }
+
+    fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let mut full = vec!["run"];
+        full.extend_from_slice(args);
+        match parse(&full)?.command {
+            Some(Command::Run(r)) => Ok(*r),
+            other => panic!("expected run, got {other:?}"),
+        }
+    }
+
+    /// Asserts the arguments are refused and the message names `needle` (the field).
+    #[track_caller]
+    fn refused(args: &[&str], needle: &str) {
+        match run_args(args) {
+            Ok(r) => panic!("{args:?} was accepted: {r:?}"),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(needle),
+                    "{args:?}: {msg:?} does not name {needle:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_memory_is_refused_naming_the_field() {
+        refused(&["--memory", "-5", "img"], "invalid memory");
+        refused(&["--memory", "12qq", "img"], "invalid memory");
+        refused(&["-m", "0", "img"], "invalid memory");
+    }
+
+    #[test]
+    fn bad_cpus_are_refused_naming_the_field() {
+        refused(&["--cpus", "0", "img"], "invalid cpus");
+        refused(&["--cpus", "abc", "img"], "invalid cpus");
+        refused(&["--cpus", "-1", "img"], "invalid cpus");
+    }
+
+    #[test]
+    fn bad_ports_are_refused_naming_the_field() {
+        refused(&["-p", "99999:80", "img"], "invalid port");
+        refused(&["-p", "80:80/xyz", "img"], "invalid port");
+    }
+
+    #[test]
+    fn env_needs_a_key_but_not_a_value() {
+        refused(&["-e", "=x", "img"], "invalid env");
+        let r = run_args(&["-e", "NOVALUE=", "-e", "INHERITED", "img"]).expect("accepted");
+        assert_eq!(
+            r.env,
+            vec![
+                EnvArg::Pair("NOVALUE".into(), String::new()),
+                EnvArg::Inherit("INHERITED".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_images_are_refused_naming_the_field() {
+        refused(&["UPPER/case"], "invalid image");
+        refused(&["a::b"], "invalid image");
+        refused(&[""], "invalid image");
+        let long = "a".repeat(300);
+        refused(&[&long], "invalid image");
+    }
+
+    #[test]
+    fn bad_names_restart_and_labels_are_refused() {
+        refused(&["--name", "-bad", "img"], "invalid name");
+        refused(&["--name", "has space", "img"], "invalid name");
+        refused(&["--name", "/slash", "img"], "invalid name");
+        refused(&["--restart", "sometimes", "img"], "invalid restart");
+        refused(&["--label", "berth.node=x", "img"], "label");
+    }
+
+    #[test]
+    fn run_takes_flags_image_and_trailing_command() {
+        let r = run_args(&[
+            "--name",
+            "web",
+            "-e",
+            "A=1",
+            "-p",
+            "8080:80",
+            "--cpus",
+            "0.5",
+            "--memory",
+            "512m",
+            "--restart",
+            "on-failure:3",
+            "--label",
+            "team=x",
+            "img:1",
+            "--lines",
+            "3",
+            "-x",
+        ])
+        .expect("accepted");
+        assert_eq!(r.name.as_deref(), Some("web"));
+        assert_eq!(r.image.tag.as_deref(), Some("1"));
+        assert_eq!(r.cpus, Some(0.5));
+        assert_eq!(r.memory, Some(512 * 1024 * 1024));
+        assert_eq!(r.restart, Some(RestartPolicy::OnFailure { max_retries: 3 }));
+        assert_eq!(r.label, vec![("team".to_owned(), "x".to_owned())]);
+        assert_eq!(r.publish.len(), 1);
+        assert_eq!(r.command, vec!["--lines", "3", "-x"]);
+    }
+
+    #[test]
+    fn run_allows_double_dash_before_the_command() {
+        let r = run_args(&["img", "--", "--lines", "3"]).expect("accepted");
+        assert_eq!(
+            crate::commands::run::command_words(&r.command),
+            ["--lines", "3"]
+        );
+        let r = run_args(&["--name", "xy", "--", "img", "--lines", "3"]).expect("accepted");
+        assert_eq!(
+            crate::commands::run::command_words(&r.command),
+            ["--lines", "3"]
+        );
+    }
+
+    #[test]
+    fn entrypoint_may_be_empty() {
+        let r = run_args(&["--entrypoint", "", "img"]).expect("accepted");
+        assert_eq!(r.entrypoint.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_command() {
+        let c = parse(&["ps", "-a", "-o", "json", "--agent", "h:1"]).expect("accepted");
+        assert_eq!(c.global.output, OutputFormat::Json);
+        assert_eq!(c.global.agent.as_deref(), Some("h:1"));
+        let c = parse(&["-o", "wide", "nodes"]).expect("accepted");
+        assert_eq!(c.global.output, OutputFormat::Wide);
+        assert!(parse(&["-o", "yaml", "nodes"]).is_err());
+    }
+
+    #[test]
+    fn logs_flags() {
+        let c = parse(&["logs", "-f", "--tail", "5", "--since", "10m", "-t", "web"]).expect("ok");
+        let Some(Command::Logs(l)) = c.command else {
+            panic!("not logs")
+        };
+        assert!(l.follow && l.timestamps);
+        assert_eq!(l.tail, Some(Tail::Last(5)));
+        assert_eq!(l.since.as_deref(), Some("10m"));
+        assert!(parse(&["logs", "--tail", "-1", "web"]).is_err());
+        let c = parse(&["logs", "--tail", "all", "web"]).expect("ok");
+        let Some(Command::Logs(l)) = c.command else {
+            panic!("not logs")
+        };
+        assert_eq!(l.tail, Some(Tail::All));
+    }
+
+    #[test]
+    fn stop_and_rm_take_several_containers() {
+        let c = parse(&["stop", "-t", "3", "a", "b"]).expect("ok");
+        let Some(Command::Stop(s)) = c.command else {
+            panic!("not stop")
+        };
+        assert_eq!((s.time, s.containers.len()), (3, 2));
+        let c = parse(&["stop", "a"]).expect("ok");
+        let Some(Command::Stop(s)) = c.command else {
+            panic!("not stop")
+        };
+        assert_eq!(s.time, DEFAULT_STOP_TIMEOUT_SECS);
+        assert!(parse(&["rm"]).is_err());
+        let c = parse(&["rm", "-f", "a"]).expect("ok");
+        assert!(matches!(
+            c.command,
+            Some(Command::Rm(RmArgs { force: true, .. }))
+        ));
+    }
+
+    #[test]
+    fn token_file_and_token_may_both_be_given() {
+        let c = parse(&["--token", "a", "--token-file", "/x", "nodes"]).expect("accepted");
+        assert_eq!(c.global.token.as_deref(), Some("a"));
+        assert!(c.global.token_file.is_some());
+    }
+}

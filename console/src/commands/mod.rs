@@ -1,0 +1,62 @@
+//! The scripted commands. Each has a `prepare` step (no network: every check that can be made
+//! before connecting) and an `execute` step against a connected [`Session`].
+
+pub mod containers;
+pub mod inspect;
+pub mod logs;
+pub mod nodes;
+pub mod ps;
+pub mod run;
+
+use crate::cli::{Command, OutputFormat};
+use crate::session::Session;
+use color_eyre::eyre::{Result, WrapErr};
+use std::io::Write;
+
+/// A command whose input has been checked, ready to send.
+#[derive(Debug)]
+pub enum Plan {
+    Nodes,
+    Ps(crate::cli::PsArgs),
+    Run(run::RunPlan),
+    Stop(crate::cli::StopArgs),
+    Rm(crate::cli::RmArgs),
+    Inspect(String),
+    Logs(logs::LogsPlan),
+}
+
+impl Plan {
+    /// Everything that can be refused without an agent is refused here.
+    pub fn prepare(command: Command) -> Result<Self> {
+        Ok(match command {
+            Command::Nodes => Plan::Nodes,
+            Command::Ps(a) => Plan::Ps(a),
+            Command::Run(a) => Plan::Run(run::prepare(*a, |k| std::env::var(k).ok())?),
+            Command::Stop(a) => Plan::Stop(a),
+            Command::Rm(a) => Plan::Rm(a),
+            Command::Inspect(a) => Plan::Inspect(a.container),
+            Command::Logs(a) => Plan::Logs(logs::prepare(a, chrono::Utc::now())?),
+        })
+    }
+
+    pub async fn execute(self, session: &mut Session, output: OutputFormat) -> Result<()> {
+        match self {
+            Plan::Nodes => nodes::execute(session, output).await,
+            Plan::Ps(a) => ps::execute(session, output, a).await,
+            Plan::Run(p) => run::execute(session, output, p).await,
+            Plan::Stop(a) => containers::stop(session, output, a).await,
+            Plan::Rm(a) => containers::remove(session, output, a).await,
+            Plan::Inspect(c) => inspect::execute(session, &c).await,
+            Plan::Logs(p) => logs::execute(session, p).await,
+        }
+    }
+}
+
+/// Writes all of `text` to stdout. A closed pipe comes back as an `io::Error` the caller (and
+/// [`crate::run`]) recognises.
+pub(crate) fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .wrap_err("cannot write to stdout")
+}

@@ -1,0 +1,457 @@
+//! `berth run`: build a checked spec, send it, show placement and pull progress on stderr, print
+//! the new container's id on stdout.
+
+use super::print;
+use crate::cli::{OutputFormat, RunArgs};
+use crate::errors::status_report;
+use crate::output::{RunJson, short_id, to_json};
+use crate::session::Session;
+use berth_proto::v1 as pb;
+use berth_shared::ValidationError;
+use berth_shared::quantity::format_bytes;
+use berth_shared::spec::{ContainerSpec, EnvArg, RestartPolicy};
+use color_eyre::Section;
+use color_eyre::eyre::{Result, eyre};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+
+#[derive(Debug)]
+pub struct RunPlan {
+    pub spec: pb::ContainerSpec,
+}
+
+/// The command words after the image: clap keeps a `--` that follows the image, Docker drops it.
+pub fn command_words(words: &[String]) -> &[String] {
+    match words.split_first() {
+        Some((first, rest)) if first == "--" => rest,
+        _ => words,
+    }
+}
+
+/// Checks the whole spec as the agent will; `lookup` reads the console's environment for `-e KEY`.
+pub fn prepare(args: RunArgs, lookup: impl Fn(&str) -> Option<String>) -> Result<RunPlan> {
+    let mut env = Vec::with_capacity(args.env.len());
+    for arg in args.env {
+        match arg {
+            EnvArg::Pair(k, v) => env.push((k, v)),
+            EnvArg::Inherit(k) => match lookup(&k) {
+                Some(v) => env.push((k, v)),
+                None => {
+                    return Err(eyre!(
+                        "invalid env: {k} is not set in this environment (-e {k} takes its value from here)"
+                    ))
+                    .suggestion(format!("give a value with -e {k}=VALUE, or export {k}"));
+                }
+            },
+        }
+    }
+    // Docker's `--entrypoint ""` sends [""], which resets the image's entrypoint.
+    let entrypoint = args.entrypoint.map(|e| vec![e]);
+    let spec = ContainerSpec {
+        image: args.image.to_string(),
+        name: args.name,
+        entrypoint,
+        command: command_words(&args.command).to_vec(),
+        env,
+        ports: args.publish,
+        cpus: args.cpus.unwrap_or(0.0),
+        memory_bytes: args.memory.unwrap_or(0),
+        restart: args.restart.unwrap_or(RestartPolicy::No),
+        labels: args.label.into_iter().collect::<BTreeMap<_, _>>(),
+    };
+    spec.validate().map_err(refused)?;
+    Ok(RunPlan {
+        spec: spec.to_proto(),
+    })
+}
+
+fn refused(e: ValidationError) -> color_eyre::eyre::Report {
+    eyre!("{e}")
+}
+
+pub async fn execute(session: &mut Session, output: OutputFormat, plan: RunPlan) -> Result<()> {
+    let image = plan.spec.image.clone();
+    let address = session.address.clone();
+    let stderr = std::io::stderr();
+    let terminal = stderr.is_terminal();
+    let mut progress = Progress::new(stderr, image, terminal);
+    let result = follow_run(session, plan, &mut progress).await;
+    progress.finish();
+    let outcome = result.map_err(|s| status_report(s, &address))?;
+    let Some(container) = outcome.container() else {
+        return Err(eyre!(
+            "the agent ended the run before the container started"
+        ))
+        .suggestion("`berth ps -a` shows whether it was created");
+    };
+    match output {
+        OutputFormat::Json => print(&to_json(&container)?),
+        OutputFormat::Table | OutputFormat::Wide => print(&format!("{}\n", container.id)),
+    }
+}
+
+/// What the run's event stream said.
+#[derive(Debug, Default)]
+struct Outcome {
+    placed_on: String,
+    created: Option<pb::Created>,
+    started: Option<pb::ContainerSummary>,
+}
+
+impl Outcome {
+    /// The started container, each field from the most complete event that carries it.
+    fn container(self) -> Option<RunJson> {
+        let started = self.started?;
+        let created = self.created.unwrap_or_default();
+        let or = |a: String, b: String| if a.is_empty() { b } else { a };
+        Some(RunJson {
+            id: or(started.id, created.id),
+            name: or(started.name, created.name),
+            node: or(started.node, self.placed_on),
+        })
+    }
+}
+
+async fn follow_run(
+    session: &mut Session,
+    plan: RunPlan,
+    progress: &mut Progress<impl Write>,
+) -> Result<Outcome, tonic::Status> {
+    let mut stream = session
+        .client
+        .run(pb::RunRequest {
+            spec: Some(plan.spec),
+        })
+        .await?
+        .into_inner();
+    let mut outcome = Outcome::default();
+    while let Some(event) = stream.message().await? {
+        match event.event {
+            Some(pb::run_event::Event::Placed(p)) => {
+                progress.line(&if p.reason.is_empty() {
+                    format!("placed on {}", p.node)
+                } else {
+                    format!("placed on {}: {}", p.node, p.reason)
+                });
+                outcome.placed_on = p.node;
+            }
+            Some(pb::run_event::Event::Pull(p)) => progress.pull(&p),
+            Some(pb::run_event::Event::Created(c)) => {
+                progress.line(&format!("created {}", c.id));
+                for w in &c.warnings {
+                    progress.line(&format!("warning: {w}"));
+                }
+                outcome.created = Some(c);
+            }
+            Some(pb::run_event::Event::Started(s)) => {
+                let container = s.container.unwrap_or_default();
+                if !container.name.is_empty() {
+                    progress.line(&format!("started {} on {}", container.name, container.node));
+                }
+                outcome.started = Some(container);
+            }
+            None => {}
+        }
+    }
+    Ok(outcome)
+}
+
+/// Pull progress on stderr: one line redrawn in place on a terminal, plain lines otherwise
+/// (one per layer status change, never one per downloaded chunk). Failing to write progress
+/// does not fail the run.
+struct Progress<W: Write> {
+    out: W,
+    image: String,
+    terminal: bool,
+    announced: bool,
+    /// A redrawn line is on screen and needs a newline before anything else is written.
+    line_open: bool,
+    layers: BTreeMap<String, Layer>,
+    last_message: String,
+}
+
+#[derive(Default)]
+struct Layer {
+    status: String,
+    current: u64,
+    total: u64,
+    done: bool,
+}
+
+const BAR_WIDTH: usize = 24;
+
+impl<W: Write> Progress<W> {
+    fn new(out: W, image: String, terminal: bool) -> Self {
+        Self {
+            out,
+            image,
+            terminal,
+            announced: false,
+            line_open: false,
+            layers: BTreeMap::new(),
+            last_message: String::new(),
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        self.close_line();
+        let _ = writeln!(self.out, "{text}");
+    }
+
+    fn close_line(&mut self) {
+        if self.line_open {
+            let _ = writeln!(self.out);
+            self.line_open = false;
+        }
+    }
+
+    fn pull(&mut self, p: &pb::PullProgress) {
+        if !self.announced {
+            self.announced = true;
+            self.line(&format!("pulling {}", self.image));
+        }
+        // Docker's "Pulling from <repo>" carries the tag as its id: it is not about a layer.
+        let about_layer = !p.layer.is_empty() && !p.status.starts_with("Pulling from");
+        let changed = if about_layer {
+            let layer = self.layers.entry(p.layer.clone()).or_default();
+            let changed = layer.status != p.status;
+            layer.status.clone_from(&p.status);
+            if p.total > 0 {
+                layer.current = p.current;
+                layer.total = p.total;
+            }
+            let status = p.status.to_ascii_lowercase();
+            if status.contains("complete") || status.contains("already exists") {
+                layer.done = true;
+                layer.current = layer.total;
+            }
+            changed
+        } else {
+            let changed = p.status != self.last_message;
+            self.last_message.clone_from(&p.status);
+            changed
+        };
+        if self.terminal {
+            self.redraw();
+        } else if changed {
+            let text = if about_layer {
+                format!("{}: {}", short_id(&p.layer), p.status)
+            } else {
+                p.status.clone()
+            };
+            let _ = writeln!(self.out, "{text}");
+        }
+    }
+
+    fn redraw(&mut self) {
+        let (current, total) = self.layers.values().fold((0u64, 0u64), |(c, t), l| {
+            (c.saturating_add(l.current), t.saturating_add(l.total))
+        });
+        let done = self.layers.values().filter(|l| l.done).count();
+        let mut text = format!("pulling {}", self.image);
+        if !self.layers.is_empty() {
+            text.push_str(&format!(": {done}/{} layers", self.layers.len()));
+        }
+        if let Some(bar) = bar(current, total) {
+            text.push_str(&format!(
+                " [{bar}] {} / {}",
+                format_bytes(current),
+                format_bytes(total)
+            ));
+        } else if !self.last_message.is_empty() {
+            text.push_str(&format!(": {}", self.last_message));
+        }
+        // \r and "erase line": redraw in place.
+        let _ = write!(self.out, "\r\x1b[2K{text}");
+        let _ = self.out.flush();
+        self.line_open = true;
+    }
+
+    fn finish(&mut self) {
+        self.close_line();
+    }
+}
+
+/// `=====     ` of [`BAR_WIDTH`] characters; `None` while the total is unknown.
+fn bar(current: u64, total: u64) -> Option<String> {
+    // u128: no overflow for any u64 byte count.
+    let filled =
+        (u128::from(current.min(total)) * BAR_WIDTH as u128).checked_div(u128::from(total))?;
+    let filled = usize::try_from(filled).unwrap_or(BAR_WIDTH).min(BAR_WIDTH);
+    Some(format!(
+        "{}{}",
+        "=".repeat(filled),
+        " ".repeat(BAR_WIDTH - filled)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(a: &[&str]) -> RunArgs {
+        let cli =
+            crate::cli::Cli::try_parse_from(["berth", "run"].into_iter().chain(a.iter().copied()))
+                .expect("parses");
+        match cli.command {
+            Some(crate::cli::Command::Run(r)) => *r,
+            _ => panic!("not run"),
+        }
+    }
+
+    #[test]
+    fn progress_bar_fills_in_proportion() {
+        crate::test_error_hook();
+        assert_eq!(bar(0, 0), None);
+        assert_eq!(bar(0, 10).as_deref(), Some(" ".repeat(BAR_WIDTH).as_str()));
+        assert_eq!(
+            bar(5, 10).map(|b| b.matches('=').count()),
+            Some(BAR_WIDTH / 2)
+        );
+        assert_eq!(bar(99, 10).as_deref(), Some("=".repeat(BAR_WIDTH).as_str()));
+        assert_eq!(
+            bar(u64::MAX, u64::MAX).as_deref(),
+            Some("=".repeat(BAR_WIDTH).as_str())
+        );
+    }
+
+    fn pull_event(status: &str, layer: &str, current: u64, total: u64) -> pb::PullProgress {
+        pb::PullProgress {
+            status: status.into(),
+            layer: layer.into(),
+            current,
+            total,
+        }
+    }
+
+    fn pull_events() -> Vec<pb::PullProgress> {
+        vec![
+            pull_event("Pulling from team/app", "1", 0, 0),
+            pull_event("Pulling fs layer", "aaaa", 0, 0),
+            pull_event("Downloading", "aaaa", 10, 100),
+            pull_event("Downloading", "aaaa", 50, 100),
+            pull_event("Already exists", "bbbb", 0, 0),
+            pull_event("Pull complete", "aaaa", 0, 0),
+            pull_event("Status: Downloaded newer image for team/app:1", "", 0, 0),
+        ]
+    }
+
+    #[test]
+    fn plain_progress_prints_each_status_change_once() {
+        crate::test_error_hook();
+        let mut p = Progress::new(Vec::new(), "team/app:1".into(), false);
+        p.line("placed on n1");
+        for e in pull_events() {
+            p.pull(&e);
+        }
+        p.finish();
+        assert_eq!(
+            String::from_utf8_lossy(&p.out),
+            "placed on n1\n\
+             pulling team/app:1\n\
+             Pulling from team/app\n\
+             aaaa: Pulling fs layer\n\
+             aaaa: Downloading\n\
+             bbbb: Already exists\n\
+             aaaa: Pull complete\n\
+             Status: Downloaded newer image for team/app:1\n"
+        );
+    }
+
+    #[test]
+    fn terminal_progress_redraws_one_line() {
+        crate::test_error_hook();
+        let mut p = Progress::new(Vec::new(), "team/app:1".into(), true);
+        let events = pull_events();
+        p.pull(&events[0]);
+        p.pull(&events[1]);
+        p.pull(&events[3]);
+        let text = String::from_utf8_lossy(&p.out).into_owned();
+        let last = text.rsplit("\r\x1b[2K").next().unwrap_or_default();
+        assert_eq!(
+            last,
+            format!(
+                "pulling team/app:1: 0/1 layers [{}{}] 50B / 100B",
+                "=".repeat(12),
+                " ".repeat(12)
+            )
+        );
+        for e in &events[4..] {
+            p.pull(e);
+        }
+        p.line("created abc");
+        let text = String::from_utf8_lossy(&p.out).into_owned();
+        assert!(
+            text.ends_with("2/2 layers [========================] 100B / 100B\ncreated abc\n"),
+            "{text:?}"
+        );
+        assert_eq!(text.matches('\n').count(), 3, "{text:?}");
+    }
+
+    #[test]
+    fn inherited_env_comes_from_the_environment() {
+        crate::test_error_hook();
+        let plan = prepare(args(&["-e", "HOMEDIR", "-e", "A=", "img"]), |k| {
+            (k == "HOMEDIR").then(|| "/home/x".to_owned())
+        })
+        .expect("prepared");
+        let env: Vec<(&str, &str)> = plan
+            .spec
+            .env
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(env, [("HOMEDIR", "/home/x"), ("A", "")]);
+    }
+
+    #[test]
+    fn unset_inherited_env_is_refused_naming_the_variable() {
+        crate::test_error_hook();
+        let e = prepare(args(&["-e", "NOT_SET_ANYWHERE", "img"]), |_| None).expect_err("refused");
+        assert!(e.to_string().contains("NOT_SET_ANYWHERE is not set"), "{e}");
+        assert!(e.to_string().starts_with("invalid env"), "{e}");
+    }
+
+    #[test]
+    fn spec_carries_every_flag() {
+        crate::test_error_hook();
+        let plan = prepare(
+            args(&[
+                "--name",
+                "web",
+                "-p",
+                "8080:80",
+                "--cpus",
+                "1.5",
+                "--memory",
+                "64m",
+                "--restart",
+                "always",
+                "--label",
+                "a=b",
+                "--entrypoint",
+                "",
+                "img:2",
+                "--",
+                "x",
+                "-y",
+            ]),
+            |_| None,
+        )
+        .expect("prepared");
+        let s = plan.spec;
+        assert_eq!(s.name, "web");
+        assert!(s.image.contains("img"), "{}", s.image);
+        assert_eq!(s.command, ["x", "-y"]);
+        assert_eq!(s.entrypoint, [""]);
+        assert_eq!(s.cpus, 1.5);
+        assert_eq!(s.memory_bytes, 64 * 1024 * 1024);
+        assert_eq!(s.ports.len(), 1);
+        assert_eq!(s.labels.get("a").map(String::as_str), Some("b"));
+        assert_eq!(
+            s.restart.map(|r| r.kind),
+            Some(pb::restart_policy::Kind::Always as i32)
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! From gRPC statuses and connection failures to one line a person can act on, plus a hint.
+
+use berth_shared::client::ConnectError;
+use color_eyre::Section;
+use color_eyre::eyre::{Report, eyre};
+use std::error::Error as _;
+use tonic::Code;
+
+const HINT_START_AGENT: &str = "start one with `berthd` or drop --agent to use an embedded agent";
+const HINT_TOKEN: &str = "set --token or BERTH_TOKEN to the cluster token";
+const HINT_DOCKER: &str = "is Docker running? try `docker info`";
+
+/// A failed call, as the user should read it. `agent` is the address we talked to.
+pub fn status_report(status: tonic::Status, agent: &str) -> Report {
+    let message = status.message().trim().to_owned();
+    match status.code() {
+        // tonic reports a broken connection as UNAVAILABLE with the transport error as source;
+        // an agent's own UNAVAILABLE has no source.
+        Code::Unavailable if status.source().is_some() => {
+            eyre!("cannot reach agent at {agent}: {}", root_cause(&status))
+                .suggestion(HINT_START_AGENT)
+        }
+        Code::Unavailable => {
+            let lower = message.to_ascii_lowercase();
+            if lower.is_empty() || lower.contains("docker") {
+                let report = if lower.starts_with("docker is unreachable") {
+                    eyre!("agent says {message}")
+                } else {
+                    eyre!("agent says Docker is unreachable: {message}")
+                };
+                // The agent may have given the same hint already.
+                if lower.contains("docker info") {
+                    report
+                } else {
+                    report.suggestion(HINT_DOCKER)
+                }
+            } else {
+                eyre!("agent says a service is unavailable: {message}")
+                    .suggestion("`berth nodes` shows which nodes are up")
+            }
+        }
+        Code::Unauthenticated => eyre!("the agent refused the token").suggestion(HINT_TOKEN),
+        Code::NotFound | Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            eyre!("{message}")
+        }
+        Code::AlreadyExists => eyre!("{message}")
+            .suggestion("choose another --name, or remove the old container with `berth rm`"),
+        Code::ResourceExhausted => eyre!("{message}")
+            .suggestion("no node has room for it: lower --memory/--cpus or free some resources"),
+        Code::DeadlineExceeded => {
+            eyre!("the agent at {agent} did not answer in time: {message}")
+        }
+        code => eyre!("the agent at {agent} failed ({code:?}): {message}"),
+    }
+}
+
+/// A connection that could not be made.
+pub fn connect_report(error: ConnectError) -> Report {
+    match &error {
+        ConnectError::Unreachable { address, .. } => {
+            eyre!("cannot reach agent at {address}: {}", root_cause(&error))
+                .suggestion(HINT_START_AGENT)
+        }
+        ConnectError::BadAddress { .. } => {
+            Report::new(error).suggestion("give --agent as host:port or http://host:port")
+        }
+        ConnectError::BadToken => Report::new(error).suggestion(HINT_TOKEN),
+    }
+}
+
+/// The innermost cause's text: "connection refused" says more than "transport error".
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(r: &Report) -> String {
+        format!("{r}")
+    }
+
+    #[test]
+    fn agent_messages_pass_through_as_is() {
+        crate::test_error_hook();
+        for code in [
+            Code::NotFound,
+            Code::InvalidArgument,
+            Code::FailedPrecondition,
+        ] {
+            let r = status_report(tonic::Status::new(code, "no container named \"x\""), "a:1");
+            assert_eq!(text(&r), "no container named \"x\"");
+        }
+    }
+
+    #[test]
+    fn unauthenticated_names_the_token() {
+        crate::test_error_hook();
+        let r = status_report(tonic::Status::unauthenticated("bad token"), "a:1");
+        assert_eq!(text(&r), "the agent refused the token");
+        assert!(format!("{r:?}").contains("BERTH_TOKEN"));
+    }
+
+    #[test]
+    fn agent_unavailable_is_about_docker() {
+        crate::test_error_hook();
+        let r = status_report(
+            tonic::Status::unavailable("docker: connection refused"),
+            "a:1",
+        );
+        assert_eq!(
+            text(&r),
+            "agent says Docker is unreachable: docker: connection refused"
+        );
+        assert!(format!("{r:?}").contains("docker info"));
+    }
+}

@@ -1,0 +1,154 @@
+//! `berth`, Berth's console, as a library: the scripted commands (`nodes`, `ps`, `run`, `stop`,
+//! `rm`, `inspect`, `logs`), all clients of any agent's gRPC API.
+//!
+//! `main.rs` only installs the error hook, parses the command line and calls [`run`]. The
+//! interactive TUI will live beside [`commands`] in this crate (a later issue); both are clients of
+//! the same API through [`session::Session`].
+//!
+//! Order of work for a command: parse and validate every flag ([`cli`], with `berth-shared`'s
+//! validators), prepare the request ([`commands::Plan::prepare`], which may still refuse, e.g. an
+//! unset `-e KEY`), and only then connect. A refused flag never reaches an agent.
+//!
+//! It is not an agent: the embedded agent it may start ([`session`]) is `berth-agent`'s.
+
+pub mod cli;
+pub mod commands;
+pub mod errors;
+pub mod output;
+pub mod session;
+
+use cli::{Cli, GlobalArgs};
+use color_eyre::Section;
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use std::io::IsTerminal;
+
+/// Printed by `berth` with no command until the TUI exists.
+pub const NO_TUI_YET: &str = "berth: the interactive console (TUI) comes with a later issue; \
+for now, use one of the commands above";
+
+/// Runs one command line to completion.
+pub async fn run(cli: Cli) -> Result<()> {
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        let mut help = Cli::command();
+        println!("{}", help.render_help());
+        println!("{NO_TUI_YET}");
+        return Ok(());
+    };
+    let token = token(&cli.global)?;
+    let plan = commands::Plan::prepare(command)?;
+    let mut session = session::Session::open(cli.global.agent.as_deref(), token.as_deref()).await?;
+    let result = plan.execute(&mut session, cli.global.output).await;
+    session.close().await;
+    match result {
+        // `berth logs web | head`: the reader left; that is not our failure.
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// The contents of --token-file, else --token / BERTH_TOKEN.
+fn token(global: &GlobalArgs) -> Result<Option<String>> {
+    if let Some(path) = &global.token_file {
+        let text = std::fs::read_to_string(path)
+            .wrap_err_with(|| format!("cannot read the token file {}", path.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(eyre!("the token file {} is empty", path.display()))
+                .suggestion("write the cluster token into it, or use --token");
+        }
+        return Ok(Some(token.to_owned()));
+    }
+    Ok(global.token.clone().filter(|t| !t.is_empty()))
+}
+
+/// Whether the failure is only a closed stdout pipe.
+pub fn is_broken_pipe(report: &color_eyre::eyre::Report) -> bool {
+    report.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Installs color-eyre's report handler: no env section (these are messages for people, not
+/// crash reports), colours only when stderr is a terminal.
+pub fn install_error_hook() -> Result<()> {
+    let theme = if std::io::stderr().is_terminal() {
+        color_eyre::config::Theme::dark()
+    } else {
+        color_eyre::config::Theme::new()
+    };
+    color_eyre::config::HookBuilder::blank()
+        .theme(theme)
+        .display_env_section(false)
+        .install()
+}
+
+/// A failed command's report as the user should see it: without a backtrace, even under
+/// `RUST_BACKTRACE=1` (a refused flag or an unknown container is not a crash). Set
+/// `RUST_LIB_BACKTRACE=1` to see where an error was made.
+pub fn user_facing(report: color_eyre::eyre::Report) -> color_eyre::eyre::Report {
+    let wanted = std::env::var("RUST_LIB_BACKTRACE").is_ok_and(|v| v != "0");
+    report.suppress_backtrace(!wanted)
+}
+
+#[cfg(test)]
+pub(crate) fn test_error_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The eyre hook only: the test harness keeps its own panic output.
+        let (_, eyre_hook) = color_eyre::config::HookBuilder::blank()
+            .display_env_section(false)
+            .into_hooks();
+        let _ = eyre_hook.install();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn global(args: &[&str]) -> GlobalArgs {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+            .expect("parses")
+            .global
+    }
+
+    #[test]
+    fn token_file_wins_and_is_trimmed() {
+        crate::test_error_hook();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  s3cret\n").expect("written");
+        let path = path.to_str().expect("utf-8 path");
+        let t = token(&global(&[
+            "--token",
+            "other",
+            "--token-file",
+            path,
+            "nodes",
+        ]));
+        assert_eq!(t.expect("read").as_deref(), Some("s3cret"));
+        let t = token(&global(&["--token", "given", "nodes"]));
+        assert_eq!(t.expect("read").as_deref(), Some("given"));
+    }
+
+    #[test]
+    fn missing_or_empty_token_file_is_an_error_naming_it() {
+        crate::test_error_hook();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("empty");
+        std::fs::write(&path, "\n").expect("written");
+        let path = path.to_str().expect("utf-8 path");
+        let e = token(&global(&["--token-file", path, "nodes"])).expect_err("refused");
+        assert!(e.to_string().contains("is empty"), "{e}");
+        let e = token(&global(&[
+            "--token-file",
+            "/nonexistent/berth-token",
+            "nodes",
+        ]))
+        .expect_err("refused");
+        assert!(e.to_string().contains("/nonexistent/berth-token"), "{e}");
+    }
+}

@@ -1,0 +1,711 @@
+//! The real `berth` binary against a real `berthd` (started by the testkit) and real Docker,
+//! with the testkit's workload image. Every test has its own agent (a unique node name) and a
+//! `ContainerGuard` for that node, so its containers go away even when it fails, and tests run in
+//! parallel without seeing each other's containers.
+//!
+//! Needs `target/debug/berthd` (`cargo build -p berth-agent`) and a Docker engine.
+
+use berth_testkit::{AgentOptions, AgentProcess, Cmd, ContainerGuard, Output};
+use std::time::{Duration, Instant};
+
+/// How long to wait for something the cluster view reports eventually.
+const EVENTUALLY: Duration = Duration::from_secs(30);
+
+/// An agent of its own, the guard of its containers, and the workload image.
+struct Setup {
+    agent: AgentProcess,
+    image: String,
+    _guard: ContainerGuard,
+}
+
+async fn setup(options: AgentOptions) -> Setup {
+    let image = berth_testkit::workload_image()
+        .await
+        .unwrap_or_else(|e| panic!("cannot build the workload image: {e}"));
+    let agent = AgentProcess::spawn(options)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+    let guard = ContainerGuard::node(&agent.name);
+    Setup {
+        agent,
+        image,
+        _guard: guard,
+    }
+}
+
+impl Setup {
+    fn berth(&self) -> Cmd {
+        Cmd::berth(&self.agent.url())
+    }
+
+    /// `berth -o json ps -a --node <ours>`, parsed.
+    fn ps_json(&self) -> Vec<serde_json::Value> {
+        let out = self
+            .berth()
+            .args(["-o", "json", "ps", "-a", "--node", &self.agent.name])
+            .run()
+            .ok();
+        match serde_json::from_str::<serde_json::Value>(&out.stdout) {
+            Ok(serde_json::Value::Array(items)) => items,
+            other => panic!("ps -o json is not an array: {other:?}\n{}", out.report("")),
+        }
+    }
+
+    /// The `ps -a` JSON object of the container named `name`, if listed.
+    fn ps_find(&self, name: &str) -> Option<serde_json::Value> {
+        self.ps_json().into_iter().find(|c| c["name"] == name)
+    }
+}
+
+/// Polls `f` (which may run commands) until it returns `Some`, or panics saying what it waited for.
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + EVENTUALLY;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {}s waiting for {what}",
+            EVENTUALLY.as_secs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+#[track_caller]
+fn assert_contains(out: &Output, stream: &str, needle: &str) {
+    let text = if stream == "stdout" {
+        &out.stdout
+    } else {
+        &out.stderr
+    };
+    assert!(
+        text.contains(needle),
+        "{}",
+        out.report(&format!("expected {stream} to contain {needle:?}"))
+    );
+}
+
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+mod lifecycle {
+    use super::*;
+
+    /// run → ps (table, json) → logs (all, split, tail, since, -t) → stop → ps -a → rm → gone.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn run_ps_logs_stop_rm() {
+        let s = setup(AgentOptions::default()).await;
+        let name = berth_testkit::unique("life");
+        let run = s
+            .berth()
+            .args(["run", "--name", &name, "--label", "suite=cli", &s.image])
+            .args([
+                "--lines",
+                "6",
+                "--stderr-every",
+                "3",
+                "--interval-ms",
+                "20",
+                "--sleep",
+                "600",
+            ])
+            .run()
+            .ok();
+        let id = run.stdout.trim().to_owned();
+        assert_eq!(
+            id.len(),
+            64,
+            "{}",
+            run.report("run should print the full id")
+        );
+        assert!(
+            id.chars().all(|c| c.is_ascii_hexdigit()),
+            "{}",
+            run.report("hex id")
+        );
+        assert_contains(&run, "stderr", &format!("placed on {}", s.agent.name));
+        assert_contains(&run, "stderr", &format!("created {id}"));
+
+        // ps: the table and the JSON both show it running.
+        let ps = eventually("ps to list it", || {
+            let out = s.berth().arg("ps").run().ok();
+            out.stdout.contains(&name).then_some(out)
+        });
+        let header = ps.stdout.lines().next().unwrap_or_default();
+        for column in [
+            "CONTAINER ID",
+            "NAME",
+            "IMAGE",
+            "NODE",
+            "STATE",
+            "STATUS",
+            "CPU %",
+            "MEM",
+        ] {
+            assert!(
+                header.contains(column),
+                "{}",
+                ps.report(&format!("no {column} column"))
+            );
+        }
+        let row = ps
+            .stdout
+            .lines()
+            .find(|l| l.contains(&name))
+            .unwrap_or_else(|| panic!("{}", ps.report("ps does not list the container")));
+        assert!(
+            row.starts_with(&id[..12]),
+            "{}",
+            ps.report("short id first")
+        );
+        assert!(
+            row.contains("running") && row.contains("Up "),
+            "{}",
+            ps.report("running")
+        );
+        assert!(row.contains(&s.agent.name), "{}", ps.report("node column"));
+
+        let c = eventually("ps -o json to list it", || s.ps_find(&name));
+        assert_eq!(c["id"], id.as_str());
+        assert_eq!(c["state"], "running");
+        assert_eq!(c["node"], s.agent.name.as_str());
+        assert_eq!(c["image"], s.image.as_str());
+        assert!(
+            c["status"].as_str().is_some_and(|st| st.starts_with("Up ")),
+            "{c}"
+        );
+
+        // logs: stdout lines to stdout, stderr lines to stderr, in order.
+        let logs = eventually("all six lines in the logs", || {
+            let out = s.berth().args(["logs", &name]).run().ok();
+            (out.stderr.contains("err 6")).then_some(out)
+        });
+        assert_eq!(
+            lines(&logs.stdout),
+            ["line 1", "line 2", "line 4", "line 5"],
+            "{}",
+            logs.report("")
+        );
+        assert_eq!(
+            lines(&logs.stderr),
+            ["err 3", "err 6"],
+            "{}",
+            logs.report("")
+        );
+
+        // --tail counts lines of both streams, as Docker does.
+        let tail = s.berth().args(["logs", "--tail", "2", &name]).run().ok();
+        assert_eq!(lines(&tail.stdout), ["line 5"], "{}", tail.report(""));
+        assert_eq!(lines(&tail.stderr), ["err 6"], "{}", tail.report(""));
+
+        // -t: Docker's fixed-width RFC 3339 with nanoseconds, then a space.
+        let stamped = s.berth().args(["logs", "-t", &name]).run().ok();
+        let stamped_lines = lines(&stamped.stdout);
+        assert_eq!(stamped_lines.len(), 4, "{}", stamped.report(""));
+        for line in &stamped_lines {
+            let (ts, rest) = line.split_once(' ').expect("timestamp and line");
+            assert_eq!(ts.len(), "2026-01-01T00:00:00.000000000Z".len(), "{line}");
+            assert!(ts.ends_with('Z'), "{line}");
+            assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{line}");
+            assert!(rest.starts_with("line "), "{line}");
+        }
+
+        // --since: an hour ago shows everything; a time after the last line shows nothing.
+        let since = s.berth().args(["logs", "--since", "1h", &name]).run().ok();
+        assert_eq!(lines(&since.stdout).len(), 4, "{}", since.report(""));
+        std::thread::sleep(Duration::from_millis(1100));
+        let later = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let none = s
+            .berth()
+            .args(["logs", "--since", &later, &name])
+            .run()
+            .ok();
+        assert_eq!(none.stdout, "", "{}", none.report("nothing since now"));
+        assert_eq!(none.stderr, "", "{}", none.report("nothing since now"));
+
+        // stop prints the name as given; ps hides it, ps -a shows it exited (0: SIGTERM).
+        let stop = s.berth().args(["stop", "-t", "5", &name]).run().ok();
+        assert_eq!(stop.stdout, format!("{name}\n"));
+        eventually("ps to stop listing it", || {
+            let out = s.berth().arg("ps").run().ok();
+            (!out.stdout.contains(&name)).then_some(())
+        });
+        let exited = eventually("ps -a to show it exited", || {
+            s.ps_find(&name).filter(|c| c["state"] == "exited")
+        });
+        assert!(
+            exited["status"]
+                .as_str()
+                .is_some_and(|st| st.starts_with("Exited (0)")),
+            "{exited}"
+        );
+        let ps_all = s.berth().args(["ps", "-a"]).run().ok();
+        assert_contains(&ps_all, "stdout", "Exited (0)");
+
+        // rm prints the name; ps -a no longer shows it.
+        let rm = s.berth().args(["rm", &name]).run().ok();
+        assert_eq!(rm.stdout, format!("{name}\n"));
+        eventually("ps -a to forget it", || {
+            s.ps_find(&name).is_none().then_some(())
+        });
+        let gone = s.berth().args(["logs", &name]).run().fail();
+        assert_contains(&gone, "stderr", &name);
+    }
+
+    /// `logs -f` streams until the container exits, and the exit code shows in ps -a.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn logs_follow_ends_when_the_container_stops() {
+        let s = setup(AgentOptions::default()).await;
+        let name = berth_testkit::unique("follow");
+        s.berth()
+            .args(["run", "--name", &name, &s.image, "--"])
+            .args([
+                "--lines",
+                "3",
+                "--interval-ms",
+                "300",
+                "--sleep",
+                "1",
+                "--exit",
+                "3",
+            ])
+            .run()
+            .ok();
+        let started = Instant::now();
+        let follow = s
+            .berth()
+            .args(["logs", "-f", &name])
+            .timeout(Duration::from_secs(30))
+            .run()
+            .ok();
+        assert_eq!(
+            lines(&follow.stdout),
+            ["line 1", "line 2", "line 3"],
+            "{}",
+            follow.report("")
+        );
+        assert!(started.elapsed() < Duration::from_secs(25));
+        let exited = eventually("ps -a to show exit code 3", || {
+            s.ps_find(&name).filter(|c| c["state"] == "exited")
+        });
+        assert!(
+            exited["status"]
+                .as_str()
+                .is_some_and(|st| st.starts_with("Exited (3)")),
+            "{exited}"
+        );
+    }
+
+    /// Ports in `-o wide`, env from the console's environment, inspect's JSON, `run -o json`.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn ports_env_inspect_and_run_json() {
+        let s = setup(AgentOptions::default()).await;
+        let name = berth_testkit::unique("wide");
+        let port = berth_testkit::free_port();
+        let run = s
+            .berth()
+            .args(["-o", "json", "run", "--name", &name])
+            .args([
+                "-p",
+                &format!("127.0.0.1:{port}:8080"),
+                "-e",
+                "FROM_CONSOLE",
+                "-e",
+                "EMPTY=",
+            ])
+            .args([
+                "--memory",
+                "64m",
+                "--restart",
+                "on-failure:2",
+                &s.image,
+                "--listen",
+                "8080",
+            ])
+            .env("FROM_CONSOLE", "hello there")
+            .run()
+            .ok();
+        let json: serde_json::Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{}", run.report("")));
+        assert_eq!(keys(&json), ["id", "name", "node"]);
+        assert_eq!(json["name"], name.as_str());
+        assert_eq!(json["node"], s.agent.name.as_str());
+
+        let wide = eventually("ps -o wide to list it", || {
+            let out = s.berth().args(["ps", "-o", "wide"]).run().ok();
+            out.stdout.contains(&name).then_some(out)
+        });
+        let header = wide.stdout.lines().next().unwrap_or_default();
+        assert!(
+            header.contains("PORTS") && header.contains("CREATED"),
+            "{}",
+            wide.report("")
+        );
+        assert_contains(&wide, "stdout", &format!("127.0.0.1:{port}->8080/tcp"));
+
+        let inspect = s.berth().args(["inspect", &name]).run().ok();
+        let v: serde_json::Value = serde_json::from_str(&inspect.stdout)
+            .unwrap_or_else(|e| panic!("{e}\n{}", inspect.report("")));
+        assert_eq!(
+            keys(&v),
+            ["error", "oom_killed", "runtime", "spec", "summary"]
+        );
+        assert_eq!(v["summary"]["name"], name.as_str());
+        assert_eq!(v["summary"]["id"], json["id"]);
+        assert_eq!(
+            v["spec"]["command"],
+            serde_json::json!(["--listen", "8080"])
+        );
+        assert_eq!(v["spec"]["memory_bytes"], 64 * 1024 * 1024);
+        assert_eq!(v["spec"]["restart"], "on-failure:2");
+        let env = v["spec"]["env"].as_array().cloned().unwrap_or_default();
+        assert!(env.contains(&"FROM_CONSOLE=hello there".into()), "{v}");
+        assert!(env.contains(&"EMPTY=".into()), "{v}");
+        // Docker's own document, nested as an object.
+        assert_eq!(v["runtime"]["Id"], json["id"]);
+        assert_eq!(v["runtime"]["State"]["Running"], true);
+
+        // rm without -f refuses a running container; with -f it goes.
+        s.berth().args(["rm", &name]).run().fail();
+        s.berth().args(["rm", "-f", &name]).run().ok();
+        eventually("ps -a to forget it", || {
+            s.ps_find(&name).is_none().then_some(())
+        });
+    }
+}
+
+mod pull {
+    use super::*;
+
+    /// An image only a (local) registry has: the run pulls it, with progress on stderr (plain
+    /// lines, as stderr is not a terminal) and the id alone on stdout. An image no registry has
+    /// is the agent's NOT_FOUND, worded by it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn run_pulls_with_progress_and_reports_missing_images() {
+        let s = setup(AgentOptions::default()).await;
+        let registry = match berth_testkit::Registry::start().await {
+            Ok(Some(r)) => r,
+            Ok(None) => return, // no docker-registry here; the testkit said why
+            Err(e) => panic!("cannot start a registry: {e}"),
+        };
+        let repo = berth_testkit::unique("pull");
+        let reference = registry
+            .push(&s.image, &repo)
+            .await
+            .unwrap_or_else(|e| panic!("cannot push: {e}"));
+        let run = s.berth().args(["run", &reference]).run().ok();
+        assert_contains(&run, "stderr", &format!("pulling {reference}"));
+        let id = run.stdout.trim();
+        assert_eq!(id.len(), 64, "{}", run.report("only the id on stdout"));
+        let progress_lines = run.stderr.lines().count();
+        assert!(
+            progress_lines >= 4,
+            "{}",
+            run.report("placed, pulling, a layer, created")
+        );
+
+        let missing = format!("{}/{repo}-missing:1", registry.host());
+        let out = s.berth().args(["run", &missing]).run().fail();
+        assert_contains(&out, "stderr", &format!("{repo}-missing"));
+        assert!(out.stdout.is_empty(), "{}", out.report("nothing on stdout"));
+    }
+}
+
+mod json {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn nodes_and_ps_field_names() {
+        let s = setup(AgentOptions::default()).await;
+        let out = s.berth().args(["nodes", "-o", "json"]).run().ok();
+        let nodes: Vec<serde_json::Value> =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", out.report("")));
+        let node = nodes
+            .iter()
+            .find(|n| n["name"] == s.agent.name.as_str())
+            .unwrap_or_else(|| panic!("{}", out.report("our node is not listed")));
+        assert_eq!(
+            keys(node),
+            [
+                "address",
+                "containers",
+                "cpu_percent",
+                "labels",
+                "memory_total_bytes",
+                "memory_used_bytes",
+                "name",
+                "runtime_available",
+                "status",
+                "updated"
+            ]
+        );
+        assert_eq!(node["status"], "alive");
+        assert_eq!(node["runtime_available"], true);
+        assert!(
+            node["memory_total_bytes"].as_u64().is_some_and(|m| m > 0),
+            "{node}"
+        );
+
+        let table = s.berth().arg("nodes").run().ok();
+        let header = table.stdout.lines().next().unwrap_or_default();
+        assert_eq!(
+            header
+                .split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>(),
+            ["NAME", "ADDRESS", "STATUS", "CPU %", "MEMORY", "CONTAINERS"],
+            "{}",
+            table.report("")
+        );
+        assert_contains(&table, "stdout", &s.agent.name);
+        let wide = s.berth().args(["nodes", "-o", "wide"]).run().ok();
+        assert_contains(&wide, "stdout", "DOCKER");
+        assert_contains(&wide, "stdout", "UPTIME");
+
+        let name = berth_testkit::unique("json");
+        s.berth()
+            .args(["run", "--name", &name, &s.image])
+            .run()
+            .ok();
+        let c = eventually("ps -o json to list it", || s.ps_find(&name));
+        assert_eq!(
+            keys(&c),
+            [
+                "cpu_percent",
+                "created",
+                "id",
+                "image",
+                "memory_bytes",
+                "name",
+                "node",
+                "ports",
+                "state",
+                "status"
+            ]
+        );
+        let created = c["created"].as_str().unwrap_or_default();
+        assert!(chrono::DateTime::parse_from_rfc3339(created).is_ok(), "{c}");
+    }
+}
+
+mod failures {
+    use super::*;
+
+    #[test]
+    fn dead_agent_is_an_error_naming_the_address() {
+        let port = berth_testkit::free_port();
+        for agent in [
+            format!("127.0.0.1:{port}"),
+            format!("http://127.0.0.1:{port}"),
+        ] {
+            let out = Cmd::berth(&agent).arg("ps").run().fail();
+            assert_contains(&out, "stderr", "cannot reach agent at");
+            assert_contains(&out, "stderr", &format!("127.0.0.1:{port}"));
+            assert_contains(&out, "stderr", "berthd");
+            assert!(
+                !out.stderr.contains("embedded agent for node"),
+                "{}",
+                out.report("no fallback")
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn wrong_token_is_refused_and_the_right_one_accepted() {
+        let token = "s3cret-token";
+        let s = setup(AgentOptions {
+            token: Some(token.into()),
+            ..Default::default()
+        })
+        .await;
+        let none = s.berth().arg("ps").run().fail();
+        assert_contains(&none, "stderr", "the agent refused the token");
+        let wrong = s.berth().args(["--token", "wrong", "nodes"]).run().fail();
+        assert_contains(&wrong, "stderr", "the agent refused the token");
+        assert_contains(&wrong, "stderr", "BERTH_TOKEN");
+        assert!(
+            !wrong.stderr.contains(token),
+            "{}",
+            wrong.report("token echoed")
+        );
+
+        s.berth().args(["--token", token, "nodes"]).run().ok();
+        s.berth().arg("nodes").env("BERTH_TOKEN", token).run().ok();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("token");
+        std::fs::write(&file, format!("{token}\n")).expect("token file");
+        s.berth()
+            .arg("--token-file")
+            .arg(&file)
+            .arg("ps")
+            .run()
+            .ok();
+    }
+
+    /// Bad flags are refused before anything is sent, naming the field; nothing is created.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn bad_input_creates_nothing() {
+        let s = setup(AgentOptions::default()).await;
+        let long = "a".repeat(300);
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (vec!["--memory", "-5", &s.image], "invalid memory"),
+            (vec!["--memory", "12qq", &s.image], "invalid memory"),
+            (vec!["--cpus", "0", &s.image], "invalid cpus"),
+            (vec!["--cpus", "abc", &s.image], "invalid cpus"),
+            (vec!["-p", "99999:80", &s.image], "invalid port"),
+            (vec!["-p", "80:80/xyz", &s.image], "invalid port"),
+            (vec!["-e", "=x", &s.image], "invalid env"),
+            (
+                vec!["-e", "BERTH_TEST_SURELY_UNSET", &s.image],
+                "BERTH_TEST_SURELY_UNSET",
+            ),
+            (vec!["--restart", "sometimes", &s.image], "invalid restart"),
+            (vec!["--name", "no spaces", &s.image], "invalid name"),
+            (vec!["--label", "berth.node=x", &s.image], "label"),
+            (vec!["UPPER/case"], "invalid image"),
+            (vec!["a::b"], "invalid image"),
+            (vec![""], "invalid image"),
+            (vec![&long], "invalid image"),
+        ];
+        for (args, needle) in cases {
+            let out = s.berth().arg("run").args(&args).run().fail();
+            assert_contains(&out, "stderr", needle);
+            assert!(out.stdout.is_empty(), "{}", out.report("nothing on stdout"));
+        }
+        assert_eq!(s.ps_json(), Vec::<serde_json::Value>::new());
+
+        // The agent's own refusals come through as it words them.
+        let missing = s.berth().args(["stop", "no-such-container"]).run().fail();
+        assert_contains(&missing, "stderr", "no-such-container");
+        let both = s.berth().args(["rm", "nope-1", "nope-2"]).run().fail();
+        assert_contains(&both, "stderr", "nope-1");
+        assert_contains(&both, "stderr", "nope-2");
+
+        let name = berth_testkit::unique("dup");
+        s.berth()
+            .args(["run", "--name", &name, &s.image])
+            .run()
+            .ok();
+        let dup = s
+            .berth()
+            .args(["run", "--name", &name, &s.image])
+            .run()
+            .fail();
+        assert_contains(&dup, "stderr", &name);
+        eventually("ps -a to list just the first one", || {
+            (s.ps_json().len() == 1).then_some(())
+        });
+    }
+
+    /// Several containers: all are tried, and the failures are listed at the end.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn stop_and_rm_do_all_then_fail() {
+        let s = setup(AgentOptions::default()).await;
+        let a = berth_testkit::unique("many");
+        let b = berth_testkit::unique("many");
+        for name in [&a, &b] {
+            s.berth().args(["run", "--name", name, &s.image]).run().ok();
+        }
+        let stop = s
+            .berth()
+            .args(["stop", "-t", "1", &a, "missing-one", &b])
+            .run()
+            .fail();
+        assert_eq!(
+            lines(&stop.stdout),
+            [a.as_str(), b.as_str()],
+            "{}",
+            stop.report("")
+        );
+        assert_contains(&stop, "stderr", "missing-one");
+        let rm = s.berth().args(["rm", &a, &b]).run().ok();
+        assert_eq!(lines(&rm.stdout), [a.as_str(), b.as_str()]);
+        eventually("ps -a to forget both", || {
+            s.ps_json().is_empty().then_some(())
+        });
+    }
+
+    /// No --agent and nothing on 127.0.0.1:7070: an embedded agent serves the command, says so
+    /// once, and is gone afterwards. (Skipped when something does listen there, or BERTH_AGENT
+    /// is set.) It only reads: the embedded node is this machine's, shared with other tests.
+    #[test]
+    fn embedded_agent_when_nothing_answers() {
+        let taken = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], 7070)),
+            Duration::from_millis(300),
+        )
+        .is_ok();
+        if taken || std::env::var_os("BERTH_AGENT").is_some() {
+            eprintln!("skipped: an agent answers on 127.0.0.1:7070 or BERTH_AGENT is set");
+            return;
+        }
+        let home = tempfile::tempdir().expect("temp dir");
+        let berth = berth_testkit::bin_path("berth").expect("berth is built");
+        let out = Cmd::new(berth)
+            .args(["-o", "json", "nodes"])
+            .env("XDG_DATA_HOME", home.path())
+            .run()
+            .ok();
+        assert_eq!(
+            out.stderr
+                .matches("started an embedded agent for node")
+                .count(),
+            1,
+            "{}",
+            out.report("says so once")
+        );
+        let nodes: Vec<serde_json::Value> =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", out.report("")));
+        assert_eq!(nodes.len(), 1, "{}", out.report("one node"));
+        assert_eq!(
+            nodes[0]["runtime_available"],
+            true,
+            "{}",
+            out.report("docker reached")
+        );
+        assert!(
+            home.path().join("berth").is_dir(),
+            "data dir under XDG_DATA_HOME"
+        );
+    }
+
+    /// `berth logs … | head -1`: a closed stdout is not an error.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn closed_stdout_pipe_is_quiet() {
+        let s = setup(AgentOptions::default()).await;
+        let name = berth_testkit::unique("pipe");
+        s.berth()
+            .args([
+                "run", "--name", &name, &s.image, "--lines", "20000", "--sleep", "600",
+            ])
+            .run()
+            .ok();
+        eventually("the lines to be logged", || {
+            let out = s.berth().args(["logs", "--tail", "1", &name]).run().ok();
+            (out.stdout.trim() == "line 20000").then_some(())
+        });
+        let berth = berth_testkit::bin_path("berth").expect("berth is built");
+        let script = format!(
+            "set -o pipefail; '{}' --agent '{}' logs '{}' | head -n 1",
+            berth.display(),
+            s.agent.url(),
+            name
+        );
+        let out = Cmd::new("bash").args(["-c", &script]).run().ok();
+        assert_eq!(out.stdout, "line 1\n");
+        assert!(!out.stderr.contains("Error"), "{}", out.report("quiet"));
+    }
+}
