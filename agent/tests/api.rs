@@ -879,6 +879,11 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() -> Result<(
         "{}",
         e.message()
     );
+    assert!(
+        !e.message().contains("is Docker running"),
+        "docker is fine; the registry is what is missing: {}",
+        e.message()
+    );
 
     // Nothing was created, and the agent still serves.
     assert!(containers(&mut client).await.is_empty());
