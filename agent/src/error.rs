@@ -11,7 +11,7 @@ use tonic::Status;
 pub enum AgentError {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
-    #[error("no container named or with id prefix {0:?} on node {1}")]
+    #[error("no container named or with id prefix {0:?} in {1}")]
     ContainerNotFound(String, String),
     #[error("container reference {reference:?} is ambiguous: it matches {}", .matches.join(", "))]
     Ambiguous {
@@ -28,6 +28,8 @@ pub enum AgentError {
     DockerUnavailable(String, String),
     #[error("cannot pull {image}: {message}")]
     RegistryUnreachable { image: String, message: String },
+    #[error("{0}")]
+    Exhausted(String),
     #[error("docker refused the request: {0}")]
     DockerRefused(String),
     #[error("docker failed: {0}")]
@@ -92,6 +94,7 @@ impl From<AgentError> for Status {
                 Status::failed_precondition(msg)
             }
             AgentError::NameInUse(_) => Status::already_exists(msg),
+            AgentError::Exhausted(_) => Status::resource_exhausted(msg),
             AgentError::DockerUnavailable(..) | AgentError::RegistryUnreachable { .. } => {
                 Status::unavailable(msg)
             }

@@ -4,8 +4,11 @@
 //! agent answers, and tests start it in-process. The agent is not a client: it never draws,
 //! and it owns only the containers whose `berth.node` label is its own name.
 
+pub mod cluster;
 pub mod docker;
 pub mod error;
+pub mod peers;
+pub mod scheduler;
 pub mod server;
 pub mod state;
 pub mod stats;
@@ -38,6 +41,35 @@ pub struct Config {
     pub labels: std::collections::HashMap<String, String>,
     /// How often node stats and container usage are refreshed.
     pub stats_interval: Duration,
+    /// Cluster membership; `None` runs a single node that gossips with nobody (the console's
+    /// embedded agent).
+    pub gossip: Option<GossipSettings>,
+    /// What the scheduler may place here; `None`: the machine's cores and memory.
+    pub allocatable_cpus: Option<f64>,
+    pub allocatable_memory: Option<u64>,
+}
+
+/// `--join`, `--advertise` and the gossip tuning knobs.
+#[derive(Debug, Clone)]
+pub struct GossipSettings {
+    /// The address peers use for gRPC and gossip; `None`: the listen address.
+    pub advertise: Option<SocketAddr>,
+    pub join: Vec<String>,
+    pub interval: Duration,
+    pub phi_threshold: f64,
+    pub dead_node_grace: Duration,
+}
+
+impl Default for GossipSettings {
+    fn default() -> Self {
+        Self {
+            advertise: None,
+            join: Vec::new(),
+            interval: cluster::DEFAULT_GOSSIP_INTERVAL,
+            phi_threshold: cluster::DEFAULT_PHI_THRESHOLD,
+            dead_node_grace: cluster::DEFAULT_DEAD_NODE_GRACE,
+        }
+    }
 }
 
 impl Config {
@@ -51,6 +83,9 @@ impl Config {
             docker_host: None,
             labels: Default::default(),
             stats_interval: supervisor::DEFAULT_STATS_INTERVAL,
+            gossip: None,
+            allocatable_cpus: None,
+            allocatable_memory: None,
         }
     }
 }
@@ -61,6 +96,7 @@ pub struct RunningAgent {
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    gossip: Option<cluster::Gossip>,
 }
 
 impl RunningAgent {
@@ -70,6 +106,10 @@ impl RunningAgent {
     }
     /// Stops serving and waits for the server task to end.
     pub async fn shutdown(self) {
+        // Tell the cluster first, so peers show "left", not "down".
+        if let Some(g) = self.gossip {
+            g.leave().await;
+        }
         let _ = self.shutdown.send(true);
         let mut server = self.server;
         match tokio::time::timeout(DEFAULT_SHUTDOWN_GRACE, &mut server).await {
@@ -119,9 +159,19 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         source,
     })?;
 
+    let advertise = match config.gossip.as_ref().and_then(|g| g.advertise) {
+        Some(a) => a,
+        None if local_addr.ip().is_unspecified() => {
+            return Err(StartError::AdvertiseRequired(local_addr));
+        }
+        None => local_addr,
+    };
+    let (cores, memory) = stats::machine_capacity();
     let base_node = pb::Node {
         name: config.name.clone(),
-        address: local_addr.to_string(),
+        address: advertise.to_string(),
+        allocatable_cpus: config.allocatable_cpus.unwrap_or(cores),
+        allocatable_memory_bytes: config.allocatable_memory.unwrap_or(memory),
         status: pb::NodeStatus::Alive as i32,
         labels: config.labels.clone(),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -130,12 +180,14 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     };
     let state = Arc::new(state::State::new(base_node.clone()));
     let runtime = docker::DockerRuntime::new(config.name.clone(), config.docker_host.clone());
+    let ctx_counters = Arc::new(std::sync::Mutex::new(None));
     let ctx = Arc::new(supervisor::Ctx {
         state: state.clone(),
         runtime: runtime.clone(),
         base_node,
         data_dir: config.data_dir.clone(),
         stats_interval: config.stats_interval,
+        gossip_counters: ctx_counters.clone(),
     });
     let mut conn = runtime.watch();
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -149,11 +201,34 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     // already bound: early callers wait in the backlog.
     let first_attempt = conn.wait_for(|c| !matches!(c, docker::Conn::Connecting));
     let _ = tokio::time::timeout(docker::DEFAULT_CONNECT_TIMEOUT * 2, first_attempt).await;
+    let gossip = match &config.gossip {
+        None => None,
+        Some(g) => {
+            let cfg = cluster::GossipConfig {
+                advertise,
+                listen: local_addr,
+                seeds: g.join.clone(),
+                interval: g.interval,
+                phi_threshold: g.phi_threshold,
+                dead_node_grace: g.dead_node_grace,
+                cluster_id: cluster::cluster_id(config.token.as_deref()),
+            };
+            let gossip =
+                cluster::Gossip::start(cfg, &config.name, state.clone(), shutdown_rx.clone())
+                    .await
+                    .map_err(|e| StartError::Gossip(local_addr, format!("{e:#}")))?;
+            *ctx_counters.lock().unwrap_or_else(|p| p.into_inner()) = Some(gossip.counters.clone());
+            Some(gossip)
+        }
+    };
     let service = tonic::service::interceptor::InterceptedService::new(
         pb::berth_server::BerthServer::new(server::Service {
             state,
             runtime,
             shutdown: shutdown_rx.clone(),
+            peers: Arc::new(peers::PeerPool::new(config.token.clone())),
+            ledger: Arc::default(),
+            pending: Arc::default(),
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES),
         server::TokenCheck::new(config.token.as_deref()),
@@ -175,6 +250,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         shutdown,
         server,
         tasks,
+        gossip,
     })
 }
 
@@ -182,6 +258,10 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
 pub enum StartError {
     #[error("refusing to listen on {0} without a token: set --token, BERTH_TOKEN or --token-file")]
     TokenRequired(SocketAddr),
+    #[error("cannot advertise {0} to peers: give the address they reach this node at")]
+    AdvertiseRequired(SocketAddr),
+    #[error("cannot start gossip on {0}/udp: {1}")]
+    Gossip(SocketAddr, String),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,

@@ -59,6 +59,45 @@ struct Args {
           default_value = DEFAULT_STATS_INTERVAL_TEXT)]
     stats_interval: Duration,
 
+    /// Join the cluster through these members (host:port, comma-separated or repeated). With
+    /// none, this node starts a cluster of its own.
+    #[arg(
+        long,
+        env = "BERTH_JOIN",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    join: Vec<String>,
+
+    /// The address peers reach this node at (gRPC over TCP and gossip over UDP, same port)
+    /// [default: the listen address].
+    #[arg(long, env = "BERTH_ADVERTISE")]
+    advertise: Option<SocketAddr>,
+
+    /// One gossip round.
+    #[arg(long, env = "BERTH_GOSSIP_INTERVAL", value_parser = humantime_duration,
+          default_value = "500ms")]
+    gossip_interval: Duration,
+
+    /// Phi-accrual threshold above which a silent peer is marked down (higher: slower but
+    /// fewer false alarms). With the default interval, 6 marks a dead node down in about 3 s.
+    #[arg(long, env = "BERTH_FAILURE_THRESHOLD", default_value_t = berth_agent::cluster::DEFAULT_PHI_THRESHOLD,
+          value_parser = parse_threshold)]
+    failure_threshold: f64,
+
+    /// How long a down node keeps its row before it is forgotten.
+    #[arg(long, env = "BERTH_DEAD_NODE_GRACE", value_parser = humantime_duration,
+          default_value = "1h")]
+    dead_node_grace: Duration,
+
+    /// CPUs the scheduler may reserve on this node [default: its cores].
+    #[arg(long, env = "BERTH_ALLOCATABLE_CPUS", value_parser = parse_cpus)]
+    allocatable_cpus: Option<f64>,
+
+    /// Memory the scheduler may reserve on this node, e.g. 12g [default: its memory].
+    #[arg(long, env = "BERTH_ALLOCATABLE_MEMORY", value_parser = parse_memory)]
+    allocatable_memory: Option<u64>,
+
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, env = "BERTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -67,6 +106,21 @@ struct Args {
 fn parse_node_label(s: &str) -> Result<(String, String), String> {
     let (k, v) = berth_shared::labels::parse_label(s).map_err(|e| e.to_string())?;
     Ok((k, v))
+}
+
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (1.0..=100.0).contains(&x) => Ok(x),
+        _ => Err("must be a number from 1 to 100".into()),
+    }
+}
+
+fn parse_cpus(s: &str) -> Result<f64, String> {
+    berth_shared::quantity::parse_cpus(s).map_err(|e| e.to_string())
+}
+
+fn parse_memory(s: &str) -> Result<u64, String> {
+    berth_shared::quantity::parse_memory(s).map_err(|e| e.to_string())
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -199,6 +253,15 @@ async fn run() -> Result<(), Failure> {
     config.docker_host = args.docker_host.clone();
     config.labels = args.labels.iter().cloned().collect::<HashMap<_, _>>();
     config.stats_interval = args.stats_interval;
+    config.allocatable_cpus = args.allocatable_cpus;
+    config.allocatable_memory = args.allocatable_memory;
+    config.gossip = Some(berth_agent::GossipSettings {
+        advertise: args.advertise,
+        join: args.join.clone(),
+        interval: args.gossip_interval,
+        phi_threshold: args.failure_threshold,
+        dead_node_grace: args.dead_node_grace,
+    });
 
     let mut agent = berth_agent::start(config).await.map_err(|e| {
         let hint = match &e {
@@ -210,6 +273,12 @@ async fn run() -> Result<(), Failure> {
                 Some("is another berthd already running? pick another port with --listen")
             }
             berth_agent::StartError::DataDir { .. } => Some("choose a writable --data-dir"),
+            berth_agent::StartError::AdvertiseRequired(_) => Some(
+                "listening on every interface: set --advertise to this node's reachable address",
+            ),
+            berth_agent::StartError::Gossip(..) => {
+                Some("gossip uses UDP on the --listen port: is that UDP port free?")
+            }
         };
         Failure {
             error: color_eyre::Report::new(e),

@@ -9,6 +9,7 @@ use crate::error::AgentError;
 use berth_proto::v1 as pb;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
+use std::time::Instant;
 use tokio::sync::broadcast;
 
 /// How many changes a slow watcher may fall behind before it gets a fresh snapshot instead.
@@ -26,11 +27,25 @@ pub enum Change {
     Resync(Vec<pb::ContainerSummary>),
     /// Live usage of running containers: `(id, cpu %, memory bytes)`.
     Usage(Vec<(String, f64, u64)>),
+    /// Every other node as gossip shows it now: replaces the peer rows, and what changed is
+    /// broadcast.
+    Peers(BTreeMap<String, PeerView>),
+}
+
+/// Another node and its containers, from gossip.
+#[derive(Debug, Clone)]
+pub struct PeerView {
+    /// The row, with `last_seen_ms_ago` left 0: it is computed when the row is served.
+    pub node: pb::Node,
+    /// When we last heard from the node (its heartbeat moved).
+    pub last_seen: Instant,
+    pub containers: BTreeMap<String, pb::ContainerSummary>,
 }
 
 struct Inner {
     node: pb::Node,
     containers: BTreeMap<String, pb::ContainerSummary>,
+    peers: BTreeMap<String, PeerView>,
 }
 
 pub struct State {
@@ -49,6 +64,7 @@ impl State {
             inner: RwLock::new(Inner {
                 node,
                 containers: BTreeMap::new(),
+                peers: BTreeMap::new(),
             }),
             tx,
         }
@@ -68,6 +84,21 @@ impl State {
         with_counts(&inner.node, &inner.containers)
     }
 
+    /// This node's row and its own containers (what it gossips).
+    pub fn local(&self) -> (pb::Node, Vec<pb::ContainerSummary>) {
+        let inner = self.read();
+        (
+            with_counts(&inner.node, &inner.containers),
+            inner.containers.values().cloned().collect(),
+        )
+    }
+
+    /// Another node's row as of now, if gossip knows it.
+    pub fn peer(&self, name: &str) -> Option<pb::Node> {
+        let inner = self.read();
+        inner.peers.get(name).map(peer_row)
+    }
+
     pub fn snapshot(&self) -> pb::ClusterSnapshot {
         let inner = self.read();
         snapshot_of(&inner)
@@ -83,32 +114,68 @@ impl State {
         self.read().containers.get(id).cloned()
     }
 
-    /// Finds a container by exact id, exact name, or unique id prefix, as Docker does.
+    /// Finds a container anywhere in the cluster by exact id, exact name, or unique id prefix,
+    /// as Docker does; the summary's `node` is its owner.
     pub fn resolve(&self, reference: &str) -> Result<pb::ContainerSummary, AgentError> {
+        self.resolve_in(reference, true)
+    }
+
+    /// The same among this node's own containers only (for forwarded requests).
+    pub fn resolve_local(&self, reference: &str) -> Result<pb::ContainerSummary, AgentError> {
+        self.resolve_in(reference, false)
+    }
+
+    fn resolve_in(
+        &self,
+        reference: &str,
+        cluster: bool,
+    ) -> Result<pb::ContainerSummary, AgentError> {
         let inner = self.read();
         let node = inner.node.name.clone();
         if reference.is_empty() {
             return Err(berth_shared::ValidationError::new("container", "is empty").into());
         }
-        if let Some(c) = inner.containers.get(reference) {
-            return Ok(c.clone());
-        }
-        if let Some(c) = inner.containers.values().find(|c| c.name == reference) {
-            return Ok(c.clone());
-        }
-        let matches: Vec<&pb::ContainerSummary> = inner
-            .containers
+        let peers = inner
+            .peers
             .values()
-            .filter(|c| c.id.starts_with(reference))
-            .collect();
+            .filter(|_| cluster)
+            .flat_map(|p| p.containers.values());
+        let all: Vec<&pb::ContainerSummary> = inner.containers.values().chain(peers).collect();
+        if let Some(c) = all.iter().find(|c| c.id == reference) {
+            return Ok((*c).clone());
+        }
+        let named: Vec<&&pb::ContainerSummary> =
+            all.iter().filter(|c| c.name == reference).collect();
+        match named.as_slice() {
+            [one] => return Ok((**one).clone()),
+            [] => {}
+            many => {
+                return Err(AgentError::Ambiguous {
+                    reference: truncate(reference),
+                    matches: many
+                        .iter()
+                        .map(|c| format!("{} ({} on {})", short_id(&c.id), c.name, c.node))
+                        .collect(),
+                });
+            }
+        }
+        let matches: Vec<&&pb::ContainerSummary> =
+            all.iter().filter(|c| c.id.starts_with(reference)).collect();
         match matches.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(AgentError::ContainerNotFound(truncate(reference), node)),
+            [one] => Ok((**one).clone()),
+            [] => Err(AgentError::ContainerNotFound(
+                truncate(reference),
+                if cluster {
+                    "the cluster".to_owned()
+                } else {
+                    format!("node {node}")
+                },
+            )),
             many => Err(AgentError::Ambiguous {
                 reference: truncate(reference),
                 matches: many
                     .iter()
-                    .map(|c| format!("{} ({})", short_id(&c.id), c.name))
+                    .map(|c| format!("{} ({} on {})", short_id(&c.id), c.name, c.node))
                     .collect(),
             }),
         }
@@ -179,6 +246,48 @@ impl State {
                     out.push(ev(pb::watch_event::Event::ContainerUpdated(c)));
                 }
             }
+            Change::Peers(fresh) => {
+                let gone: Vec<String> = inner
+                    .peers
+                    .keys()
+                    .filter(|n| !fresh.contains_key(*n))
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    if let Some(old) = inner.peers.remove(&name) {
+                        for (id, c) in old.containers {
+                            out.push(ev(pb::watch_event::Event::ContainerRemoved(
+                                pb::ContainerRemoved { id, node: c.node },
+                            )));
+                        }
+                        out.push(ev(pb::watch_event::Event::NodeRemoved(name)));
+                    }
+                }
+                for (name, view) in fresh {
+                    let old = inner.peers.get(&name);
+                    if old.is_none_or(|o| o.node != view.node) {
+                        out.push(ev(pb::watch_event::Event::NodeUpdated(peer_row(&view))));
+                    }
+                    for (id, c) in &view.containers {
+                        if old.and_then(|o| o.containers.get(id)) != Some(c) {
+                            out.push(ev(pb::watch_event::Event::ContainerUpdated(c.clone())));
+                        }
+                    }
+                    if let Some(o) = old {
+                        for (id, c) in &o.containers {
+                            if !view.containers.contains_key(id) {
+                                out.push(ev(pb::watch_event::Event::ContainerRemoved(
+                                    pb::ContainerRemoved {
+                                        id: id.clone(),
+                                        node: c.node.clone(),
+                                    },
+                                )));
+                            }
+                        }
+                    }
+                    inner.peers.insert(name, view);
+                }
+            }
             Change::Usage(samples) => {
                 for (id, cpu, mem) in samples {
                     if let Some(c) = inner.containers.get_mut(&id) {
@@ -200,11 +309,27 @@ impl State {
 }
 
 fn snapshot_of(inner: &Inner) -> pb::ClusterSnapshot {
+    let mut nodes = Vec::with_capacity(inner.peers.len() + 1);
+    nodes.push(with_counts(&inner.node, &inner.containers));
+    nodes.extend(inner.peers.values().map(peer_row));
+    let containers = inner
+        .containers
+        .values()
+        .chain(inner.peers.values().flat_map(|p| p.containers.values()))
+        .cloned()
+        .collect();
     pb::ClusterSnapshot {
-        nodes: vec![with_counts(&inner.node, &inner.containers)],
-        containers: inner.containers.values().cloned().collect(),
+        nodes,
+        containers,
         answered_by: inner.node.name.clone(),
     }
+}
+
+/// A peer's row as served now: with its container counts and the age of its data.
+fn peer_row(p: &PeerView) -> pb::Node {
+    let mut node = with_counts(&p.node, &p.containers);
+    node.last_seen_ms_ago = u64::try_from(p.last_seen.elapsed().as_millis()).unwrap_or(u64::MAX);
+    node
 }
 
 /// The node row with its container counts filled in from the containers it owns.
@@ -221,6 +346,15 @@ fn with_counts(node: &pb::Node, containers: &BTreeMap<String, pb::ContainerSumma
         }
     }
     node.stats.get_or_insert_with(Default::default).containers = Some(counts);
+    // What the containers' limits reserve: only those that hold (or are about to hold) them.
+    let holding = containers.values().filter(|c| {
+        matches!(
+            c.state.as_str(),
+            "running" | "restarting" | "paused" | "created"
+        )
+    });
+    node.reserved_cpus = holding.clone().map(|c| c.cpus).sum();
+    node.reserved_memory_bytes = holding.map(|c| c.memory_limit_bytes).sum();
     node
 }
 

@@ -7,6 +7,20 @@ use berth_proto::v1 as pb;
 use std::path::Path;
 use sysinfo::{Disks, System};
 
+/// The machine's cores and memory: what the scheduler may place here unless told otherwise.
+pub fn machine_capacity() -> (f64, u64) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as f64)
+        .unwrap_or(1.0);
+    let memory = System::new()
+        .map(|mut s| {
+            s.refresh_memory();
+            s.total_memory()
+        })
+        .unwrap_or(0);
+    (cores, memory)
+}
+
 pub struct NodeSampler {
     system: Option<System>,
     disks: Option<Disks>,

@@ -23,6 +23,8 @@ pub struct Ctx {
     pub base_node: pb::Node,
     pub data_dir: PathBuf,
     pub stats_interval: Duration,
+    /// Gossip traffic counters, once gossip runs (it starts after this context).
+    pub gossip_counters: Arc<std::sync::Mutex<Option<Arc<crate::cluster::GossipCounters>>>>,
 }
 
 fn now_ms() -> i64 {
@@ -133,9 +135,21 @@ fn publish_node(ctx: &Ctx, stats: Option<pb::NodeStats>) {
     node.address = ctx.base_node.address.clone();
     node.labels = ctx.base_node.labels.clone();
     node.agent_version = ctx.base_node.agent_version.clone();
+    node.allocatable_cpus = ctx.base_node.allocatable_cpus;
+    node.allocatable_memory_bytes = ctx.base_node.allocatable_memory_bytes;
     node.status = pb::NodeStatus::Alive as i32;
     node.runtime = Some(ctx.runtime.conn().status());
-    if let Some(stats) = stats {
+    if let Some(mut stats) = stats {
+        let counters = ctx
+            .gossip_counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(c) = counters {
+            use std::sync::atomic::Ordering;
+            stats.gossip_sent_bytes = c.sent.load(Ordering::Relaxed);
+            stats.gossip_received_bytes = c.received.load(Ordering::Relaxed);
+        }
         node.stats = Some(stats);
     }
     node.updated_unix_ms = now_ms();

@@ -34,7 +34,13 @@ async fn run(
     std::result::Result<pb::ContainerSummary, tonic::Status>,
 ) {
     let mut events = Vec::new();
-    let mut stream = match client.run(pb::RunRequest { spec: Some(spec) }).await {
+    let mut stream = match client
+        .run(pb::RunRequest {
+            spec: Some(spec),
+            ..Default::default()
+        })
+        .await
+    {
         Ok(s) => s.into_inner(),
         Err(status) => return (events, Err(status)),
     };
@@ -674,6 +680,7 @@ async fn a_token_guards_every_call_and_is_never_logged() -> Result<()> {
         let e = client
             .run(pb::RunRequest {
                 spec: Some(spec("x", "y", &[])),
+                ..Default::default()
             })
             .await
             .expect_err("no token");

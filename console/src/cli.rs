@@ -85,6 +85,13 @@ pub struct PsArgs {
     pub node: Option<String>,
 }
 
+/// How the scheduler ranks the nodes that can take a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Strategy {
+    Spread,
+    Binpack,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Container name (Docker generates one when not given)
@@ -118,6 +125,19 @@ pub struct RunArgs {
     /// Replace the image's entrypoint ("" clears it)
     #[arg(long, value_name = "E", allow_hyphen_values = true)]
     pub entrypoint: Option<String>,
+
+    /// Run on this node (skips the scheduler's choice, not its checks)
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// Only on nodes where LABEL==VALUE or LABEL!=VALUE holds (repeatable; `node` is the
+    /// node's name)
+    #[arg(long = "constraint", value_name = "EXPR", value_parser = berth_shared::constraint::Constraint::parse)]
+    pub constraints: Vec<berth_shared::constraint::Constraint>,
+
+    /// spread: the least reserved node first; binpack: the fullest node that still fits
+    #[arg(long, value_enum, default_value_t = Strategy::Spread)]
+    pub strategy: Strategy,
 
     /// Accepted for Docker habits: berth always runs detached
     #[arg(short, long, hide = true)]

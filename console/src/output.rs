@@ -7,7 +7,9 @@
 //! - `berth nodes -o json`: an array of [`NodeJson`]:
 //!   `name`, `address`, `status` (`alive`|`suspect`|`down`|`left`|`unknown`), `cpu_percent`,
 //!   `memory_used_bytes`, `memory_total_bytes`, `containers` (how many the node holds, any state),
-//!   `runtime_available`, `labels` (object), `updated` (RFC 3339: when the node produced its data).
+//!   `runtime_available`, `labels` (object), `updated` (RFC 3339: when the node produced its data;
+//!   null for other nodes, whose clocks we do not trust), `age_ms` (how long ago the answering
+//!   agent last heard from the node; 0 for itself).
 //! - `berth ps -o json`: an array of [`ContainerJson`]:
 //!   `id` (full), `name`, `image`, `node`, `state` (Docker's word), `status` (as the table's
 //!   STATUS column), `created` (RFC 3339), `cpu_percent`, `memory_bytes`, `ports` (array of
@@ -42,6 +44,8 @@ pub struct NodeJson {
     pub runtime_available: bool,
     pub labels: BTreeMap<String, String>,
     pub updated: Option<String>,
+    /// How long ago the answering agent last heard from the node (0 for itself).
+    pub age_ms: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -172,6 +176,7 @@ pub fn node_json(node: &pb::Node, containers: &[pb::ContainerSummary]) -> NodeJs
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         updated: rfc3339_ms(node.updated_unix_ms),
+        age_ms: node.last_seen_ms_ago,
     }
 }
 
@@ -361,7 +366,15 @@ fn ago(ms: i64, now: DateTime<Utc>) -> String {
 }
 
 pub fn nodes_table(nodes: &[pb::Node], containers: &[pb::ContainerSummary], wide: bool) -> String {
-    let mut header = vec!["NAME", "ADDRESS", "STATUS", "CPU %", "MEMORY", "CONTAINERS"];
+    let mut header = vec![
+        "NAME",
+        "ADDRESS",
+        "STATUS",
+        "AGE",
+        "CPU %",
+        "MEMORY",
+        "CONTAINERS",
+    ];
     if wide {
         header.extend(["DOCKER", "CORES", "LOAD", "UPTIME", "OS"]);
     }
@@ -385,6 +398,7 @@ pub fn nodes_table(nodes: &[pb::Node], containers: &[pb::ContainerSummary], wide
             node.name.clone(),
             node.address.clone(),
             node_status_word(node.status).to_owned(),
+            age(node.last_seen_ms_ago),
             percent(stats.cpu_percent),
             memory,
             format!("{running}/{total}"),
@@ -413,6 +427,16 @@ pub fn nodes_table(nodes: &[pb::Node], containers: &[pb::ContainerSummary], wide
         table.row(row);
     }
     table.render()
+}
+
+/// The age of a node's data, short: `<1s`, `3s`, `2m`, `1h`.
+pub fn age(ms: u64) -> String {
+    match ms {
+        0..1_000 => "<1s".to_owned(),
+        1_000..60_000 => format!("{}s", ms / 1_000),
+        60_000..3_600_000 => format!("{}m", ms / 60_000),
+        _ => format!("{}h", ms / 3_600_000),
+    }
 }
 
 pub fn ps_table(containers: &[pb::ContainerSummary], wide: bool, now: DateTime<Utc>) -> String {
@@ -508,6 +532,7 @@ mod tests {
             labels: [("zone".to_owned(), "a".to_owned())].into(),
             agent_version: "0.1.0".into(),
             updated_unix_ms: NOW_MS - 1_500,
+            ..Default::default()
         }
     }
 
@@ -542,6 +567,13 @@ mod tests {
     }
 
     fn fixture() -> (Vec<pb::Node>, Vec<pb::ContainerSummary>) {
+        let mut b = node(
+            "b",
+            "10.0.0.2:7070",
+            pb::NodeStatus::Suspect,
+            Err("connection refused"),
+        );
+        b.last_seen_ms_ago = 4_200;
         let nodes = vec![
             node(
                 "alpha",
@@ -549,12 +581,7 @@ mod tests {
                 pb::NodeStatus::Alive,
                 Ok("docker 27.3.1"),
             ),
-            node(
-                "b",
-                "10.0.0.2:7070",
-                pb::NodeStatus::Suspect,
-                Err("connection refused"),
-            ),
+            b,
         ];
         let containers = vec![
             container(
@@ -587,9 +614,9 @@ mod tests {
         assert_eq!(
             nodes_table(&nodes, &containers, false),
             "\
-NAME    ADDRESS         STATUS    CPU %   MEMORY            CONTAINERS
-alpha   10.0.0.1:7070   alive     12.3%   1.5GiB / 8.0GiB   1/2
-b       10.0.0.2:7070   suspect   12.3%   1.5GiB / 8.0GiB   0/0
+NAME    ADDRESS         STATUS    AGE   CPU %   MEMORY            CONTAINERS
+alpha   10.0.0.1:7070   alive     <1s   12.3%   1.5GiB / 8.0GiB   1/2
+b       10.0.0.2:7070   suspect   4s    12.3%   1.5GiB / 8.0GiB   0/0
 "
         );
     }
@@ -600,9 +627,9 @@ b       10.0.0.2:7070   suspect   12.3%   1.5GiB / 8.0GiB   0/0
         assert_eq!(
             nodes_table(&nodes, &containers, true),
             "\
-NAME    ADDRESS         STATUS    CPU %   MEMORY            CONTAINERS   DOCKER                            CORES   LOAD             UPTIME   OS
-alpha   10.0.0.1:7070   alive     12.3%   1.5GiB / 8.0GiB   1/2          docker 27.3.1                     4       0.50 0.25 0.12   3 days   Debian GNU/Linux 12 6.1.0
-b       10.0.0.2:7070   suspect   12.3%   1.5GiB / 8.0GiB   0/0          unavailable: connection refused   4       0.50 0.25 0.12   3 days   Debian GNU/Linux 12 6.1.0
+NAME    ADDRESS         STATUS    AGE   CPU %   MEMORY            CONTAINERS   DOCKER                            CORES   LOAD             UPTIME   OS
+alpha   10.0.0.1:7070   alive     <1s   12.3%   1.5GiB / 8.0GiB   1/2          docker 27.3.1                     4       0.50 0.25 0.12   3 days   Debian GNU/Linux 12 6.1.0
+b       10.0.0.2:7070   suspect   4s    12.3%   1.5GiB / 8.0GiB   0/0          unavailable: connection refused   4       0.50 0.25 0.12   3 days   Debian GNU/Linux 12 6.1.0
 "
         );
     }
@@ -673,6 +700,7 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
                 "runtime_available": true,
                 "labels": {"zone": "a"},
                 "updated": "2025-12-31T23:59:58.500Z",
+                "age_ms": 0,
             })
         );
     }

@@ -440,6 +440,7 @@ mod json {
             keys(node),
             [
                 "address",
+                "age_ms",
                 "containers",
                 "cpu_percent",
                 "labels",
@@ -466,7 +467,15 @@ mod json {
                 .map(str::trim)
                 .filter(|c| !c.is_empty())
                 .collect::<Vec<_>>(),
-            ["NAME", "ADDRESS", "STATUS", "CPU %", "MEMORY", "CONTAINERS"],
+            [
+                "NAME",
+                "ADDRESS",
+                "STATUS",
+                "AGE",
+                "CPU %",
+                "MEMORY",
+                "CONTAINERS"
+            ],
             "{}",
             table.report("")
         );

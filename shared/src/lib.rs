@@ -8,6 +8,7 @@
 //! `berth_proto::v1::ContainerSpec`), so the rest of the code works with checked values.
 
 pub mod client;
+pub mod constraint;
 pub mod defaults;
 pub mod error;
 pub mod image;

@@ -31,6 +31,9 @@ pub struct AgentOptions {
     pub docker_host: Option<String>,
     /// More arguments, appended last.
     pub extra_args: Vec<String>,
+    /// The loopback address to listen on (`127.0.0.x`, one per simulated host); default
+    /// 127.0.0.1.
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// A `berthd` child process listening on `127.0.0.1:<free port>`, with a data dir and a log
@@ -61,7 +64,10 @@ impl AgentProcess {
             .clone()
             .unwrap_or_else(|| crate::unique("node"));
         let mut agent = AgentProcess {
-            addr: SocketAddr::from(([127, 0, 0, 1], crate::free_port())),
+            addr: SocketAddr::from((
+                options.ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+                crate::free_port(),
+            )),
             name,
             options,
             dir,

@@ -60,10 +60,19 @@ pub fn unique(prefix: &str) -> String {
 
 /// A TCP port that was free on 127.0.0.1 a moment ago (bound, read, released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|error| panic!("cannot bind 127.0.0.1:0 to find a free port: {error}"))
+    // Agents use the port twice, for gRPC (TCP) and gossip (UDP): find one free for both.
+    for _ in 0..64 {
+        let Ok(tcp) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(port) = tcp.local_addr().map(|a| a.port()) else {
+            continue;
+        };
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("cannot find a port free for both TCP and UDP on 127.0.0.1")
 }
 
 /// Polls `f` every [`POLL_INTERVAL`] until it returns `Some`, or fails after `timeout` with

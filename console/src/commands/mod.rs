@@ -18,7 +18,7 @@ use std::io::Write;
 pub enum Plan {
     Nodes,
     Ps(crate::cli::PsArgs),
-    Run(run::RunPlan),
+    Run(Box<run::RunPlan>),
     Stop(crate::cli::StopArgs),
     Rm(crate::cli::RmArgs),
     Inspect(String),
@@ -31,7 +31,7 @@ impl Plan {
         Ok(match command {
             Command::Nodes => Plan::Nodes,
             Command::Ps(a) => Plan::Ps(a),
-            Command::Run(a) => Plan::Run(run::prepare(*a, |k| std::env::var(k).ok())?),
+            Command::Run(a) => Plan::Run(Box::new(run::prepare(*a, |k| std::env::var(k).ok())?)),
             Command::Stop(a) => Plan::Stop(a),
             Command::Rm(a) => Plan::Rm(a),
             Command::Inspect(a) => Plan::Inspect(a.container),
@@ -43,7 +43,7 @@ impl Plan {
         match self {
             Plan::Nodes => nodes::execute(session, output).await,
             Plan::Ps(a) => ps::execute(session, output, a).await,
-            Plan::Run(p) => run::execute(session, output, p).await,
+            Plan::Run(p) => run::execute(session, output, *p).await,
             Plan::Stop(a) => containers::stop(session, output, a).await,
             Plan::Rm(a) => containers::remove(session, output, a).await,
             Plan::Inspect(c) => inspect::execute(session, &c).await,

@@ -18,6 +18,9 @@ use std::io::{IsTerminal, Write};
 #[derive(Debug)]
 pub struct RunPlan {
     pub spec: pb::ContainerSpec,
+    pub node: String,
+    pub constraints: Vec<String>,
+    pub strategy: pb::Strategy,
 }
 
 /// The command words after the image: clap keeps a `--` that follows the image, Docker drops it.
@@ -62,6 +65,12 @@ pub fn prepare(args: RunArgs, lookup: impl Fn(&str) -> Option<String>) -> Result
     spec.validate().map_err(refused)?;
     Ok(RunPlan {
         spec: spec.to_proto(),
+        node: args.node.unwrap_or_default(),
+        constraints: args.constraints.iter().map(ToString::to_string).collect(),
+        strategy: match args.strategy {
+            crate::cli::Strategy::Spread => pb::Strategy::Spread,
+            crate::cli::Strategy::Binpack => pb::Strategy::Binpack,
+        },
     })
 }
 
@@ -121,6 +130,9 @@ async fn follow_run(
         .client
         .run(pb::RunRequest {
             spec: Some(plan.spec),
+            node: plan.node,
+            constraints: plan.constraints,
+            strategy: plan.strategy as i32,
         })
         .await?
         .into_inner();

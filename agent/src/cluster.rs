@@ -1,0 +1,659 @@
+//! Cluster membership and the shared view, by gossip (chitchat: scuttlebutt anti-entropy and a
+//! phi-accrual failure detector, over UDP on the same port number as gRPC).
+//!
+//! Each node writes only its own keys — `grpc` (its address), `node` (labels, rounded stats,
+//! runtime status, allocatable and reserved resources), one `c:<id>` per container it owns, and
+//! `left` when it shuts down gracefully — and reads everyone's. Full details (inspect, logs) are
+//! never gossiped: they come from the owner over gRPC.
+//!
+//! What gossip trusts: any UDP sender that knows the cluster id. The id is derived from the
+//! cluster token (a hash, so the token itself never travels), which keeps nodes with another
+//! token out of the membership, but gossip is neither signed nor encrypted: someone who can send
+//! UDP to an agent and knows the id can inject rows. gRPC between peers always needs the token.
+
+use crate::state::{Change, PeerView, State};
+use berth_proto::v1 as pb;
+use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpTransport};
+use chitchat::{
+    ChitchatConfig, ChitchatEnvelope, ChitchatHandle, ChitchatId, FailureDetectorConfig,
+    ProtocolVersion,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// `--gossip-interval`: one gossip round. With the default threshold a dead node is marked down
+/// after about 6 rounds without news (≈3 s), well within 5 s.
+pub const DEFAULT_GOSSIP_INTERVAL: Duration = Duration::from_millis(500);
+/// `--failure-threshold`: phi above which a node is down (phi = silence / mean heartbeat gap).
+pub const DEFAULT_PHI_THRESHOLD: f64 = 6.0;
+/// `--dead-node-grace`: how long a down node keeps its row before it is forgotten.
+pub const DEFAULT_DEAD_NODE_GRACE: Duration = Duration::from_secs(3600);
+/// A live node silent for more than this share of its failure timeout is shown as suspect.
+const SUSPECT_AT: f64 = 0.5;
+/// How often a node that reaches nobody says so in its log.
+const LONELY_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+const KEY_GRPC: &str = "grpc";
+const KEY_NODE: &str = "node";
+const KEY_LEFT: &str = "left";
+const PREFIX_CONTAINER: &str = "c:";
+
+#[derive(Debug, Clone)]
+pub struct GossipConfig {
+    /// The address peers use for gRPC (TCP) and gossip (UDP).
+    pub advertise: SocketAddr,
+    /// Where gossip binds (the listen address).
+    pub listen: SocketAddr,
+    /// Members to join through (`host:port`).
+    pub seeds: Vec<String>,
+    pub interval: Duration,
+    pub phi_threshold: f64,
+    pub dead_node_grace: Duration,
+    /// Nodes gossip only with nodes of the same cluster id.
+    pub cluster_id: String,
+}
+
+/// The cluster id for a token: peers with another token have another id, and chitchat ignores
+/// them. A keyed hash, so the token is not on the wire.
+pub fn cluster_id(token: Option<&str>) -> String {
+    use sha2::Digest;
+    match token {
+        None => "berth".into(),
+        Some(t) => {
+            let digest = sha2::Sha256::digest(format!("berth cluster id\0{t}").as_bytes());
+            let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            format!("berth-{hex}")
+        }
+    }
+}
+
+/// Bytes through the gossip socket, both ways.
+#[derive(Default, Debug)]
+pub struct GossipCounters {
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+}
+
+struct CountingTransport(Arc<GossipCounters>);
+
+struct CountingSocket {
+    inner: Box<dyn Socket>,
+    counters: Arc<GossipCounters>,
+}
+
+#[async_trait::async_trait]
+impl Transport for CountingTransport {
+    async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
+        let inner = UdpTransport.open(listen_addr).await?;
+        Ok(Box::new(CountingSocket {
+            inner,
+            counters: self.0.clone(),
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Socket for CountingSocket {
+    fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn send(
+        &mut self,
+        to: SocketAddr,
+        envelope: ChitchatEnvelope,
+    ) -> anyhow::Result<SendOutcome> {
+        let out = self.inner.send(to, envelope).await?;
+        self.counters
+            .sent
+            .fetch_add(out.num_bytes_sent as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
+        let out = self.inner.recv().await?;
+        self.counters
+            .received
+            .fetch_add(out.num_bytes_received as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+}
+
+/// What a node says about itself, rounded so noise does not re-gossip every round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+struct NodeInfo {
+    #[serde(default)]
+    labels: HashMap<String, String>,
+    cpu: f64,
+    cores: u32,
+    mem_used: u64,
+    mem_total: u64,
+    disk_used: u64,
+    disk_total: u64,
+    load: [f64; 3],
+    uptime: u64,
+    os: String,
+    kernel: String,
+    rt_ok: bool,
+    rt_version: String,
+    rt_error: String,
+    version: String,
+    alloc_cpus: f64,
+    alloc_mem: u64,
+    res_cpus: f64,
+    res_mem: u64,
+}
+
+/// One container, compactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+struct ContainerInfo {
+    n: String,
+    i: String,
+    s: String,
+    cr: i64,
+    #[serde(default)]
+    st: i64,
+    #[serde(default)]
+    fi: i64,
+    #[serde(default)]
+    x: i64,
+    #[serde(default)]
+    r: u32,
+    #[serde(default)]
+    cpu: f64,
+    #[serde(default)]
+    mem: u64,
+    #[serde(default)]
+    lc: f64,
+    #[serde(default)]
+    lm: u64,
+    /// `host_ip|host_port|container_port|protocol`
+    #[serde(default)]
+    p: Vec<String>,
+    #[serde(default)]
+    l: BTreeMap<String, String>,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+fn round_to(x: u64, step: u64) -> u64 {
+    (x + step / 2) / step * step
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn node_info(n: &pb::Node) -> NodeInfo {
+    let s = n.stats.clone().unwrap_or_default();
+    let rt = n.runtime.clone().unwrap_or_default();
+    NodeInfo {
+        labels: n.labels.clone(),
+        cpu: s.cpu_percent.round(),
+        cores: s.cores,
+        mem_used: round_to(s.memory_used_bytes, 16 * MIB),
+        mem_total: s.memory_total_bytes,
+        disk_used: round_to(s.disk_used_bytes, 256 * MIB),
+        disk_total: s.disk_total_bytes,
+        load: [round1(s.load1), round1(s.load5), round1(s.load15)],
+        uptime: s.uptime_secs / 60 * 60,
+        os: s.os,
+        kernel: s.kernel,
+        rt_ok: rt.available,
+        rt_version: rt.version,
+        rt_error: rt.error,
+        version: n.agent_version.clone(),
+        alloc_cpus: n.allocatable_cpus,
+        alloc_mem: n.allocatable_memory_bytes,
+        res_cpus: n.reserved_cpus,
+        res_mem: n.reserved_memory_bytes,
+    }
+}
+
+fn container_info(c: &pb::ContainerSummary) -> ContainerInfo {
+    ContainerInfo {
+        n: c.name.clone(),
+        i: c.image.clone(),
+        s: c.state.clone(),
+        cr: c.created_unix_ms,
+        st: c.started_unix_ms,
+        fi: c.finished_unix_ms,
+        x: c.exit_code,
+        r: c.restart_count,
+        cpu: c.cpu_percent.round(),
+        mem: round_to(c.memory_bytes, MIB),
+        lc: c.cpus,
+        lm: c.memory_limit_bytes,
+        p: c.ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}|{}|{}|{}",
+                    p.host_ip, p.host_port, p.container_port, p.protocol
+                )
+            })
+            .collect(),
+        l: c.labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+fn summary_from_info(node: &str, id: &str, c: ContainerInfo) -> pb::ContainerSummary {
+    pb::ContainerSummary {
+        id: id.to_owned(),
+        name: c.n,
+        image: c.i,
+        node: node.to_owned(),
+        state: c.s,
+        created_unix_ms: c.cr,
+        started_unix_ms: c.st,
+        finished_unix_ms: c.fi,
+        exit_code: c.x,
+        restart_count: c.r,
+        ports: c
+            .p
+            .iter()
+            .filter_map(|p| {
+                let mut it = p.split('|');
+                Some(pb::PortMapping {
+                    host_ip: it.next()?.to_owned(),
+                    host_port: it.next()?.parse().ok()?,
+                    container_port: it.next()?.parse().ok()?,
+                    protocol: it.next()?.to_owned(),
+                })
+            })
+            .collect(),
+        cpu_percent: c.cpu,
+        memory_bytes: c.mem,
+        cpus: c.lc,
+        memory_limit_bytes: c.lm,
+        labels: c.l.into_iter().collect(),
+    }
+}
+
+/// A running gossip member.
+pub struct Gossip {
+    handle: ChitchatHandle,
+    interval: Duration,
+    pub counters: Arc<GossipCounters>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Gossip {
+    /// Joins (or starts) the cluster and keeps `state`'s peer rows up to date.
+    pub async fn start(
+        cfg: GossipConfig,
+        node: &str,
+        state: Arc<State>,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
+        let generation = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        let id = ChitchatId::new(node.to_owned(), generation, cfg.advertise);
+        let config = ChitchatConfig {
+            chitchat_id: id.clone(),
+            cluster_id: cfg.cluster_id.clone(),
+            gossip_interval: cfg.interval,
+            listen_addr: cfg.listen,
+            seed_nodes: cfg.seeds.clone(),
+            failure_detector_config: FailureDetectorConfig {
+                phi_threshold: cfg.phi_threshold,
+                sampling_window_size: 100,
+                max_interval: cfg.interval * 10,
+                initial_interval: cfg.interval,
+                dead_node_grace_period: cfg.dead_node_grace,
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: ProtocolVersion::V1,
+        };
+        let counters = Arc::new(GossipCounters::default());
+        let initial = vec![(KEY_GRPC.to_owned(), cfg.advertise.to_string())];
+        let handle =
+            chitchat::spawn_chitchat(config, initial, &CountingTransport(counters.clone())).await?;
+        let tasks = vec![
+            tokio::spawn(publish_loop(
+                handle.chitchat(),
+                state.clone(),
+                cfg.interval,
+                shutdown.clone(),
+            )),
+            tokio::spawn(read_loop(
+                handle.chitchat(),
+                id,
+                state,
+                cfg.clone(),
+                shutdown,
+            )),
+        ];
+        tracing::info!(
+            advertise = %cfg.advertise,
+            seeds = ?cfg.seeds,
+            interval_ms = cfg.interval.as_millis() as u64,
+            "gossip started"
+        );
+        Ok(Self {
+            handle,
+            interval: cfg.interval,
+            counters,
+            tasks,
+        })
+    }
+
+    /// Announces a graceful leave, gives peers a few rounds to hear it, then stops gossiping.
+    pub async fn leave(self) {
+        self.handle
+            .with_chitchat(|c| c.self_node_state().set(KEY_LEFT, "1"))
+            .await;
+        tokio::time::sleep(self.interval * 3).await;
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Err(e) = self.handle.shutdown().await {
+            tracing::warn!(error = %e, "gossip did not stop cleanly");
+        }
+    }
+}
+
+/// Writes this node's keys from the local view every round (`set` is a no-op when unchanged).
+async fn publish_loop(
+    chitchat: Arc<tokio::sync::Mutex<chitchat::Chitchat>>,
+    state: Arc<State>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut published: HashSet<String> = HashSet::new();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let (node, containers) = state.local();
+        let node_json = match serde_json::to_string(&node_info(&node)) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode node info");
+                continue;
+            }
+        };
+        let mut keys: Vec<(String, String)> = Vec::with_capacity(containers.len() + 1);
+        keys.push((KEY_NODE.to_owned(), node_json));
+        for c in &containers {
+            if let Ok(j) = serde_json::to_string(&container_info(c)) {
+                keys.push((format!("{PREFIX_CONTAINER}{}", c.id), j));
+            }
+        }
+        let now: HashSet<String> = keys
+            .iter()
+            .filter(|(k, _)| k.starts_with(PREFIX_CONTAINER))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut cc = chitchat.lock().await;
+        let me = cc.self_node_state();
+        for (k, v) in keys {
+            me.set(k, v);
+        }
+        for gone in published.difference(&now) {
+            me.delete(gone);
+        }
+        drop(cc);
+        published = now;
+    }
+}
+
+struct Decoded {
+    max_version: u64,
+    address: String,
+    info: NodeInfo,
+    containers: BTreeMap<String, pb::ContainerSummary>,
+    left: bool,
+}
+
+struct Seen {
+    heartbeat: u64,
+    at: Instant,
+}
+
+/// Rebuilds the peer rows from chitchat's state twice a round, decoding a node's keys again only
+/// when its version moved.
+async fn read_loop(
+    chitchat: Arc<tokio::sync::Mutex<chitchat::Chitchat>>,
+    me: ChitchatId,
+    state: Arc<State>,
+    cfg: GossipConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut cache: HashMap<ChitchatId, Decoded> = HashMap::new();
+    let mut seen: HashMap<ChitchatId, Seen> = HashMap::new();
+    let mut last_lonely_warning: Option<Instant> = None;
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(cfg.interval / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = Instant::now();
+        let mut peers: BTreeMap<String, PeerView> = BTreeMap::new();
+        let mut live_peers = 0usize;
+        {
+            let cc = chitchat.lock().await;
+            let live: HashSet<&ChitchatId> = cc.live_nodes().collect();
+            let dead: HashSet<&ChitchatId> = cc.dead_nodes().collect();
+            // The newest generation of each node name wins; older ones are its past lives.
+            let mut newest: HashMap<&str, &ChitchatId> = HashMap::new();
+            for id in cc.node_states().keys() {
+                if id.node_id == me.node_id {
+                    continue;
+                }
+                newest
+                    .entry(&*id.node_id)
+                    .and_modify(|cur| {
+                        if id.generation_id > cur.generation_id {
+                            *cur = id;
+                        }
+                    })
+                    .or_insert(id);
+            }
+            for id in newest.into_values() {
+                let Some(ns) = cc.node_state(id) else {
+                    continue;
+                };
+                let hb = u64::from(ns.heartbeat());
+                let entry = seen.entry(id.clone()).or_insert(Seen {
+                    heartbeat: hb,
+                    at: now,
+                });
+                if entry.heartbeat != hb {
+                    entry.heartbeat = hb;
+                    entry.at = now;
+                }
+                let silent = now.duration_since(entry.at);
+                let version = ns.max_version();
+                let fresh = cache.get(id).is_none_or(|d| d.max_version != version);
+                if fresh {
+                    let info = ns
+                        .get(KEY_NODE)
+                        .and_then(|j| serde_json::from_str::<NodeInfo>(j).ok());
+                    let Some(info) = info else {
+                        // Joined, but has not told us about itself yet.
+                        continue;
+                    };
+                    let containers = ns
+                        .iter_prefix(PREFIX_CONTAINER)
+                        .filter(|(_, v)| !v.is_deleted())
+                        .filter_map(|(k, v)| {
+                            let cid = k.strip_prefix(PREFIX_CONTAINER)?;
+                            let ci: ContainerInfo = serde_json::from_str(&v.value).ok()?;
+                            Some((cid.to_owned(), summary_from_info(&id.node_id, cid, ci)))
+                        })
+                        .collect();
+                    cache.insert(
+                        id.clone(),
+                        Decoded {
+                            max_version: version,
+                            address: ns.get(KEY_GRPC).unwrap_or_default().to_owned(),
+                            info,
+                            containers,
+                            left: ns.get(KEY_LEFT).is_some(),
+                        },
+                    );
+                }
+                let Some(d) = cache.get(id) else { continue };
+                let status = if d.left {
+                    pb::NodeStatus::Left
+                } else if dead.contains(id) {
+                    pb::NodeStatus::Down
+                } else if live.contains(id) {
+                    live_peers += 1;
+                    let timeout = cc
+                        .failure_detection_timeout(id)
+                        .unwrap_or(cfg.interval.mul_f64(cfg.phi_threshold));
+                    if silent > timeout.mul_f64(SUSPECT_AT) {
+                        pb::NodeStatus::Suspect
+                    } else {
+                        pb::NodeStatus::Alive
+                    }
+                } else {
+                    // Known, neither live nor declared dead yet: not heard from enough.
+                    pb::NodeStatus::Suspect
+                };
+                peers.insert(
+                    id.node_id.to_string(),
+                    PeerView {
+                        node: node_row(&id.node_id, d, status),
+                        last_seen: entry.at,
+                        containers: d.containers.clone(),
+                    },
+                );
+            }
+            // Forget decoded state of generations chitchat itself forgot.
+            let known: HashSet<&ChitchatId> = cc.node_states().keys().collect();
+            cache.retain(|id, _| known.contains(id));
+            seen.retain(|id, _| known.contains(id));
+        }
+        if !cfg.seeds.is_empty()
+            && live_peers == 0
+            && now.duration_since(started) > LONELY_WARNING_EVERY
+            && last_lonely_warning.is_none_or(|t| now.duration_since(t) > LONELY_WARNING_EVERY)
+        {
+            tracing::warn!(seeds = ?cfg.seeds, "no peer reachable yet; still trying the join addresses");
+            last_lonely_warning = Some(now);
+        }
+        state.apply(Change::Peers(peers));
+    }
+}
+
+fn node_row(name: &str, d: &Decoded, status: pb::NodeStatus) -> pb::Node {
+    let i = &d.info;
+    pb::Node {
+        name: name.to_owned(),
+        address: d.address.clone(),
+        status: status as i32,
+        stats: Some(pb::NodeStats {
+            cpu_percent: i.cpu,
+            cores: i.cores,
+            memory_used_bytes: i.mem_used,
+            memory_total_bytes: i.mem_total,
+            disk_used_bytes: i.disk_used,
+            disk_total_bytes: i.disk_total,
+            load1: i.load[0],
+            load5: i.load[1],
+            load15: i.load[2],
+            uptime_secs: i.uptime,
+            os: i.os.clone(),
+            kernel: i.kernel.clone(),
+            containers: None,
+            gossip_sent_bytes: 0,
+            gossip_received_bytes: 0,
+        }),
+        runtime: Some(pb::RuntimeStatus {
+            available: i.rt_ok,
+            version: i.rt_version.clone(),
+            error: i.rt_error.clone(),
+        }),
+        labels: i.labels.clone(),
+        agent_version: i.version.clone(),
+        updated_unix_ms: 0,
+        last_seen_ms_ago: 0,
+        allocatable_cpus: i.alloc_cpus,
+        allocatable_memory_bytes: i.alloc_mem,
+        reserved_cpus: i.res_cpus,
+        reserved_memory_bytes: i.res_mem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_differ_by_token_and_hide_it() {
+        assert_eq!(cluster_id(None), "berth");
+        let a = cluster_id(Some("alpha"));
+        assert_ne!(a, cluster_id(Some("beta")));
+        assert_eq!(a, cluster_id(Some("alpha")));
+        assert!(!a.contains("alpha"));
+    }
+
+    #[test]
+    fn container_rows_survive_the_trip_through_gossip() {
+        let c = pb::ContainerSummary {
+            id: "abc".into(),
+            name: "web".into(),
+            image: "nginx:1".into(),
+            node: "n1".into(),
+            state: "running".into(),
+            created_unix_ms: 1,
+            started_unix_ms: 2,
+            finished_unix_ms: 0,
+            exit_code: 0,
+            restart_count: 1,
+            ports: vec![pb::PortMapping {
+                host_ip: "127.0.0.1".into(),
+                host_port: 8080,
+                container_port: 80,
+                protocol: "tcp".into(),
+            }],
+            cpu_percent: 12.0,
+            memory_bytes: 3 * MIB,
+            cpus: 0.5,
+            memory_limit_bytes: 64 * MIB,
+            labels: [("team".to_string(), "infra".to_string())].into(),
+        };
+        let json = serde_json::to_string(&container_info(&c)).expect("encode");
+        let back = summary_from_info("n1", "abc", serde_json::from_str(&json).expect("decode"));
+        assert_eq!(back, c);
+        assert!(json.len() < 300, "compact: {} bytes", json.len());
+    }
+
+    #[test]
+    fn noise_is_rounded_away() {
+        let node = |cpu: f64, mem: u64| pb::Node {
+            stats: Some(pb::NodeStats {
+                cpu_percent: cpu,
+                memory_used_bytes: mem,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            node_info(&node(10.2, 1000 * MIB)),
+            node_info(&node(9.8, 1001 * MIB))
+        );
+        assert_ne!(
+            node_info(&node(10.2, 1000 * MIB)),
+            node_info(&node(30.0, 1000 * MIB))
+        );
+    }
+}

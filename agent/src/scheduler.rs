@@ -1,0 +1,300 @@
+//! Placement: filter the nodes a container may run on, then rank them. Pure: no Docker, no gRPC,
+//! no clock. The entry agent ranks from its gossiped view (plus its own recent placements); the
+//! chosen node admits against its own ledger and may still refuse, and then the next one is tried
+//! (optimistic, shared-state scheduling, as in Omega).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+
+/// A node as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub name: String,
+    /// Alive and its runtime reachable: anything else is rejected.
+    pub schedulable: Result<(), String>,
+    pub labels: HashMap<String, String>,
+    pub allocatable_cpus: f64,
+    pub allocatable_memory: u64,
+    pub reserved_cpus: f64,
+    pub reserved_memory: u64,
+    pub containers: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    #[default]
+    Spread,
+    Binpack,
+}
+
+pub use berth_shared::constraint::Constraint;
+
+/// Whether `k` holds for `c`; the pseudo-label `node` is the node's name.
+fn holds(k: &Constraint, c: &Candidate) -> bool {
+    k.holds(&c.name, &c.labels)
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Request {
+    pub cpus: f64,
+    pub memory: u64,
+    pub node: Option<String>,
+    pub constraints: Vec<Constraint>,
+    pub strategy: Strategy,
+}
+
+/// Why no node could take the container: one reason per node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoPlacement {
+    pub rejected: Vec<(String, String)>,
+}
+
+impl fmt::Display for NoPlacement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.rejected.is_empty() {
+            return f.write_str("no node can run it: the cluster has no nodes");
+        }
+        f.write_str("no node can run it: ")?;
+        for (i, (node, why)) in self.rejected.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{node}: {why}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `req` fits on `c` by resources alone; the reason when it does not.
+pub fn fits(c: &Candidate, req: &Request) -> Result<(), String> {
+    if req.cpus > 0.0 {
+        let free = (c.allocatable_cpus - c.reserved_cpus).max(0.0);
+        if req.cpus > free + 1e-9 {
+            return Err(format!(
+                "needs {} CPUs, {} of {} free",
+                trim(req.cpus),
+                trim(free),
+                trim(c.allocatable_cpus)
+            ));
+        }
+    }
+    if req.memory > 0 {
+        let free = c.allocatable_memory.saturating_sub(c.reserved_memory);
+        if req.memory > free {
+            return Err(format!(
+                "needs {} of memory, {} of {} free",
+                berth_shared::quantity::format_bytes(req.memory),
+                berth_shared::quantity::format_bytes(free),
+                berth_shared::quantity::format_bytes(c.allocatable_memory)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn trim(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// The share of the node already reserved, after adding `req` (the larger of CPU and memory).
+fn load_after(c: &Candidate, req: &Request) -> f64 {
+    let frac = |used: f64, total: f64| if total > 0.0 { used / total } else { 0.0 };
+    let cpu = frac(c.reserved_cpus + req.cpus, c.allocatable_cpus);
+    let mem = frac(
+        (c.reserved_memory + req.memory) as f64,
+        c.allocatable_memory as f64,
+    );
+    cpu.max(mem)
+}
+
+/// The candidates that can take `req`, best first; or why none can.
+pub fn rank(candidates: &[Candidate], req: &Request) -> Result<Vec<String>, NoPlacement> {
+    let mut ok: Vec<&Candidate> = Vec::new();
+    let mut rejected = Vec::new();
+    for c in candidates {
+        let verdict = (|| {
+            if let Some(pin) = &req.node
+                && pin != &c.name
+            {
+                return Err(format!("not the requested node {pin}"));
+            }
+            c.schedulable.clone()?;
+            if let Some(k) = req.constraints.iter().find(|k| !holds(k, c)) {
+                return Err(format!("constraint {k} not met"));
+            }
+            fits(c, req)
+        })();
+        match verdict {
+            Ok(()) => ok.push(c),
+            Err(why) => rejected.push((c.name.clone(), why)),
+        }
+    }
+    if ok.is_empty() {
+        if let Some(pin) = &req.node
+            && !candidates.iter().any(|c| &c.name == pin)
+        {
+            return Err(NoPlacement {
+                rejected: vec![(pin.clone(), "no such node in the cluster".into())],
+            });
+        }
+        // Only the pinned node's reason matters when one was pinned.
+        if let Some(pin) = &req.node {
+            rejected.retain(|(n, _)| n == pin);
+        }
+        return Err(NoPlacement { rejected });
+    }
+    ok.sort_by(|a, b| {
+        let (la, lb) = (load_after(a, req), load_after(b, req));
+        let by_load = match req.strategy {
+            Strategy::Spread => la.partial_cmp(&lb),
+            Strategy::Binpack => lb.partial_cmp(&la),
+        }
+        .unwrap_or(Ordering::Equal);
+        let by_count = match req.strategy {
+            Strategy::Spread => a.containers.cmp(&b.containers),
+            Strategy::Binpack => b.containers.cmp(&a.containers),
+        };
+        by_load.then(by_count).then_with(|| a.name.cmp(&b.name))
+    });
+    Ok(ok.into_iter().map(|c| c.name.clone()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1024 * 1024 * 1024;
+
+    fn node(name: &str) -> Candidate {
+        Candidate {
+            name: name.into(),
+            schedulable: Ok(()),
+            labels: HashMap::new(),
+            allocatable_cpus: 4.0,
+            allocatable_memory: 8 * GIB,
+            reserved_cpus: 0.0,
+            reserved_memory: 0,
+            containers: 0,
+        }
+    }
+
+    #[test]
+    fn spread_prefers_the_least_reserved_then_the_fewest_containers() {
+        let mut a = node("a");
+        a.reserved_memory = 4 * GIB;
+        let mut b = node("b");
+        b.containers = 3;
+        let c = node("c");
+        let order = rank(&[a, b, c], &Request::default()).expect("placeable");
+        assert_eq!(order, ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn binpack_prefers_the_fullest_node_that_still_fits() {
+        let mut a = node("a");
+        a.reserved_memory = 6 * GIB;
+        let mut b = node("b");
+        b.reserved_memory = 7 * GIB;
+        let c = node("c");
+        let req = Request {
+            memory: 2 * GIB,
+            strategy: Strategy::Binpack,
+            ..Default::default()
+        };
+        // b is fullest but 2 GiB no longer fits there.
+        assert_eq!(rank(&[a, b, c], &req).expect("placeable"), ["a", "c"]);
+    }
+
+    #[test]
+    fn constraints_and_pins_filter() {
+        let mut a = node("a");
+        a.labels.insert("zone".into(), "east".into());
+        let mut b = node("b");
+        b.labels.insert("zone".into(), "west".into());
+        let c = node("c");
+        let eq = Request {
+            constraints: vec![Constraint::parse("zone==east").expect("valid")],
+            ..Default::default()
+        };
+        assert_eq!(
+            rank(&[a.clone(), b.clone(), c.clone()], &eq).expect("a"),
+            ["a"]
+        );
+        let ne = Request {
+            constraints: vec![Constraint::parse("zone!=east").expect("valid")],
+            ..Default::default()
+        };
+        assert_eq!(
+            rank(&[a.clone(), b.clone(), c.clone()], &ne).expect("b and c"),
+            ["b", "c"]
+        );
+        let by_name = Request {
+            constraints: vec![Constraint::parse("node!=b").expect("valid")],
+            ..Default::default()
+        };
+        assert_eq!(
+            rank(&[a.clone(), b.clone(), c.clone()], &by_name).expect("a and c"),
+            ["a", "c"]
+        );
+        let pin = Request {
+            node: Some("b".into()),
+            ..Default::default()
+        };
+        assert_eq!(rank(&[a, b, c], &pin).expect("b"), ["b"]);
+    }
+
+    #[test]
+    fn no_placement_says_why_for_each_node() {
+        let mut down = node("a");
+        down.schedulable = Err("down".into());
+        let mut west = node("b");
+        west.labels.insert("zone".into(), "west".into());
+        let mut full = node("c");
+        full.labels.insert("zone".into(), "east".into());
+        full.reserved_cpus = 3.5;
+        let req = Request {
+            cpus: 1.0,
+            constraints: vec![Constraint::parse("zone==east").expect("valid")],
+            ..Default::default()
+        };
+        let err = rank(&[down, west, full], &req).expect_err("nothing fits");
+        let text = err.to_string();
+        assert!(text.contains("a: down"), "{text}");
+        assert!(text.contains("b: constraint zone==east not met"), "{text}");
+        assert!(text.contains("c: needs 1 CPUs, 0.5 of 4 free"), "{text}");
+    }
+
+    #[test]
+    fn a_pin_to_an_unknown_or_full_node_names_it() {
+        let err = rank(
+            &[node("a")],
+            &Request {
+                node: Some("zz".into()),
+                ..Default::default()
+            },
+        )
+        .expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "no node can run it: zz: no such node in the cluster"
+        );
+        let mut a = node("a");
+        a.reserved_memory = 8 * GIB;
+        let err = rank(
+            &[a, node("b")],
+            &Request {
+                node: Some("a".into()),
+                memory: GIB,
+                ..Default::default()
+            },
+        )
+        .expect_err("full");
+        assert!(
+            err.to_string()
+                .starts_with("no node can run it: a: needs 1.0GiB"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,628 @@
+//! Several `berthd` processes on 127.0.0.x addresses, sharing the one Docker engine (each manages
+//! only its own labelled containers), joined by real gossip over UDP, talking real gRPC.
+//! Measured figures are printed (`cargo test -- --nocapture` shows them).
+
+use berth_proto::v1 as pb;
+use berth_shared::client::Client;
+use berth_testkit::{
+    AgentOptions, AgentProcess, ContainerGuard, Result, unique, wait_for, workload_image,
+};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+const WAIT: Duration = Duration::from_secs(20);
+const MIB: u64 = 1024 * 1024;
+
+struct Cluster {
+    agents: Vec<AgentProcess>,
+    _guards: Vec<ContainerGuard>,
+}
+
+impl Cluster {
+    /// `n` agents; the first starts the cluster, the others join it. `args(i)` adds flags.
+    async fn start(n: usize, args: impl Fn(usize) -> Vec<String>) -> Result<Self> {
+        let mut agents: Vec<AgentProcess> = Vec::new();
+        let mut guards = Vec::new();
+        for i in 0..n {
+            let mut extra = args(i);
+            if let Some(first) = agents.first() {
+                extra.extend(["--join".to_string(), first.addr.to_string()]);
+            }
+            let agent = AgentProcess::spawn(AgentOptions {
+                name: Some(unique(&format!("n{i}"))),
+                ip: Some(Ipv4Addr::new(127, 0, 0, 2 + i as u8)),
+                extra_args: extra,
+                ..Default::default()
+            })
+            .await?;
+            guards.push(ContainerGuard::node(&agent.name));
+            agents.push(agent);
+        }
+        Ok(Self {
+            agents,
+            _guards: guards,
+        })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.agents.iter().map(|a| a.name.clone()).collect()
+    }
+
+    /// Waits until every agent lists every node alive; returns how long it took.
+    async fn converge(&self) -> Result<Duration> {
+        let t0 = Instant::now();
+        for a in &self.agents {
+            let client = a.client().await?;
+            let want = self.agents.len();
+            wait_for(
+                &format!("{} to see {want} nodes alive", a.name),
+                WAIT,
+                || {
+                    let mut client = client.clone();
+                    async move {
+                        let nodes = nodes(&mut client).await;
+                        (nodes
+                            .values()
+                            .filter(|s| **s == pb::NodeStatus::Alive)
+                            .count()
+                            == want)
+                            .then_some(())
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(t0.elapsed())
+    }
+}
+
+async fn nodes(client: &mut Client) -> HashMap<String, pb::NodeStatus> {
+    match client.cluster(pb::ClusterRequest {}).await {
+        Ok(r) => r
+            .into_inner()
+            .nodes
+            .into_iter()
+            .map(|n| {
+                let s = pb::NodeStatus::try_from(n.status).unwrap_or(pb::NodeStatus::Unspecified);
+                (n.name, s)
+            })
+            .collect(),
+        Err(_) => HashMap::new(),
+    }
+}
+
+async fn containers(client: &mut Client) -> Vec<pb::ContainerSummary> {
+    client
+        .cluster(pb::ClusterRequest {})
+        .await
+        .expect("cluster call")
+        .into_inner()
+        .containers
+}
+
+fn spec(image: &str, name: &str, command: &[&str]) -> pb::ContainerSpec {
+    pb::ContainerSpec {
+        image: image.into(),
+        name: name.into(),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Runs to completion: the nodes it was offered to, then the started container or the error.
+async fn run(
+    client: &mut Client,
+    req: pb::RunRequest,
+) -> (
+    Vec<String>,
+    std::result::Result<pb::ContainerSummary, tonic::Status>,
+) {
+    let mut placed = Vec::new();
+    let mut stream = match client.run(req).await {
+        Ok(s) => s.into_inner(),
+        Err(s) => return (placed, Err(s)),
+    };
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(pb::RunEvent {
+                event: Some(pb::run_event::Event::Placed(p)),
+            }) => placed.push(p.node),
+            Ok(pb::RunEvent {
+                event: Some(pb::run_event::Event::Started(s)),
+            }) => return (placed, Ok(s.container.unwrap_or_default())),
+            Ok(_) => {}
+            Err(s) => return (placed, Err(s)),
+        }
+    }
+    (
+        placed,
+        Err(tonic::Status::unknown("run ended without Started")),
+    )
+}
+
+fn req(spec: pb::ContainerSpec) -> pb::RunRequest {
+    pb::RunRequest {
+        spec: Some(spec),
+        ..Default::default()
+    }
+}
+
+async fn run_ok(client: &mut Client, r: pb::RunRequest) -> pb::ContainerSummary {
+    let (placed, result) = run(client, r).await;
+    result.unwrap_or_else(|s| panic!("run failed after offering it to {placed:?}: {s:?}"))
+}
+
+#[tokio::test]
+async fn any_agent_sees_and_drives_every_node() -> Result<()> {
+    let image = workload_image().await?;
+    let cluster = Cluster::start(3, |_| Vec::new()).await?;
+    let took = cluster.converge().await?;
+    eprintln!("figure: 3 agents converged in {took:?}");
+    let names = cluster.names();
+    let (a, c) = (&cluster.agents[0], &cluster.agents[2]);
+    let mut via_a = a.client().await?;
+    let via_c = c.client().await?;
+
+    // A watch on A sees containers started anywhere.
+    let mut watch = via_a.watch(pb::WatchRequest {}).await?.into_inner();
+    let Some(Ok(first)) = watch.next().await else {
+        panic!("no snapshot");
+    };
+    assert!(matches!(
+        first.event,
+        Some(pb::watch_event::Event::Snapshot(ref s)) if s.nodes.len() == 3
+    ));
+
+    // Six back-to-back runs through one agent on three empty nodes: two on each.
+    let mut placed: HashMap<String, usize> = HashMap::new();
+    for i in 0..6 {
+        let c = run_ok(
+            &mut via_a,
+            req(spec(&image, &unique(&format!("s{i}")), &[])),
+        )
+        .await;
+        *placed.entry(c.node).or_default() += 1;
+    }
+    for n in &names {
+        assert_eq!(placed.get(n), Some(&2), "spread: {placed:?}");
+    }
+    // Every agent lists all six (gossip carries them).
+    let listed = wait_for("C to list all six containers running", WAIT, || {
+        let mut via_c = via_c.clone();
+        async move {
+            let list = containers(&mut via_c).await;
+            (list.len() == 6 && list.iter().all(|c| c.state == "running")).then_some(list)
+        }
+    })
+    .await?;
+
+    let deadline = Instant::now() + WAIT;
+    let on_c = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the watch never showed a container of C"
+        );
+        let ev = tokio::time::timeout(WAIT, watch.next())
+            .await?
+            .expect("watch open")?;
+        match ev.event {
+            Some(pb::watch_event::Event::ContainerUpdated(c))
+                if c.node == names[2] && c.state == "running" =>
+            {
+                break c;
+            }
+            _ => continue,
+        }
+    };
+    assert!(listed.iter().any(|c| c.id == on_c.id));
+
+    // Logs -f of a container on C, through A: every line once, then the stream ends.
+    let t0 = Instant::now();
+    let chatty = run_ok(
+        &mut via_a,
+        pb::RunRequest {
+            spec: Some(spec(
+                &image,
+                &unique("chatty"),
+                &["--lines", "40", "--interval-ms", "50", "--exit", "0"],
+            )),
+            node: names[2].clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(chatty.node, names[2]);
+    eprintln!(
+        "figure: run through a peer until running: {:?}",
+        t0.elapsed()
+    );
+    let mut stream = via_a
+        .logs(pb::LogsRequest {
+            container: chatty.name.clone(),
+            follow: true,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let mut lines = Vec::new();
+    while let Some(line) = tokio::time::timeout(WAIT, stream.next()).await? {
+        lines.push(String::from_utf8_lossy(&line?.line).into_owned());
+    }
+    let want: Vec<String> = (1..=40).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, want, "no loss, no duplicates, and the stream ended");
+
+    // Inspect, stop and remove C's container through A.
+    let victim = listed.iter().find(|c| c.node == names[2]).unwrap();
+    let detail = via_a
+        .inspect(pb::InspectRequest {
+            container: victim.name.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(detail.summary.unwrap().node, names[2]);
+    let stopped = via_a
+        .stop(pb::StopRequest {
+            container: victim.id[..12].to_string(),
+            timeout_secs: Some(5),
+        })
+        .await?
+        .into_inner();
+    assert!(stopped.was_running);
+    assert_eq!(stopped.container.unwrap().state, "exited");
+    via_a
+        .remove(pb::RemoveRequest {
+            container: victim.name.clone(),
+            force: false,
+        })
+        .await?;
+    let docker = berth_testkit::docker().await?;
+    assert!(docker.inspect_container(&victim.id, None).await.is_err());
+
+    // Gossip traffic of one node, from its own counters.
+    let me = |snap: &pb::ClusterSnapshot| {
+        snap.nodes
+            .iter()
+            .find(|n| n.name == names[0])
+            .and_then(|n| n.stats.clone())
+            .map(|s| s.gossip_sent_bytes + s.gossip_received_bytes)
+            .unwrap_or(0)
+    };
+    let before = me(&via_a.cluster(pb::ClusterRequest {}).await?.into_inner());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = me(&via_a.cluster(pb::ClusterRequest {}).await?.into_inner());
+    assert!(after > before, "gossip flows");
+    eprintln!(
+        "figure: gossip of one node in a 3-node cluster with 7 containers: {} bytes/s (sent + received)",
+        (after - before) / 5
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn placement_follows_pins_constraints_strategy_and_admission() -> Result<()> {
+    let image = workload_image().await?;
+    let zones = ["a", "b", "c"];
+    let cluster = Cluster::start(3, |i| {
+        vec![
+            "--label".into(),
+            format!("zone={}", zones[i]),
+            "--allocatable-memory".into(),
+            "256m".into(),
+        ]
+    })
+    .await?;
+    cluster.converge().await?;
+    let names = cluster.names();
+    let mut via_a = cluster.agents[0].client().await?;
+    let mut via_b = cluster.agents[1].client().await?;
+    let mut via_c = cluster.agents[2].client().await?;
+
+    // A pin.
+    let c = run_ok(
+        &mut via_a,
+        pb::RunRequest {
+            spec: Some(spec(&image, &unique("pin"), &[])),
+            node: names[1].clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(c.node, names[1]);
+    // Constraints.
+    let c = run_ok(
+        &mut via_a,
+        pb::RunRequest {
+            spec: Some(spec(&image, &unique("zc"), &[])),
+            constraints: vec!["zone==c".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(c.node, names[2]);
+    let c = run_ok(
+        &mut via_a,
+        pb::RunRequest {
+            spec: Some(spec(&image, &unique("nota"), &[])),
+            constraints: vec!["zone!=a".into(), format!("node!={}", names[2])],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(c.node, names[1]);
+
+    // No candidate: a clear reason per node.
+    let (_, e) = run(
+        &mut via_a,
+        pb::RunRequest {
+            spec: Some(spec(&image, "", &[])),
+            constraints: vec!["zone==nowhere".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let e = e.expect_err("no zone nowhere");
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    for n in &names {
+        assert!(
+            e.message()
+                .contains(&format!("{n}: constraint zone==nowhere not met")),
+            "{}",
+            e.message()
+        );
+    }
+
+    // Binpack keeps filling the node that already holds the most, while it fits.
+    let mut mem = spec(&image, &unique("bp"), &[]);
+    mem.memory_bytes = 80 * MIB;
+    let first = run_ok(
+        &mut via_b,
+        pb::RunRequest {
+            spec: Some(mem.clone()),
+            node: names[0].clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(first.node, names[0]);
+    wait_for("A's reservation to reach B by gossip", WAIT, || {
+        let mut via_b = via_b.clone();
+        let a = names[0].clone();
+        async move {
+            let snap = via_b
+                .cluster(pb::ClusterRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            snap.nodes
+                .iter()
+                .any(|n| n.name == a && n.reserved_memory_bytes == 80 * MIB)
+                .then_some(())
+        }
+    })
+    .await?;
+    mem.name = unique("bp");
+    let second = run_ok(
+        &mut via_b,
+        pb::RunRequest {
+            spec: Some(mem.clone()),
+            strategy: pb::Strategy::Binpack as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(second.node, names[0], "binpack packs onto the busiest node");
+
+    // Two consoles at once through different agents, both asking for 200m on C (256m): the
+    // owner's ledger admits one and refuses the other; C is never over-committed.
+    let mut big = spec(&image, "", &[]);
+    big.memory_bytes = 200 * MIB;
+    let pinned = |name: String| pb::RunRequest {
+        spec: Some(pb::ContainerSpec {
+            name,
+            ..big.clone()
+        }),
+        node: names[2].clone(),
+        ..Default::default()
+    };
+    let (r1, r2) = tokio::join!(
+        run(&mut via_a, pinned(unique("race"))),
+        run(&mut via_b, pinned(unique("race")))
+    );
+    let outcomes = [r1.1, r2.1];
+    let ok = outcomes.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1, "exactly one fits: {outcomes:?}");
+    let refused = outcomes.iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("memory"),
+        "{}",
+        refused.message()
+    );
+
+    // Unpinned, through A whose view may not show C's new reservation yet: whichever node
+    // refuses, the container lands where it fits, and C stays within its 256m.
+    let (offered, result) = run(
+        &mut via_a,
+        pb::RunRequest {
+            spec: Some(pb::ContainerSpec {
+                name: unique("fits"),
+                ..big.clone()
+            }),
+            constraints: vec![format!("node!={}", names[0])],
+            ..Default::default()
+        },
+    )
+    .await;
+    let landed = result.map_err(|s| format!("offered to {offered:?}: {s:?}"))?;
+    assert_eq!(
+        landed.node, names[1],
+        "C is full; B takes it (offered {offered:?})"
+    );
+    let snap = via_c.cluster(pb::ClusterRequest {}).await?.into_inner();
+    let c_node = snap.nodes.iter().find(|n| n.name == names[2]).unwrap();
+    assert!(c_node.reserved_memory_bytes <= 256 * MIB);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_killed_agent_is_down_fast_and_comes_back_whole() -> Result<()> {
+    let image = workload_image().await?;
+    let mut cluster = Cluster::start(3, |_| Vec::new()).await?;
+    cluster.converge().await?;
+    let names = cluster.names();
+    let mut via_a = cluster.agents[0].client().await?;
+    let on_c = run_ok(
+        &mut via_a,
+        pb::RunRequest {
+            spec: Some(spec(&image, &unique("orphan"), &[])),
+            node: names[2].clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    wait_for("A to list C's container", WAIT, || {
+        let mut via_a = via_a.clone();
+        let id = on_c.id.clone();
+        async move {
+            containers(&mut via_a)
+                .await
+                .iter()
+                .any(|c| c.id == id)
+                .then_some(())
+        }
+    })
+    .await?;
+
+    cluster.agents[2].kill9();
+    let t0 = Instant::now();
+    for i in 0..2 {
+        let client = cluster.agents[i].client().await?;
+        wait_for("C marked down", Duration::from_secs(10), || {
+            let mut client = client.clone();
+            let c = names[2].clone();
+            async move {
+                (nodes(&mut client).await.get(&c) == Some(&pb::NodeStatus::Down)).then_some(())
+            }
+        })
+        .await?;
+    }
+    let detected = t0.elapsed();
+    eprintln!("figure: a killed agent was marked down at both others after {detected:?}");
+    assert!(
+        detected < Duration::from_secs(5),
+        "detection took {detected:?}"
+    );
+
+    // Commands for its containers fail fast, naming the node.
+    let t1 = Instant::now();
+    let e = via_a
+        .stop(pb::StopRequest {
+            container: on_c.name.clone(),
+            timeout_secs: Some(1),
+        })
+        .await
+        .expect_err("owner is down");
+    assert_eq!(e.code(), Code::Unavailable);
+    assert!(e.message().contains(&names[2]), "{}", e.message());
+    assert!(t1.elapsed() < Duration::from_secs(2));
+    let e = via_a
+        .logs(pb::LogsRequest {
+            container: on_c.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("owner is down");
+    assert_eq!(e.code(), Code::Unavailable);
+
+    // It restarts, rejoins, and its container is listed once.
+    cluster.agents[2].restart().await?;
+    wait_for("C alive again", WAIT, || {
+        let mut via_a = via_a.clone();
+        let c = names[2].clone();
+        async move { (nodes(&mut via_a).await.get(&c) == Some(&pb::NodeStatus::Alive)).then_some(()) }
+    })
+    .await?;
+    let listed = wait_for("C's container listed again", WAIT, || {
+        let mut via_a = via_a.clone();
+        let id = on_c.id.clone();
+        async move {
+            let list = containers(&mut via_a).await;
+            list.iter().any(|c| c.id == id).then_some(list)
+        }
+    })
+    .await?;
+    assert_eq!(listed.iter().filter(|c| c.id == on_c.id).count(), 1);
+    assert_eq!(
+        nodes(&mut via_a).await.len(),
+        3,
+        "no ghost of C's past life"
+    );
+    via_a
+        .stop(pb::StopRequest {
+            container: on_c.name.clone(),
+            timeout_secs: Some(1),
+        })
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_is_a_graceful_leave() -> Result<()> {
+    let mut cluster = Cluster::start(2, |_| Vec::new()).await?;
+    cluster.converge().await?;
+    let names = cluster.names();
+    let mut via_a = cluster.agents[0].client().await?;
+    let status = cluster.agents[1].sigterm().await?;
+    assert!(status.success());
+    let seen = nodes(&mut via_a).await;
+    assert_eq!(seen.get(&names[1]), Some(&pb::NodeStatus::Left), "{seen:?}");
+    // And it stays "left", not "down", after the failure detector has had its say.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seen = nodes(&mut via_a).await;
+    assert_eq!(seen.get(&names[1]), Some(&pb::NodeStatus::Left), "{seen:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_with_the_wrong_token_stays_out() -> Result<()> {
+    let right = unique("tok");
+    let a = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, 2)),
+        token: Some(right.clone()),
+        ..Default::default()
+    })
+    .await?;
+    let b = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, 3)),
+        token: Some(right.clone()),
+        extra_args: vec!["--join".into(), a.addr.to_string()],
+        ..Default::default()
+    })
+    .await?;
+    let intruder = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, 4)),
+        token: Some(unique("other")),
+        extra_args: vec!["--join".into(), a.addr.to_string()],
+        ..Default::default()
+    })
+    .await?;
+    let mut via_a = a.client().await?;
+    wait_for("A and B to see each other", WAIT, || {
+        let mut via_a = via_a.clone();
+        async move { (nodes(&mut via_a).await.len() == 2).then_some(()) }
+    })
+    .await?;
+    // Several gossip rounds later, the intruder is still not a member, on either side.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let seen = nodes(&mut via_a).await;
+    assert!(!seen.contains_key(&intruder.name), "{seen:?}");
+    assert_eq!(seen.len(), 2);
+    let mut via_i = intruder.client().await?;
+    assert_eq!(nodes(&mut via_i).await.len(), 1);
+    assert!(!a.log().contains(&right), "the token is never logged");
+    drop(b);
+    Ok(())
+}
