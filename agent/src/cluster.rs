@@ -434,6 +434,8 @@ async fn read_loop(
 ) {
     let mut cache: HashMap<ChitchatId, Decoded> = HashMap::new();
     let mut seen: HashMap<ChitchatId, Seen> = HashMap::new();
+    // What the view was last given per node: (generation, version, status).
+    let mut given: HashMap<String, (u64, u64, pb::NodeStatus)> = HashMap::new();
     let mut last_lonely_warning: Option<Instant> = None;
     let started = Instant::now();
     let mut tick = tokio::time::interval(cfg.interval / 2);
@@ -444,7 +446,9 @@ async fn read_loop(
             _ = shutdown.changed() => return,
         }
         let now = Instant::now();
-        let mut peers: BTreeMap<String, PeerView> = BTreeMap::new();
+        let mut changed: BTreeMap<String, PeerView> = BTreeMap::new();
+        let mut heard: Vec<(String, Instant)> = Vec::new();
+        let mut present: HashSet<String> = HashSet::new();
         let mut live_peers = 0usize;
         {
             let cc = chitchat.lock().await;
@@ -528,14 +532,21 @@ async fn read_loop(
                     // Known, neither live nor declared dead yet: not heard from enough.
                     pb::NodeStatus::Suspect
                 };
-                peers.insert(
-                    id.node_id.to_string(),
-                    PeerView {
-                        node: node_row(&id.node_id, d, status),
-                        last_seen: entry.at,
-                        containers: d.containers.clone(),
-                    },
-                );
+                let name = id.node_id.to_string();
+                present.insert(name.clone());
+                heard.push((name.clone(), entry.at));
+                let key = (id.generation_id, version, status);
+                if given.get(&name) != Some(&key) {
+                    given.insert(name.clone(), key);
+                    changed.insert(
+                        name,
+                        PeerView {
+                            node: node_row(&id.node_id, d, status),
+                            last_seen: entry.at,
+                            containers: d.containers.clone(),
+                        },
+                    );
+                }
             }
             // Forget decoded state of generations chitchat itself forgot.
             let known: HashSet<&ChitchatId> = cc.node_states().keys().collect();
@@ -550,7 +561,19 @@ async fn read_loop(
             tracing::warn!(seeds = ?cfg.seeds, "no peer reachable yet; still trying the join addresses");
             last_lonely_warning = Some(now);
         }
-        state.apply(Change::Peers(peers));
+        let gone: Vec<String> = given
+            .keys()
+            .filter(|n| !present.contains(*n))
+            .cloned()
+            .collect();
+        for n in &gone {
+            given.remove(n);
+        }
+        state.apply(Change::Peers {
+            changed,
+            gone,
+            seen: heard,
+        });
     }
 }
 

@@ -40,6 +40,8 @@ pub enum Conn {
     Down {
         error: String,
     },
+    /// The in-memory runtime of hollow nodes: there is no Docker at all.
+    Sim,
 }
 
 impl Conn {
@@ -59,6 +61,11 @@ impl Conn {
                 available: false,
                 version: String::new(),
                 error: error.clone(),
+            },
+            Conn::Sim => pb::RuntimeStatus {
+                available: true,
+                version: "sim (in-memory)".into(),
+                error: String::new(),
             },
         }
     }
@@ -104,6 +111,10 @@ impl DockerRuntime {
             )),
             Conn::Down { error } => Err(AgentError::DockerUnavailable(
                 error.clone(),
+                self.node.clone(),
+            )),
+            Conn::Sim => Err(AgentError::DockerUnavailable(
+                "this node runs the in-memory sim runtime".into(),
                 self.node.clone(),
             )),
         }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod peers;
 pub mod scheduler;
 pub mod server;
+pub mod sim;
 pub mod state;
 pub mod stats;
 pub mod supervisor;
@@ -44,9 +45,20 @@ pub struct Config {
     /// Cluster membership; `None` runs a single node that gossips with nobody (the console's
     /// embedded agent).
     pub gossip: Option<GossipSettings>,
+    /// Docker (the real one) or the in-memory runtime of hollow nodes.
+    pub runtime: RuntimeKind,
     /// What the scheduler may place here; `None`: the machine's cores and memory.
     pub allocatable_cpus: Option<f64>,
     pub allocatable_memory: Option<u64>,
+}
+
+/// `--runtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeKind {
+    #[default]
+    Docker,
+    /// Containers in memory only, for scale simulations (see [`sim`]).
+    Sim,
 }
 
 /// `--join`, `--advertise` and the gossip tuning knobs.
@@ -84,6 +96,7 @@ impl Config {
             labels: Default::default(),
             stats_interval: supervisor::DEFAULT_STATS_INTERVAL,
             gossip: None,
+            runtime: RuntimeKind::Docker,
             allocatable_cpus: None,
             allocatable_memory: None,
         }
@@ -191,10 +204,23 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     });
     let mut conn = runtime.watch();
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let tasks = vec![
-        tokio::spawn(supervisor::docker_loop(ctx.clone(), shutdown_rx.clone())),
-        tokio::spawn(supervisor::stats_loop(ctx, shutdown_rx.clone())),
-    ];
+    let sim = match config.runtime {
+        RuntimeKind::Docker => None,
+        RuntimeKind::Sim => {
+            runtime.set_conn(docker::Conn::Sim);
+            Some(Arc::new(sim::SimRuntime::new(&config.name)))
+        }
+    };
+    let mut tasks = vec![tokio::spawn(supervisor::stats_loop(
+        ctx.clone(),
+        shutdown_rx.clone(),
+    ))];
+    if sim.is_none() {
+        tasks.push(tokio::spawn(supervisor::docker_loop(
+            ctx,
+            shutdown_rx.clone(),
+        )));
+    }
 
     // Serve only once the first attempt to reach Docker is over (up with the view rebuilt, or
     // down with a reason), so the first call sees the truth, not "connecting". The socket is
@@ -229,6 +255,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
             peers: Arc::new(peers::PeerPool::new(config.token.clone())),
             ledger: Arc::default(),
             pending: Arc::default(),
+            sim,
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES),
         server::TokenCheck::new(config.token.as_deref()),

@@ -9,6 +9,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
+enum Runtime {
+    Docker,
+    Sim,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -97,6 +103,11 @@ struct Args {
     /// Memory the scheduler may reserve on this node, e.g. 12g [default: its memory].
     #[arg(long, env = "BERTH_ALLOCATABLE_MEMORY", value_parser = parse_memory)]
     allocatable_memory: Option<u64>,
+
+    /// docker, or sim: containers in memory only (hollow nodes for scale simulations; never
+    /// for real work).
+    #[arg(long, env = "BERTH_RUNTIME", value_enum, default_value_t = Runtime::Docker)]
+    runtime: Runtime,
 
     /// Log format; the level comes from RUST_LOG (default info).
     #[arg(long, env = "BERTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -253,6 +264,10 @@ async fn run() -> Result<(), Failure> {
     config.docker_host = args.docker_host.clone();
     config.labels = args.labels.iter().cloned().collect::<HashMap<_, _>>();
     config.stats_interval = args.stats_interval;
+    config.runtime = match args.runtime {
+        Runtime::Docker => berth_agent::RuntimeKind::Docker,
+        Runtime::Sim => berth_agent::RuntimeKind::Sim,
+    };
     config.allocatable_cpus = args.allocatable_cpus;
     config.allocatable_memory = args.allocatable_memory;
     config.gossip = Some(berth_agent::GossipSettings {

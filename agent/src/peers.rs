@@ -192,19 +192,16 @@ impl Pending {
         lock(&self.entries).retain(|p| p.key != key);
     }
 
-    /// The scheduler's candidates: every node of the snapshot, with our pending placements
-    /// added to the nodes that have not shown them yet.
-    pub fn candidates(&self, snap: &pb::ClusterSnapshot) -> Vec<scheduler::Candidate> {
+    /// The scheduler's candidates: every node of the view, with our pending placements added
+    /// to the nodes that do not show them yet.
+    pub fn candidates(&self, state: &State) -> Vec<scheduler::Candidate> {
+        let nodes = state.nodes();
         let mut entries = lock(&self.entries);
         entries.retain(|p| {
             p.at.elapsed() < PENDING_PLACEMENT_TTL
-                && !p.id.as_ref().is_some_and(|id| {
-                    snap.containers
-                        .iter()
-                        .any(|c| &c.id == id && c.node == p.node)
-                })
+                && !p.id.as_ref().is_some_and(|id| state.shows(&p.node, id))
         });
-        snap.nodes
+        nodes
             .iter()
             .map(|n| {
                 let mine = entries.iter().filter(|p| p.node == n.name);

@@ -9,6 +9,7 @@ use crate::docker::{DockerRuntime, owned_by, spec_from_inspect, summary_from_ins
 use crate::error::AgentError;
 use crate::peers::{Ledger, PeerPool, Pending, forwarded, is_forwarded, peer_error};
 use crate::scheduler::{self, Constraint, Strategy};
+use crate::sim::SimRuntime;
 use crate::state::{Change, State};
 use berth_proto::v1 as pb;
 use berth_proto::v1::berth_server::Berth;
@@ -42,6 +43,8 @@ pub struct Service {
     pub peers: Arc<PeerPool>,
     pub ledger: Arc<Ledger>,
     pub pending: Arc<Pending>,
+    /// Set on a hollow node: containers live in memory instead of Docker.
+    pub sim: Option<Arc<SimRuntime>>,
 }
 
 /// Checks `authorization: Bearer <token>` in constant time. The token is never logged.
@@ -127,8 +130,11 @@ impl Service {
                 Ok(Owner::Peer(c, Box::new(node)))
             }
             Err(AgentError::ContainerNotFound(..)) => {
-                let docker = self.runtime.client()?;
-                if let Some(raw) = self.runtime.inspect_raw(&docker, reference).await?
+                if self.sim.is_none()
+                    && let Some(raw) = self
+                        .runtime
+                        .inspect_raw(&self.runtime.client()?, reference)
+                        .await?
                     && owned_by(&raw, self.me())
                 {
                     let s = summary_from_inspect(self.me(), &raw);
@@ -162,8 +168,7 @@ impl Service {
     ) -> Result<Option<Owner>, Status> {
         let peers: Vec<pb::Node> = self
             .state
-            .snapshot()
-            .nodes
+            .nodes()
             .into_iter()
             .filter(|n| n.name != self.me() && n.status == pb::NodeStatus::Alive as i32)
             .collect();
@@ -234,6 +239,7 @@ impl Service {
             peers: self.peers.clone(),
             ledger: self.ledger.clone(),
             pending: self.pending.clone(),
+            sim: self.sim.clone(),
         }
     }
 }
@@ -245,6 +251,7 @@ struct RunCtx {
     peers: Arc<PeerPool>,
     ledger: Arc<Ledger>,
     pending: Arc<Pending>,
+    sim: Option<Arc<SimRuntime>>,
 }
 
 /// How one attempt on one node ended.
@@ -263,7 +270,21 @@ impl RunCtx {
             .ledger
             .admit(&self.state, spec.cpus, spec.memory_bytes)
             .map_err(AgentError::Exhausted)?;
-        let summary = self.runtime.run(spec, tx).await?;
+        let summary = match &self.sim {
+            Some(sim) => {
+                let c = sim.run(spec)?;
+                let created = pb::Created {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    warnings: Vec::new(),
+                };
+                let _ = tx
+                    .send(Ok(event(pb::run_event::Event::Created(created))))
+                    .await;
+                c
+            }
+            None => self.runtime.run(spec, tx).await?,
+        };
         tracing::info!(id = %summary.id, name = %summary.name, image = %summary.image, "container started");
         self.state.apply(Change::Upsert(Box::new(summary.clone())));
         drop(admission);
@@ -442,7 +463,9 @@ impl Berth for Service {
                     req.node
                 )));
             }
-            self.runtime.client()?;
+            if self.sim.is_none() {
+                self.runtime.client()?;
+            }
             let from = from.to_str().unwrap_or("a peer").to_owned();
             tokio::spawn(async move {
                 let placed = pb::Placed {
@@ -499,13 +522,12 @@ impl Berth for Service {
             constraints,
             strategy,
         };
-        let snapshot = self.state.snapshot();
-        let candidates = self.pending.candidates(&snapshot);
+        let candidates = self.pending.candidates(&self.state);
         let ranked = scheduler::rank(&candidates, &request).map_err(|e| {
             let unknown_pin = request
                 .node
                 .as_ref()
-                .is_some_and(|pin| !snapshot.nodes.iter().any(|n| &n.name == pin));
+                .is_some_and(|pin| !candidates.iter().any(|c| &c.name == pin));
             if unknown_pin {
                 Status::not_found(e.to_string())
             } else if candidates.iter().all(|c| c.schedulable.is_err()) {
@@ -594,6 +616,17 @@ impl Berth for Service {
                     .map_err(|s| peer_error(&node, s));
             }
         };
+        if let Some(sim) = &self.sim {
+            let (container, was_running) = sim
+                .stop(&c.id)
+                .ok_or_else(|| AgentError::ContainerNotFound(c.name.clone(), self.me().into()))?;
+            self.state
+                .apply(Change::Upsert(Box::new(container.clone())));
+            return Ok(Response::new(pb::StopResponse {
+                container: Some(container),
+                was_running,
+            }));
+        }
         // Docker answers 304 or 204 for a container that is not running, depending on its
         // version; ask it for the state instead of guessing from the answer.
         let c = self.refresh(&c.id).await?.unwrap_or(c);
@@ -626,13 +659,14 @@ impl Berth for Service {
                     .map_err(|s| peer_error(&node, s));
             }
         };
-        self.runtime
-            .remove(&c.id, req.force)
-            .await
-            .map_err(|e| match e {
-                AgentError::Running(_) => AgentError::Running(c.name.clone()),
-                other => other,
-            })?;
+        let removed = match &self.sim {
+            Some(sim) => sim.remove(&c.id, req.force),
+            None => self.runtime.remove(&c.id, req.force).await,
+        };
+        removed.map_err(|e| match e {
+            AgentError::Running(_) => AgentError::Running(c.name.clone()),
+            other => other,
+        })?;
         tracing::info!(id = %c.id, name = %c.name, "container removed");
         self.state.apply(Change::Removed(c.id.clone()));
         Ok(Response::new(pb::RemoveResponse {
@@ -657,6 +691,11 @@ impl Berth for Service {
                     .map_err(|s| peer_error(&node, s));
             }
         };
+        if let Some(sim) = &self.sim {
+            return sim.inspect(&c.id).map(Response::new).ok_or_else(|| {
+                AgentError::ContainerNotFound(c.name.clone(), self.me().into()).into()
+            });
+        }
         let docker = self.runtime.client()?;
         let raw = self
             .runtime
@@ -723,6 +762,10 @@ impl Berth for Service {
                 return Ok(Response::new(Box::pin(ReceiverStream::new(out))));
             }
         };
+        if let Some(sim) = &self.sim {
+            let lines = sim.logs(&c.id).into_iter().map(Ok);
+            return Ok(Response::new(Box::pin(tokio_stream::iter(lines))));
+        }
         let docker = self.runtime.client()?;
         let since_secs = i32::try_from(req.since_unix_ms / 1000).unwrap_or(i32::MAX);
         let since_ns = req.since_unix_ms.saturating_mul(1_000_000);

@@ -27,9 +27,13 @@ pub enum Change {
     Resync(Vec<pb::ContainerSummary>),
     /// Live usage of running containers: `(id, cpu %, memory bytes)`.
     Usage(Vec<(String, f64, u64)>),
-    /// Every other node as gossip shows it now: replaces the peer rows, and what changed is
-    /// broadcast.
-    Peers(BTreeMap<String, PeerView>),
+    /// What gossip shows of the other nodes since the last time: rows that changed (whole),
+    /// nodes that are gone, and when each remaining node was last heard from.
+    Peers {
+        changed: BTreeMap<String, PeerView>,
+        gone: Vec<String>,
+        seen: Vec<(String, Instant)>,
+    },
 }
 
 /// Another node and its containers, from gossip.
@@ -91,6 +95,27 @@ impl State {
             with_counts(&inner.node, &inner.containers),
             inner.containers.values().cloned().collect(),
         )
+    }
+
+    /// Every node's row (no containers): what the scheduler ranks.
+    pub fn nodes(&self) -> Vec<pb::Node> {
+        let inner = self.read();
+        let mut nodes = Vec::with_capacity(inner.peers.len() + 1);
+        nodes.push(with_counts(&inner.node, &inner.containers));
+        nodes.extend(inner.peers.values().map(peer_row));
+        nodes
+    }
+
+    /// Whether the view shows container `id` on `node`.
+    pub fn shows(&self, node: &str, id: &str) -> bool {
+        let inner = self.read();
+        if inner.node.name == node {
+            return inner.containers.contains_key(id);
+        }
+        inner
+            .peers
+            .get(node)
+            .is_some_and(|p| p.containers.contains_key(id))
     }
 
     /// Another node's row as of now, if gossip knows it.
@@ -246,13 +271,11 @@ impl State {
                     out.push(ev(pb::watch_event::Event::ContainerUpdated(c)));
                 }
             }
-            Change::Peers(fresh) => {
-                let gone: Vec<String> = inner
-                    .peers
-                    .keys()
-                    .filter(|n| !fresh.contains_key(*n))
-                    .cloned()
-                    .collect();
+            Change::Peers {
+                changed,
+                gone,
+                seen,
+            } => {
                 for name in gone {
                     if let Some(old) = inner.peers.remove(&name) {
                         for (id, c) in old.containers {
@@ -263,7 +286,12 @@ impl State {
                         out.push(ev(pb::watch_event::Event::NodeRemoved(name)));
                     }
                 }
-                for (name, view) in fresh {
+                for (name, at) in seen {
+                    if let Some(p) = inner.peers.get_mut(&name) {
+                        p.last_seen = at;
+                    }
+                }
+                for (name, view) in changed {
                     let old = inner.peers.get(&name);
                     if old.is_none_or(|o| o.node != view.node) {
                         out.push(ev(pb::watch_event::Event::NodeUpdated(peer_row(&view))));

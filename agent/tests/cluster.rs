@@ -626,3 +626,70 @@ async fn a_node_with_the_wrong_token_stays_out() -> Result<()> {
     drop(b);
     Ok(())
 }
+
+/// Hollow nodes (`--runtime sim`): the scheduler and forwarding at a size Docker would not allow
+/// here. No Docker behaviour is claimed.
+#[tokio::test]
+async fn hollow_nodes_spread_placements_evenly() -> Result<()> {
+    let cluster = Cluster::start(5, |_| vec!["--runtime".into(), "sim".into()]).await?;
+    cluster.converge().await?;
+    let names = cluster.names();
+    let mut via_a = cluster.agents[0].client().await?;
+    let t0 = Instant::now();
+    let mut per_node: HashMap<String, usize> = HashMap::new();
+    for i in 0..50 {
+        let c = run_ok(&mut via_a, req(spec("sim/app:1", &format!("h{i}"), &[]))).await;
+        *per_node.entry(c.node).or_default() += 1;
+    }
+    eprintln!(
+        "figure: 50 sequential placements over 5 hollow nodes through one agent: {:?}",
+        t0.elapsed()
+    );
+    for n in &names {
+        assert_eq!(per_node.get(n), Some(&10), "{per_node:?}");
+    }
+    // Every agent sees all fifty; a peer's container is stopped and removed through another.
+    let mut via_e = cluster.agents[4].client().await?;
+    wait_for("E to list fifty", WAIT, || {
+        let mut via_e = via_e.clone();
+        async move { (containers(&mut via_e).await.len() == 50).then_some(()) }
+    })
+    .await?;
+    let on_a = containers(&mut via_e)
+        .await
+        .into_iter()
+        .find(|c| c.node == names[0])
+        .unwrap();
+    let stopped = via_e
+        .stop(pb::StopRequest {
+            container: on_a.name.clone(),
+            timeout_secs: None,
+        })
+        .await?
+        .into_inner();
+    assert!(stopped.was_running);
+    via_e
+        .remove(pb::RemoveRequest {
+            container: on_a.name.clone(),
+            force: false,
+        })
+        .await?;
+    let some = containers(&mut via_e).await[0].name.clone();
+    let logs = via_e
+        .logs(pb::LogsRequest {
+            container: some,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .collect::<Vec<_>>()
+        .await;
+    assert_eq!(logs.len(), 2);
+    let snap = via_a.cluster(pb::ClusterRequest {}).await?.into_inner();
+    assert!(snap.nodes.iter().all(|n| {
+        n.runtime
+            .as_ref()
+            .is_some_and(|r| r.version.starts_with("sim"))
+    }));
+    Ok(())
+}

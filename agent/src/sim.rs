@@ -1,0 +1,173 @@
+//! The in-memory runtime of hollow nodes (`berthd --runtime sim`), for scale simulations of many
+//! agents on one machine, as Nomad's mock driver or Kubernetes' kubemark. Containers exist only
+//! in this process: they "run" at once, stop at once, and print two synthetic log lines.
+//!
+//! **Not** for any test that claims Docker behaviour: those use the Docker runtime.
+
+use crate::error::AgentError;
+use berth_proto::v1 as pb;
+use berth_shared::spec::ContainerSpec;
+use sha2::Digest;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct SimRuntime {
+    node: String,
+    containers: Mutex<HashMap<String, (pb::ContainerSummary, ContainerSpec)>>,
+    counter: AtomicU64,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl SimRuntime {
+    pub fn new(node: &str) -> Self {
+        Self {
+            node: node.to_owned(),
+            containers: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (pb::ContainerSummary, ContainerSpec)>> {
+        self.containers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// "Creates and starts" a container: it is running as soon as this returns.
+    pub fn run(&self, spec: &ContainerSpec) -> Result<pb::ContainerSummary, AgentError> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let digest = sha2::Sha256::digest(format!("{}\0{n}\0{}", self.node, now_ms()).as_bytes());
+        let id: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("sim-{}", &id[..8]));
+        let mut containers = self.lock();
+        if containers.values().any(|(c, _)| c.name == name) {
+            return Err(AgentError::NameInUse(name));
+        }
+        let now = now_ms();
+        let summary = pb::ContainerSummary {
+            id: id.clone(),
+            name,
+            image: spec.image.clone(),
+            node: self.node.clone(),
+            state: "running".into(),
+            created_unix_ms: now,
+            started_unix_ms: now,
+            cpus: spec.cpus,
+            memory_limit_bytes: spec.memory_bytes,
+            ports: spec.ports.iter().map(Into::into).collect(),
+            labels: spec
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        containers.insert(id, (summary.clone(), spec.clone()));
+        Ok(summary)
+    }
+
+    /// Stops at once; `(summary, was_running)`.
+    pub fn stop(&self, id: &str) -> Option<(pb::ContainerSummary, bool)> {
+        let mut containers = self.lock();
+        let (c, _) = containers.get_mut(id)?;
+        let was_running = c.state == "running";
+        if was_running {
+            c.state = "exited".into();
+            c.finished_unix_ms = now_ms();
+            c.exit_code = 0;
+        }
+        Some((c.clone(), was_running))
+    }
+
+    pub fn remove(&self, id: &str, force: bool) -> Result<(), AgentError> {
+        let mut containers = self.lock();
+        if let Some((c, _)) = containers.get(id)
+            && c.state == "running"
+            && !force
+        {
+            return Err(AgentError::Running(c.name.clone()));
+        }
+        containers.remove(id);
+        Ok(())
+    }
+
+    pub fn inspect(&self, id: &str) -> Option<pb::ContainerDetail> {
+        let containers = self.lock();
+        let (c, spec) = containers.get(id)?;
+        Some(pb::ContainerDetail {
+            summary: Some(c.clone()),
+            spec: Some(spec.to_proto()),
+            runtime_json: r#"{"Runtime":"sim"}"#.into(),
+            error: String::new(),
+            oom_killed: false,
+        })
+    }
+
+    /// Two lines, one per stream, stamped with the container's start.
+    pub fn logs(&self, id: &str) -> Vec<pb::LogLine> {
+        let containers = self.lock();
+        let Some((c, _)) = containers.get(id) else {
+            return Vec::new();
+        };
+        let ts = c.started_unix_ms.saturating_mul(1_000_000);
+        vec![
+            pb::LogLine {
+                stream: pb::log_line::Stream::Stdout as i32,
+                timestamp_unix_ns: ts,
+                line: format!("sim container {} started", c.name).into_bytes(),
+            },
+            pb::LogLine {
+                stream: pb::log_line::Stream::Stderr as i32,
+                timestamp_unix_ns: ts,
+                line: b"sim containers print nothing else".to_vec(),
+            },
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> ContainerSpec {
+        ContainerSpec {
+            image: "sim/app:1".into(),
+            name: Some(name.into()),
+            entrypoint: None,
+            command: vec![],
+            env: vec![],
+            ports: vec![],
+            cpus: 0.5,
+            memory_bytes: 64 << 20,
+            restart: berth_shared::spec::RestartPolicy::No,
+            labels: Default::default(),
+        }
+    }
+
+    #[test]
+    fn lifecycle_in_memory() {
+        let sim = SimRuntime::new("n1");
+        let c = sim.run(&spec("a")).expect("runs");
+        assert_eq!(c.state, "running");
+        assert_eq!(c.id.len(), 64);
+        assert!(matches!(sim.run(&spec("a")), Err(AgentError::NameInUse(_))));
+        assert!(matches!(
+            sim.remove(&c.id, false),
+            Err(AgentError::Running(_))
+        ));
+        let (stopped, was) = sim.stop(&c.id).expect("known");
+        assert!(was);
+        assert_eq!(stopped.state, "exited");
+        assert_eq!(sim.logs(&c.id).len(), 2);
+        assert!(sim.inspect(&c.id).is_some());
+        sim.remove(&c.id, false).expect("stopped");
+        assert!(sim.inspect(&c.id).is_none());
+    }
+}
