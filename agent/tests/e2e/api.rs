@@ -1,9 +1,8 @@
-//! End-to-end tests of `berthd` through its real gRPC API, as separate processes, against the
-//! real Docker engine and the test kit's workload image. Every test runs its own agent with a
-//! unique node name and a guard that removes that node's containers, even on failure.
+//! `berthd` on its own: its real gRPC API, as a separate process, against the real Docker engine
+//! and the test kit's workload image. Every test runs its own agent with a unique node name and a
+//! guard that removes that node's containers, even on failure.
 
-#![allow(clippy::unwrap_used)]
-
+use crate::support::*;
 use berth_proto::v1 as pb;
 use berth_shared::client::Client;
 use berth_testkit::{
@@ -13,79 +12,6 @@ use berth_testkit::{
 use futures::StreamExt;
 use std::time::Duration;
 use tonic::Code;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-fn spec(image: &str, name: &str, command: &[&str]) -> pb::ContainerSpec {
-    pb::ContainerSpec {
-        image: image.into(),
-        name: name.into(),
-        command: command.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
-
-/// Runs to completion: every event, then the started container or the error status.
-async fn run(
-    client: &mut Client,
-    spec: pb::ContainerSpec,
-) -> (
-    Vec<pb::RunEvent>,
-    std::result::Result<pb::ContainerSummary, tonic::Status>,
-) {
-    let mut events = Vec::new();
-    let mut stream = match client
-        .run(pb::RunRequest {
-            spec: Some(spec),
-            ..Default::default()
-        })
-        .await
-    {
-        Ok(s) => s.into_inner(),
-        Err(status) => return (events, Err(status)),
-    };
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(ev) => {
-                if let Some(pb::run_event::Event::Started(s)) = &ev.event {
-                    let c = s.container.clone().unwrap_or_default();
-                    events.push(ev);
-                    return (events, Ok(c));
-                }
-                events.push(ev);
-            }
-            Err(status) => return (events, Err(status)),
-        }
-    }
-    (
-        events,
-        Err(tonic::Status::unknown("run stream ended without Started")),
-    )
-}
-
-async fn run_ok(client: &mut Client, spec: pb::ContainerSpec) -> pb::ContainerSummary {
-    let (events, result) = run(client, spec).await;
-    match result {
-        Ok(c) => c,
-        Err(s) => panic!("run failed: {s:?}; events so far: {events:?}"),
-    }
-}
-
-async fn containers(client: &mut Client) -> Vec<pb::ContainerSummary> {
-    client
-        .cluster(pb::ClusterRequest {})
-        .await
-        .expect("cluster call")
-        .into_inner()
-        .containers
-}
-
-async fn find(client: &mut Client, name: &str) -> Option<pb::ContainerSummary> {
-    containers(client)
-        .await
-        .into_iter()
-        .find(|c| c.name == name)
-}
 
 async fn logs(client: &mut Client, req: pb::LogsRequest) -> Vec<pb::LogLine> {
     let mut stream = client.logs(req).await.expect("logs call").into_inner();

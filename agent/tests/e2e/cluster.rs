@@ -1,9 +1,9 @@
-//! Several `berthd` processes on 127.0.0.x addresses, sharing the one Docker engine (each manages
+//! A cluster: several `berthd` processes on 127.0.0.x addresses, sharing the one Docker engine (each manages
 //! only its own labelled containers), joined by real gossip over UDP, talking real gRPC.
 //! Measured figures are printed (`cargo test -- --nocapture` shows them).
 
+use crate::support::*;
 use berth_proto::v1 as pb;
-use berth_shared::client::Client;
 use berth_testkit::{
     AgentOptions, AgentProcess, ContainerGuard, Result, unique, wait_for, workload_image,
 };
@@ -12,9 +12,6 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tonic::Code;
-
-const WAIT: Duration = Duration::from_secs(20);
-const MIB: u64 = 1024 * 1024;
 
 struct Cluster {
     agents: Vec<AgentProcess>,
@@ -77,82 +74,6 @@ impl Cluster {
         }
         Ok(t0.elapsed())
     }
-}
-
-async fn nodes(client: &mut Client) -> HashMap<String, pb::NodeStatus> {
-    match client.cluster(pb::ClusterRequest {}).await {
-        Ok(r) => r
-            .into_inner()
-            .nodes
-            .into_iter()
-            .map(|n| {
-                let s = pb::NodeStatus::try_from(n.status).unwrap_or(pb::NodeStatus::Unspecified);
-                (n.name, s)
-            })
-            .collect(),
-        Err(_) => HashMap::new(),
-    }
-}
-
-async fn containers(client: &mut Client) -> Vec<pb::ContainerSummary> {
-    client
-        .cluster(pb::ClusterRequest {})
-        .await
-        .expect("cluster call")
-        .into_inner()
-        .containers
-}
-
-fn spec(image: &str, name: &str, command: &[&str]) -> pb::ContainerSpec {
-    pb::ContainerSpec {
-        image: image.into(),
-        name: name.into(),
-        command: command.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
-
-/// Runs to completion: the nodes it was offered to, then the started container or the error.
-async fn run(
-    client: &mut Client,
-    req: pb::RunRequest,
-) -> (
-    Vec<String>,
-    std::result::Result<pb::ContainerSummary, tonic::Status>,
-) {
-    let mut placed = Vec::new();
-    let mut stream = match client.run(req).await {
-        Ok(s) => s.into_inner(),
-        Err(s) => return (placed, Err(s)),
-    };
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(pb::RunEvent {
-                event: Some(pb::run_event::Event::Placed(p)),
-            }) => placed.push(p.node),
-            Ok(pb::RunEvent {
-                event: Some(pb::run_event::Event::Started(s)),
-            }) => return (placed, Ok(s.container.unwrap_or_default())),
-            Ok(_) => {}
-            Err(s) => return (placed, Err(s)),
-        }
-    }
-    (
-        placed,
-        Err(tonic::Status::unknown("run ended without Started")),
-    )
-}
-
-fn req(spec: pb::ContainerSpec) -> pb::RunRequest {
-    pb::RunRequest {
-        spec: Some(spec),
-        ..Default::default()
-    }
-}
-
-async fn run_ok(client: &mut Client, r: pb::RunRequest) -> pb::ContainerSummary {
-    let (placed, result) = run(client, r).await;
-    result.unwrap_or_else(|s| panic!("run failed after offering it to {placed:?}: {s:?}"))
 }
 
 #[tokio::test]
@@ -456,6 +377,7 @@ async fn placement_follows_pins_constraints_strategy_and_admission() -> Result<(
         },
     )
     .await;
+    let offered = placed(&offered);
     let landed = result.map_err(|s| format!("offered to {offered:?}: {s:?}"))?;
     assert_eq!(
         landed.node, names[1],
