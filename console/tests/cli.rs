@@ -718,3 +718,80 @@ mod failures {
         assert!(!out.stderr.contains("Error"), "{}", out.report("quiet"));
     }
 }
+
+mod cluster {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// Two agents in a cluster: the console on either one lists both nodes, places on the other
+    /// one, and follows, stops and removes it there.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_console_on_any_agent_drives_every_node() {
+        let image = berth_testkit::workload_image()
+            .await
+            .unwrap_or_else(|e| panic!("cannot build the workload image: {e}"));
+        let a = AgentProcess::spawn(AgentOptions {
+            ip: Some(Ipv4Addr::new(127, 0, 0, 21)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let b = AgentProcess::spawn(AgentOptions {
+            ip: Some(Ipv4Addr::new(127, 0, 0, 22)),
+            extra_args: vec!["--join".into(), a.addr.to_string()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let _guards = (ContainerGuard::node(&a.name), ContainerGuard::node(&b.name));
+        let via_a = || Cmd::berth(&a.url());
+
+        eventually("both nodes listed alive through A", || {
+            let out = via_a().args(["nodes"]).run().ok();
+            let alive = out.stdout.lines().filter(|l| l.contains(" alive ")).count();
+            (alive == 2 && out.stdout.contains(&b.name)).then_some(())
+        });
+
+        let name = berth_testkit::unique("far");
+        let run = via_a()
+            .args(["run", "--name", &name, "--node", &b.name, &image])
+            .args([
+                "--lines",
+                "5",
+                "--interval-ms",
+                "100",
+                "--sleep",
+                "1",
+                "--exit",
+                "0",
+            ])
+            .run()
+            .ok();
+        assert_contains(&run, "stderr", &format!("placed on {}", b.name));
+
+        // Follow through A a container that runs on B: every line, then the end.
+        let logs = via_a().args(["logs", "-f", &name]).run().ok();
+        assert_eq!(
+            lines(&logs.stdout),
+            ["line 1", "line 2", "line 3", "line 4", "line 5"],
+            "{}",
+            logs.report("logs -f through the other agent")
+        );
+
+        // ps through B shows it exited, on B.
+        eventually("B to show it exited", || {
+            let out = Cmd::berth(&b.url()).args(["ps", "-a"]).run().ok();
+            out.stdout
+                .lines()
+                .any(|l| l.contains(&name) && l.contains(&b.name) && l.contains("Exited (0)"))
+                .then_some(())
+        });
+        let rm = via_a().args(["rm", &name]).run().ok();
+        assert_eq!(rm.stdout.trim(), name);
+        let docker_ps = Cmd::new("docker")
+            .args(["ps", "-a", "--filter", &format!("name={name}"), "-q"])
+            .run()
+            .ok();
+        assert!(docker_ps.stdout.trim().is_empty(), "removed on B");
+    }
+}
