@@ -11,16 +11,50 @@ use std::path::PathBuf;
 
 /// Berth's console: browse and drive a Berth cluster through any of its agents.
 ///
-/// With no --agent (nor BERTH_AGENT) and nothing answering on 127.0.0.1:7070, berth starts an
-/// embedded single-node agent for the duration of the command.
+/// With no command, berth opens the interactive console (press ? in it for its keys). With no
+/// --agent (nor BERTH_AGENT) and nothing answering on 127.0.0.1:7070, berth starts an embedded
+/// single-node agent for as long as it runs.
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, about, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
 
+    #[command(flatten)]
+    pub tui: TuiArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+const TUI: &str = "Interactive Console Options (no command)";
+
+/// Flags of the interactive console (`berth` with no command).
+#[derive(Debug, Args, Clone)]
+pub struct TuiArgs {
+    /// No colours (also when NO_COLOR is set): bold, reverse and marks only
+    #[arg(long, help_heading = TUI)]
+    pub no_color: bool,
+
+    /// Leave the mouse to the terminal (no click to select, no wheel scrolling)
+    #[arg(long, help_heading = TUI)]
+    pub no_mouse: bool,
+
+    /// Log lines kept per log view; older ones are dropped
+    #[arg(long, help_heading = TUI, value_name = "N", value_parser = parse_log_lines,
+          default_value_t = crate::tui::DEFAULT_LOG_LINES)]
+    pub log_lines: usize,
+}
+
+fn parse_log_lines(s: &str) -> Result<usize, ValidationError> {
+    let max = crate::tui::MAX_LOG_LINES;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ValidationError::new(
+            "log-lines",
+            format!("expected a number of lines from 1 to {max}"),
+        )),
+    }
 }
 
 const GLOBAL: &str = "Global Options";
@@ -426,6 +460,21 @@ mod tests {
             c.command,
             Some(Command::Rm(RmArgs { force: true, .. }))
         ));
+    }
+
+    #[test]
+    fn tui_flags_have_defaults_and_bounds() {
+        let c = parse(&[]).expect("accepted");
+        assert!(c.command.is_none());
+        assert_eq!(c.tui.log_lines, crate::tui::DEFAULT_LOG_LINES);
+        assert!(!c.tui.no_color && !c.tui.no_mouse);
+        let c = parse(&["--no-color", "--no-mouse", "--log-lines", "50"]).expect("accepted");
+        assert!(c.tui.no_color && c.tui.no_mouse);
+        assert_eq!(c.tui.log_lines, 50);
+        for bad in ["0", "-1", "many", "1000001"] {
+            let e = parse(&[&format!("--log-lines={bad}")]).expect_err("refused");
+            assert!(e.to_string().contains("invalid log-lines"), "{e}");
+        }
     }
 
     #[test]

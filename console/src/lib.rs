@@ -1,9 +1,8 @@
 //! `berth`, Berth's console, as a library: the scripted commands (`nodes`, `ps`, `run`, `stop`,
-//! `rm`, `inspect`, `logs`), all clients of any agent's gRPC API.
+//! `rm`, `inspect`, `logs`) and the interactive TUI ([`tui`], `berth` with no command), all
+//! clients of any agent's gRPC API through [`session::Session`].
 //!
-//! `main.rs` only installs the error hook, parses the command line and calls [`run`]. The
-//! interactive TUI will live beside [`commands`] in this crate (a later issue); both are clients of
-//! the same API through [`session::Session`].
+//! `main.rs` only installs the error hook, parses the command line and calls [`run`].
 //!
 //! Order of work for a command: parse and validate every flag ([`cli`], with `berth-shared`'s
 //! validators), prepare the request ([`commands::Plan::prepare`], which may still refuse, e.g. an
@@ -16,26 +15,27 @@ pub mod commands;
 pub mod errors;
 pub mod output;
 pub mod session;
+pub mod tui;
 
 use cli::{Cli, GlobalArgs};
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use std::io::IsTerminal;
 
-/// Printed by `berth` with no command until the TUI exists.
-pub const NO_TUI_YET: &str = "berth: the interactive console (TUI) comes with a later issue; \
-for now, use one of the commands above";
-
-/// Runs one command line to completion.
+/// Runs one command line to completion; with no command, the TUI until the user quits.
 pub async fn run(cli: Cli) -> Result<()> {
-    let Some(command) = cli.command else {
-        use clap::CommandFactory;
-        let mut help = Cli::command();
-        println!("{}", help.render_help());
-        println!("{NO_TUI_YET}");
-        return Ok(());
-    };
     let token = token(&cli.global)?;
+    let Some(command) = cli.command else {
+        let options = tui::Options {
+            color: !tui::monochrome(cli.tui.no_color),
+            mouse: !cli.tui.no_mouse,
+            log_lines: cli.tui.log_lines,
+        };
+        let session = session::Session::open(cli.global.agent.as_deref(), token.as_deref()).await?;
+        let result = tui::run(&session, options).await;
+        session.close().await;
+        return result;
+    };
     let plan = commands::Plan::prepare(command)?;
     let mut session = session::Session::open(cli.global.agent.as_deref(), token.as_deref()).await?;
     let result = plan.execute(&mut session, cli.global.output).await;

@@ -5,14 +5,28 @@ use color_eyre::eyre::{Result, WrapErr};
 
 fn main() -> Result<()> {
     berth_console::install_error_hook()?;
-    // Quiet by default: the embedded agent's logs are for whoever asks with RUST_LOG.
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
     let cli = berth_console::cli::Cli::parse();
+    // Quiet by default: the embedded agent's logs are for whoever asks with RUST_LOG. The TUI
+    // owns the screen, so there they go to a file instead of stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env());
+        if cli.command.is_none() {
+            let path = std::env::temp_dir().join("berth-tui.log");
+            if let Ok(file) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
+                let _ = builder
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(file))
+                    .try_init();
+            }
+        } else {
+            let _ = builder.with_writer(std::io::stderr).try_init();
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

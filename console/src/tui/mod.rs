@@ -1,0 +1,450 @@
+//! The interactive console: `berth` with no command.
+//!
+//! - [`model`]: plain data and `update(msg) -> effects`; no I/O.
+//! - [`view`]: drawing, a pure function of the model.
+//! - [`conn`]: the `Watch` stream as a state machine with backoff, in its own task.
+//! - [`keys`]: every key, per view; the help overlay prints the same table.
+//! - this module: the terminal (raw mode, alternate screen, a guard and a panic hook that
+//!   restore it), and the loop that feeds terminal input, watch events, call results and a
+//!   render tick into the model as messages, runs the effects as tasks, and draws.
+//!
+//! **Invariant:** drawing never awaits. Every call to an agent runs in a task and answers
+//! with a message; a frame only reads the model.
+
+pub mod conn;
+pub mod fixtures;
+pub mod keys;
+pub mod layout;
+pub mod model;
+pub mod view;
+
+use crate::errors::status_report;
+use crate::session::Session;
+use berth_proto::v1 as pb;
+use berth_shared::client::Client;
+use color_eyre::Section;
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    EventStream, KeyEventKind,
+};
+use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
+use futures::{FutureExt, StreamExt};
+use model::{Clock, Config, Effect, Model, Msg, Target};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use model::logs::{DEFAULT_LOG_LINES, MAX_LOG_LINES};
+
+/// How often the loop wakes to draw what arrived (at most this many frames a second while
+/// messages flow; input draws at once).
+pub const FRAME_INTERVAL: Duration = Duration::from_millis(50);
+/// With nothing new, the screen is still redrawn this often (ages, countdowns, fading).
+pub const IDLE_REDRAW: Duration = Duration::from_secs(1);
+/// Messages waiting for the loop; producers (watch, logs) wait when it is full.
+pub const CHANNEL_CAPACITY: usize = 1_024;
+/// Messages applied per wake-up before drawing, so a flood cannot starve input.
+pub const MAX_BATCH: usize = 4_096;
+/// Log lines sent to the loop in one message.
+pub const LOG_BATCH: usize = 512;
+/// Set to make the TUI panic right after it starts: the end-to-end test uses it to check that
+/// a panic restores the terminal. Debug builds only: a release `berth` ignores it.
+pub const ENV_TEST_PANIC: &str = "BERTH_TUI_TEST_PANIC";
+
+/// How `berth` (no command) was asked to look.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub color: bool,
+    pub mouse: bool,
+    pub log_lines: usize,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The terminal
+
+/// Whether the terminal is in the TUI's mode (raw, alternate screen) right now.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Puts the terminal back as the shell had it: raw mode off, alternate screen left, mouse and
+/// paste reporting off, cursor shown. Does nothing when the TUI has not changed the terminal,
+/// so the guard and the panic hook can both call it.
+pub fn restore_terminal() {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let _ = crossterm::terminal::disable_raw_mode();
+    let mut out = std::io::stdout();
+    let _ = crossterm::execute!(
+        out,
+        DisableMouseCapture,
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = out.flush();
+}
+
+/// Restores the terminal before the previous hook prints the panic, so the message is readable
+/// and the shell usable.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
+    });
+}
+
+/// The terminal in the TUI's mode for as long as it lives.
+pub struct TerminalGuard;
+
+impl TerminalGuard {
+    pub fn enter(mouse: bool) -> Result<Self> {
+        install_panic_hook();
+        crossterm::terminal::enable_raw_mode().wrap_err("cannot put the terminal in raw mode")?;
+        ACTIVE.store(true, Ordering::SeqCst);
+        let guard = TerminalGuard;
+        let mut out = std::io::stdout();
+        crossterm::execute!(out, EnterAlternateScreen, EnableBracketedPaste)
+            .wrap_err("cannot switch to the alternate screen")?;
+        if mouse {
+            crossterm::execute!(out, EnableMouseCapture).wrap_err("cannot enable the mouse")?;
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loop
+
+fn message_of(event: Event) -> Option<Msg> {
+    match event {
+        Event::Key(k) if k.kind != KeyEventKind::Release => Some(Msg::Key(k)),
+        Event::Mouse(m) => Some(Msg::Mouse(m)),
+        Event::Resize(w, h) => Some(Msg::Resize(w, h)),
+        Event::Paste(text) => Some(Msg::Paste(text)),
+        _ => None,
+    }
+}
+
+/// Runs the TUI until the user quits. The session (and its embedded agent, if any) stays open
+/// the whole time.
+pub async fn run(session: &Session, options: Options) -> Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(eyre!("the interactive console needs a terminal"))
+            .suggestion("run a command instead, e.g. `berth ps` (see `berth --help`)");
+    }
+    let mut model = Model::new(Config {
+        agent: session.address.clone(),
+        color: options.color,
+        mouse: options.mouse,
+        log_lines: options.log_lines,
+    });
+    let guard = TerminalGuard::enter(options.mouse)?;
+    if cfg!(debug_assertions) && std::env::var_os(ENV_TEST_PANIC).is_some() {
+        panic!("{ENV_TEST_PANIC} is set: panicking on purpose to test the terminal is restored");
+    }
+    let result = event_loop(session, &mut model).await;
+    drop(guard);
+    result
+}
+
+async fn event_loop(session: &Session, model: &mut Model) -> Result<()> {
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))
+        .wrap_err("cannot set up the terminal")?;
+    terminal.clear().wrap_err("cannot clear the terminal")?;
+    let size = terminal.size().wrap_err("cannot read the terminal size")?;
+    model.update(Msg::Resize(size.width, size.height));
+
+    let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_CAPACITY);
+    let watch = tokio::spawn(conn::watch(
+        session.client.clone(),
+        session.address.clone(),
+        tx.clone(),
+    ));
+    let mut runner = Runner {
+        client: session.client.clone(),
+        address: session.address.clone(),
+        tx,
+        logs: None,
+    };
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(FRAME_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .wrap_err("cannot listen for SIGTERM")?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .wrap_err("cannot listen for SIGHUP")?;
+    let start = Instant::now();
+    let clock = || Clock {
+        wall_ms: chrono::Utc::now().timestamp_millis(),
+        mono_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let mut last_draw: Option<Instant> = None;
+    let mut changed = true;
+
+    let result = loop {
+        let mut draw_now = false;
+        let first = tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => match message_of(event) {
+                    Some(msg) => {
+                        draw_now = true;
+                        msg
+                    }
+                    None => continue,
+                },
+                Some(Err(e)) => break Err(e).wrap_err("cannot read from the terminal"),
+                None => break Ok(()),
+            },
+            Some(msg) = rx.recv() => msg,
+            _ = tick.tick() => Msg::Tick,
+            _ = terminate.recv() => break Ok(()),
+            _ = hangup.recv() => break Ok(()),
+        };
+        model.clock = clock();
+        let is_tick = matches!(first, Msg::Tick);
+        changed |= !is_tick;
+        for effect in model.update(first) {
+            runner.execute(effect);
+        }
+        for _ in 0..MAX_BATCH {
+            let Ok(msg) = rx.try_recv() else { break };
+            changed = true;
+            for effect in model.update(msg) {
+                runner.execute(effect);
+            }
+        }
+        if model.quit {
+            break Ok(());
+        }
+        let idle_due = last_draw.is_none_or(|t| t.elapsed() >= IDLE_REDRAW);
+        if draw_now || (is_tick && (changed || idle_due)) {
+            model.settle();
+            if let Err(e) = terminal.draw(|frame| view::draw(frame, model)) {
+                break Err(e).wrap_err("cannot draw");
+            }
+            last_draw = Some(Instant::now());
+            changed = false;
+        }
+    };
+    watch.abort();
+    runner.shutdown();
+    result
+}
+
+/// Runs effects as tasks that answer with messages.
+struct Runner {
+    client: Client,
+    address: String,
+    tx: mpsc::Sender<Msg>,
+    logs: Option<JoinHandle<()>>,
+}
+
+impl Runner {
+    fn execute(&mut self, effect: Effect) {
+        let (mut client, address, tx) =
+            (self.client.clone(), self.address.clone(), self.tx.clone());
+        let report = move |s: tonic::Status, address: &str| status_report(s, address).to_string();
+        match effect {
+            Effect::Quit => {}
+            Effect::CloseLogs => {
+                if let Some(task) = self.logs.take() {
+                    task.abort();
+                }
+            }
+            Effect::OpenLogs {
+                stream,
+                container,
+                tail,
+            } => {
+                if let Some(task) = self.logs.take() {
+                    task.abort();
+                }
+                self.logs = Some(tokio::spawn(follow_logs(
+                    client, address, stream, container, tail, tx,
+                )));
+            }
+            Effect::Inspect { id } => {
+                tokio::spawn(async move {
+                    let result = client
+                        .inspect(pb::InspectRequest {
+                            container: id.clone(),
+                        })
+                        .await
+                        .map(|r| Box::new(r.into_inner()))
+                        .map_err(|s| report(s, &address));
+                    let _ = tx.send(Msg::Inspected { id, result }).await;
+                });
+            }
+            Effect::Stop {
+                targets,
+                timeout_secs,
+            } => {
+                tokio::spawn(async move {
+                    let calls = targets.into_iter().map(|target| {
+                        let mut client = client.clone();
+                        let address = address.clone();
+                        async move {
+                            let result = client
+                                .stop(pb::StopRequest {
+                                    container: target.id.clone(),
+                                    timeout_secs: Some(timeout_secs),
+                                })
+                                .await
+                                .map(|r| r.into_inner().was_running)
+                                .map_err(|s| report(s, &address));
+                            (target, result)
+                        }
+                    });
+                    let results = futures::future::join_all(calls).await;
+                    let _ = tx.send(Msg::Stopped(results)).await;
+                });
+            }
+            Effect::Remove { targets, force } => {
+                tokio::spawn(async move {
+                    let calls = targets.into_iter().map(|target: Target| {
+                        let mut client = client.clone();
+                        let address = address.clone();
+                        async move {
+                            let result = client
+                                .remove(pb::RemoveRequest {
+                                    container: target.id.clone(),
+                                    force,
+                                })
+                                .await
+                                .map(|_| ())
+                                .map_err(|s| report(s, &address));
+                            (target, result)
+                        }
+                    });
+                    let results = futures::future::join_all(calls).await;
+                    let _ = tx.send(Msg::Removed(results)).await;
+                });
+            }
+            Effect::Run(request) => {
+                tokio::spawn(async move {
+                    let result = follow_run(&mut client, *request, &tx)
+                        .await
+                        .map_err(|s| report(s, &address));
+                    let _ = tx.send(Msg::RunFinished(result)).await;
+                });
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(task) = self.logs.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn follow_run(
+    client: &mut Client,
+    request: pb::RunRequest,
+    tx: &mpsc::Sender<Msg>,
+) -> Result<Option<pb::ContainerSummary>, tonic::Status> {
+    let mut stream = client.run(request).await?.into_inner();
+    let mut started = None;
+    while let Some(event) = stream.message().await? {
+        if let Some(event) = event.event {
+            if let pb::run_event::Event::Started(s) = &event {
+                started.clone_from(&s.container);
+            }
+            let _ = tx.send(Msg::RunProgress(event)).await;
+        }
+    }
+    Ok(started)
+}
+
+/// Follows one container's logs, sending lines in batches of up to [`LOG_BATCH`] (whatever
+/// has already arrived), until the stream ends or the task is aborted.
+async fn follow_logs(
+    mut client: Client,
+    address: String,
+    stream: u64,
+    container: String,
+    tail: u32,
+    tx: mpsc::Sender<Msg>,
+) {
+    let ended = |error: Option<String>| Msg::LogEnded { stream, error };
+    let request = pb::LogsRequest {
+        container,
+        follow: true,
+        tail: Some(tail),
+        since_unix_ms: 0,
+    };
+    let mut lines = match client.logs(request).await {
+        Ok(response) => response.into_inner(),
+        Err(s) => {
+            let _ = tx
+                .send(ended(Some(status_report(s, &address).to_string())))
+                .await;
+            return;
+        }
+    };
+    loop {
+        let mut batch = match lines.message().await {
+            Ok(Some(line)) => vec![line],
+            Ok(None) => {
+                let _ = tx.send(ended(None)).await;
+                return;
+            }
+            Err(s) => {
+                let _ = tx
+                    .send(ended(Some(status_report(s, &address).to_string())))
+                    .await;
+                return;
+            }
+        };
+        let mut end = None;
+        while batch.len() < LOG_BATCH {
+            match lines.message().now_or_never() {
+                Some(Ok(Some(line))) => batch.push(line),
+                Some(Ok(None)) => {
+                    end = Some(None);
+                    break;
+                }
+                Some(Err(s)) => {
+                    end = Some(Some(status_report(s, &address).to_string()));
+                    break;
+                }
+                None => break,
+            }
+        }
+        if tx
+            .send(Msg::LogLines {
+                stream,
+                lines: batch,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if let Some(error) = end {
+            let _ = tx.send(ended(error)).await;
+            return;
+        }
+    }
+}
+
+/// Whether colours are off: `--no-color`, or `NO_COLOR` set to anything but empty
+/// (<https://no-color.org>).
+pub fn monochrome(no_color_flag: bool) -> bool {
+    no_color_flag || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}

@@ -1,0 +1,602 @@
+//! The run form (`r`): one text field per flag of `berth run`, checked with the same
+//! `berth-shared` parsers the command line uses, each error shown under its field.
+
+use berth_proto::v1 as pb;
+use berth_shared::ValidationError;
+use berth_shared::image::ImageRef;
+use berth_shared::port::PortSpec;
+use berth_shared::quantity::{parse_cpus, parse_memory};
+use berth_shared::spec::{self, ContainerSpec, EnvArg, RestartPolicy};
+// The scheduler's own parser, so the form refuses exactly what the agent would.
+use berth_shared::constraint::Constraint;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldId {
+    Image,
+    Name,
+    Command,
+    Env,
+    Ports,
+    Cpus,
+    Memory,
+    Restart,
+    Node,
+    Constraints,
+    Strategy,
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub id: FieldId,
+    pub label: &'static str,
+    pub hint: &'static str,
+    pub value: String,
+    pub error: Option<String>,
+}
+
+/// Whether Docker's status for a layer says it is there.
+pub fn layer_done(status: &str) -> bool {
+    let lower = status.to_ascii_lowercase();
+    lower.contains("complete") || lower.contains("already exists")
+}
+
+/// What the run's event stream has said so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunProgress {
+    pub placed: Option<(String, String)>,
+    /// Per layer: status, bytes done, bytes total.
+    pub layers: BTreeMap<String, (String, u64, u64)>,
+    /// The last pull message not about one layer.
+    pub pull_status: String,
+    pub created: Option<String>,
+    pub warnings: Vec<String>,
+    pub started: bool,
+}
+
+impl RunProgress {
+    pub fn apply(&mut self, event: pb::run_event::Event) {
+        use pb::run_event::Event;
+        match event {
+            Event::Placed(p) => self.placed = Some((p.node, p.reason)),
+            Event::Pull(p) => {
+                if p.layer.is_empty() || p.status.starts_with("Pulling from") {
+                    self.pull_status = p.status;
+                } else {
+                    let layer = self.layers.entry(p.layer).or_default();
+                    if p.total > 0 {
+                        layer.1 = p.current;
+                        layer.2 = p.total;
+                    }
+                    if layer_done(&p.status) {
+                        layer.1 = layer.2;
+                    }
+                    layer.0 = p.status;
+                }
+            }
+            Event::Created(c) => {
+                self.created = Some(c.id);
+                self.warnings = c.warnings;
+            }
+            Event::Started(_) => self.started = true,
+        }
+    }
+
+    /// Bytes pulled and to pull, over every layer.
+    pub fn bytes(&self) -> (u64, u64) {
+        self.layers.values().fold((0, 0), |(c, t), l| {
+            (c.saturating_add(l.1), t.saturating_add(l.2))
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Editing,
+    /// Sent; the progress so far.
+    Running(RunProgress),
+}
+
+#[derive(Debug, Clone)]
+pub struct RunForm {
+    pub fields: Vec<Field>,
+    pub focus: usize,
+    pub phase: Phase,
+    /// Set after the first submit: fields are then re-checked as they are typed.
+    pub checked: bool,
+    /// An error about the whole run (from the agent).
+    pub error: Option<String>,
+}
+
+impl Default for RunForm {
+    fn default() -> Self {
+        let f = |id, label, hint| Field {
+            id,
+            label,
+            hint,
+            value: String::new(),
+            error: None,
+        };
+        Self {
+            fields: vec![
+                f(
+                    FieldId::Image,
+                    "image",
+                    "required, e.g. nginx:1.27 or registry:5000/team/app:v2",
+                ),
+                f(
+                    FieldId::Name,
+                    "name",
+                    "optional; Docker picks one when empty",
+                ),
+                f(
+                    FieldId::Command,
+                    "command",
+                    "replaces the image's command; words split as a shell does",
+                ),
+                f(
+                    FieldId::Env,
+                    "env",
+                    "KEY=VALUE ... (KEY alone: its value here)",
+                ),
+                f(
+                    FieldId::Ports,
+                    "ports",
+                    "[ip:][host_port:]container_port[/udp] ...",
+                ),
+                f(FieldId::Cpus, "cpus", "CPU limit, e.g. 0.5 (empty: none)"),
+                f(
+                    FieldId::Memory,
+                    "memory",
+                    "memory limit, e.g. 512m, 1.5g (empty: none)",
+                ),
+                f(
+                    FieldId::Restart,
+                    "restart",
+                    "no | always | unless-stopped | on-failure[:N]",
+                ),
+                f(
+                    FieldId::Node,
+                    "node",
+                    "pin to this node (empty: the scheduler picks)",
+                ),
+                f(
+                    FieldId::Constraints,
+                    "constraints",
+                    "label==value label!=value ... (node: its name)",
+                ),
+                f(FieldId::Strategy, "strategy", "spread (default) | binpack"),
+            ],
+            focus: 0,
+            phase: Phase::Editing,
+            checked: false,
+            error: None,
+        }
+    }
+}
+
+/// Splits `s` into words as a POSIX shell would for plain words: blanks separate, single quotes
+/// keep everything, double quotes keep everything but `\"` and `\\`, a backslash outside quotes
+/// escapes the next character.
+pub fn split_words(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("a single quote is not closed".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("a double quote is not closed".into()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("a double quote is not closed".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(c) = chars.next() {
+                    word.push(c);
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+impl RunForm {
+    pub fn field(&self, id: FieldId) -> &Field {
+        // Every id has a field: `default` makes all of them.
+        self.fields
+            .iter()
+            .find(|f| f.id == id)
+            .unwrap_or(&self.fields[0])
+    }
+
+    pub fn field_mut(&mut self, id: FieldId) -> Option<&mut Field> {
+        self.fields.iter_mut().find(|f| f.id == id)
+    }
+
+    pub fn focused(&self) -> Option<&Field> {
+        self.fields.get(self.focus)
+    }
+
+    /// Moves the focus to the next (or previous) field, wrapping around.
+    pub fn move_focus(&mut self, forward: bool) {
+        let n = self.fields.len();
+        self.focus = if forward {
+            (self.focus + 1) % n
+        } else {
+            (self.focus + n - 1) % n
+        };
+    }
+
+    pub fn edit(&mut self, f: impl FnOnce(&mut String)) {
+        if let Some(field) = self.fields.get_mut(self.focus) {
+            f(&mut field.value);
+        }
+        if self.checked {
+            let _ = self.validate(|k| std::env::var(k).ok());
+        }
+    }
+
+    /// Checks every field as `berth run` checks its flags, puts each error under its field,
+    /// and returns the request when all are good. `lookup` reads this environment for `KEY`
+    /// without a value, as `-e KEY` does.
+    pub fn validate(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Option<pb::RunRequest> {
+        self.checked = true;
+        for field in &mut self.fields {
+            field.error = None;
+        }
+        let mut errors: Vec<(FieldId, String)> = Vec::new();
+        let text = |id: FieldId| self.field(id).value.trim().to_owned();
+        let mut fail = |id: FieldId, e: String| errors.push((id, e));
+
+        let image = text(FieldId::Image);
+        if image.is_empty() {
+            fail(FieldId::Image, "required".into());
+        } else if let Err(e) = ImageRef::parse(&image) {
+            fail(FieldId::Image, message(&e));
+        }
+        let name = text(FieldId::Name);
+        let name = (!name.is_empty()).then_some(name);
+        if let Some(Err(e)) = name.as_deref().map(spec::validate_container_name) {
+            fail(FieldId::Name, message(&e));
+        }
+        let command = split_words(&self.field(FieldId::Command).value).unwrap_or_else(|e| {
+            fail(FieldId::Command, e);
+            Vec::new()
+        });
+        let mut env = Vec::new();
+        match split_words(&self.field(FieldId::Env).value) {
+            Err(e) => fail(FieldId::Env, e),
+            Ok(words) => {
+                for word in words {
+                    match spec::parse_env(&word) {
+                        Ok(EnvArg::Pair(k, v)) => env.push((k, v)),
+                        Ok(EnvArg::Inherit(k)) => match lookup(&k) {
+                            Some(v) => env.push((k, v)),
+                            None => {
+                                fail(FieldId::Env, format!("{k} is not set here: give KEY=VALUE"));
+                                break;
+                            }
+                        },
+                        Err(e) => {
+                            fail(FieldId::Env, message(&e));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let mut ports = Vec::new();
+        for word in text(FieldId::Ports)
+            .split([' ', ','])
+            .filter(|w| !w.is_empty())
+        {
+            match PortSpec::parse(word) {
+                Ok(p) => ports.push(p),
+                Err(e) => {
+                    fail(FieldId::Ports, message(&e));
+                    break;
+                }
+            }
+        }
+        let cpus = match text(FieldId::Cpus).as_str() {
+            "" => 0.0,
+            s => parse_cpus(s).unwrap_or_else(|e| {
+                fail(FieldId::Cpus, message(&e));
+                0.0
+            }),
+        };
+        let memory_bytes = match text(FieldId::Memory).as_str() {
+            "" => 0,
+            s => parse_memory(s).unwrap_or_else(|e| {
+                fail(FieldId::Memory, message(&e));
+                0
+            }),
+        };
+        let restart = match text(FieldId::Restart).as_str() {
+            "" => RestartPolicy::No,
+            s => RestartPolicy::parse(s).unwrap_or_else(|e| {
+                fail(FieldId::Restart, message(&e));
+                RestartPolicy::No
+            }),
+        };
+        let node = text(FieldId::Node);
+        if node.chars().any(char::is_whitespace) {
+            fail(FieldId::Node, "one node name, without spaces".into());
+        }
+        let mut constraints = Vec::new();
+        for word in text(FieldId::Constraints)
+            .split([' ', ','])
+            .filter(|w| !w.is_empty())
+        {
+            match Constraint::parse(word) {
+                Ok(c) => constraints.push(c.to_string()),
+                Err(e) => {
+                    fail(FieldId::Constraints, format!("{}: {}", word, message(&e)));
+                    break;
+                }
+            }
+        }
+        let strategy = match text(FieldId::Strategy).as_str() {
+            "" => pb::Strategy::Unspecified,
+            "spread" => pb::Strategy::Spread,
+            "binpack" => pb::Strategy::Binpack,
+            other => {
+                fail(
+                    FieldId::Strategy,
+                    format!("{other:?}: use spread or binpack"),
+                );
+                pb::Strategy::Unspecified
+            }
+        };
+        let spec = ContainerSpec {
+            image: ImageRef::parse(&image)
+                .map(|i| i.to_string())
+                .unwrap_or(image),
+            name,
+            entrypoint: None,
+            command,
+            env,
+            ports,
+            cpus,
+            memory_bytes,
+            restart,
+            labels: BTreeMap::new(),
+        };
+        // The whole-spec rules (counts, lengths, clashing ports), as the agent applies them.
+        if errors.is_empty()
+            && let Err(e) = spec.validate()
+        {
+            errors.push((field_of(&e), message(&e)));
+        }
+        let ok = errors.is_empty();
+        for (id, error) in errors {
+            if let Some(field) = self.field_mut(id)
+                && field.error.is_none()
+            {
+                field.error = Some(error);
+            }
+        }
+        if let Some(first) = self.fields.iter().position(|f| f.error.is_some()) {
+            self.focus = first;
+        }
+        ok.then(|| pb::RunRequest {
+            spec: Some(spec.to_proto()),
+            node,
+            constraints,
+            strategy: strategy as i32,
+        })
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.fields.iter().any(|f| f.error.is_some())
+    }
+}
+
+/// The message of a validation error without the `invalid <field>:` its Display adds, since
+/// the form shows it under the field.
+fn message(e: &ValidationError) -> String {
+    e.message.clone()
+}
+
+/// The form field a `ValidationError`'s field name belongs to.
+fn field_of(e: &ValidationError) -> FieldId {
+    let f = e.field.as_str();
+    if f.starts_with("image") {
+        FieldId::Image
+    } else if f.starts_with("name") {
+        FieldId::Name
+    } else if f.starts_with("command") || f.starts_with("entrypoint") {
+        FieldId::Command
+    } else if f.starts_with("env") {
+        FieldId::Env
+    } else if f.starts_with("port") {
+        FieldId::Ports
+    } else if f.starts_with("cpus") {
+        FieldId::Cpus
+    } else if f.starts_with("memory") {
+        FieldId::Memory
+    } else if f.starts_with("restart") {
+        FieldId::Restart
+    } else {
+        FieldId::Image
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(values: &[(FieldId, &str)]) -> RunForm {
+        let mut form = RunForm::default();
+        for (id, v) in values {
+            if let Some(f) = form.field_mut(*id) {
+                f.value = (*v).to_owned();
+            }
+        }
+        form
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn words_split_as_a_shell_splits_them() {
+        assert_eq!(
+            split_words(r#"--lines 3 'a b' "c \"d\"" e\ f"#).expect("ok"),
+            ["--lines", "3", "a b", "c \"d\"", "e f"]
+        );
+        assert_eq!(split_words("  ").expect("ok"), Vec::<String>::new());
+        assert_eq!(split_words("''").expect("ok"), [""]);
+        assert!(split_words("'open").is_err());
+    }
+
+    #[test]
+    fn a_good_form_becomes_the_spec_the_cli_would_send() {
+        let mut f = form(&[
+            (FieldId::Image, "img:1"),
+            (FieldId::Name, "web"),
+            (FieldId::Command, "--lines 3 --interval-ms 20"),
+            (FieldId::Env, "A=1 'B=two words' C"),
+            (FieldId::Ports, "8080:80, 53/udp"),
+            (FieldId::Cpus, "0.5"),
+            (FieldId::Memory, "512m"),
+            (FieldId::Restart, "on-failure:3"),
+        ]);
+        f.field_mut(FieldId::Node).expect("field").value = "alpha".into();
+        f.field_mut(FieldId::Constraints).expect("field").value = "zone==east, node!=b".into();
+        f.field_mut(FieldId::Strategy).expect("field").value = "binpack".into();
+        let request = f
+            .validate(|k| (k == "C").then(|| "from-here".to_owned()))
+            .expect("valid");
+        assert_eq!(request.node, "alpha");
+        assert_eq!(request.constraints, ["zone==east", "node!=b"]);
+        assert_eq!(request.strategy, pb::Strategy::Binpack as i32);
+        let spec = request.spec.expect("spec");
+        assert_eq!(spec.image, "img:1");
+        assert_eq!(spec.name, "web");
+        assert_eq!(spec.command, ["--lines", "3", "--interval-ms", "20"]);
+        let env: Vec<_> = spec
+            .env
+            .iter()
+            .map(|e| format!("{}={}", e.key, e.value))
+            .collect();
+        assert_eq!(env, ["A=1", "B=two words", "C=from-here"]);
+        assert_eq!(spec.ports.len(), 2);
+        assert_eq!(spec.cpus, 0.5);
+        assert_eq!(spec.memory_bytes, 512 * 1024 * 1024);
+        assert_eq!(spec.restart.map(|r| r.max_retries), Some(3));
+        assert!(!f.has_errors());
+    }
+
+    #[test]
+    fn each_bad_field_gets_its_own_error_and_the_focus_goes_to_the_first() {
+        let mut f = form(&[
+            (FieldId::Image, "UPPER/case"),
+            (FieldId::Name, "-bad"),
+            (FieldId::Env, "=x"),
+            (FieldId::Ports, "99999:80"),
+            (FieldId::Cpus, "0"),
+            (FieldId::Memory, "12qq"),
+            (FieldId::Restart, "sometimes"),
+            (FieldId::Node, "two words"),
+            (FieldId::Constraints, "zone=east"),
+            (FieldId::Strategy, "random"),
+        ]);
+        f.focus = 5;
+        assert!(f.validate(no_env).is_none());
+        for id in [
+            FieldId::Image,
+            FieldId::Name,
+            FieldId::Env,
+            FieldId::Ports,
+            FieldId::Cpus,
+            FieldId::Memory,
+            FieldId::Restart,
+            FieldId::Node,
+            FieldId::Constraints,
+            FieldId::Strategy,
+        ] {
+            assert!(f.field(id).error.is_some(), "{id:?} has no error");
+        }
+        assert!(f.field(FieldId::Command).error.is_none());
+        assert_eq!(f.focus, 0);
+        assert_eq!(
+            f.field(FieldId::Memory).error,
+            parse_memory("12qq").err().map(|e| e.message),
+            "the same words as the CLI"
+        );
+    }
+
+    #[test]
+    fn whole_spec_rules_apply_too_and_errors_clear_as_fields_are_fixed() {
+        let mut f = form(&[(FieldId::Image, "img"), (FieldId::Ports, "8080:80 8080:81")]);
+        assert!(f.validate(no_env).is_none());
+        assert!(
+            f.field(FieldId::Ports)
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("published twice")),
+            "{:?}",
+            f.field(FieldId::Ports).error
+        );
+        f.focus = 4;
+        f.edit(|v| *v = "8080:80".into());
+        assert!(!f.has_errors(), "re-checked while typing after a submit");
+        let mut empty = RunForm::default();
+        assert!(empty.validate(no_env).is_none());
+        assert_eq!(
+            empty.field(FieldId::Image).error.as_deref(),
+            Some("required")
+        );
+    }
+
+    #[test]
+    fn focus_wraps_around() {
+        let mut f = RunForm {
+            focus: 10,
+            ..Default::default()
+        };
+        f.move_focus(true);
+        assert_eq!(f.focus, 0);
+        f.move_focus(false);
+        assert_eq!(f.focus, 10);
+    }
+}

@@ -1,0 +1,660 @@
+//! Keys and events in, model and effects out.
+
+use super::*;
+use crate::tui::fixtures::{self, container};
+use crossterm::event::{KeyCode, KeyModifiers, MouseEventKind};
+
+fn key(m: &mut Model, code: KeyCode) -> Vec<Effect> {
+    m.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn ctrl(m: &mut Model, c: char) -> Vec<Effect> {
+    m.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char(c),
+        KeyModifiers::CONTROL,
+    )))
+}
+
+/// Types each character as a key press; returns every effect.
+fn typed(m: &mut Model, text: &str) -> Vec<Effect> {
+    text.chars()
+        .flat_map(|c| key(m, KeyCode::Char(c)))
+        .collect()
+}
+
+fn watch(m: &mut Model, event: pb::watch_event::Event) {
+    m.update(Msg::Watch(pb::WatchEvent { event: Some(event) }));
+}
+
+fn shown(m: &Model) -> Vec<String> {
+    m.containers
+        .visible_rows(0, usize::MAX)
+        .map(|r| r.summary.name.clone())
+        .collect()
+}
+
+fn selected_name(m: &Model) -> Option<String> {
+    m.selected_row().map(|r| r.summary.name.clone())
+}
+
+/// The small fixture, in the containers view.
+fn containers_view() -> Model {
+    let mut m = fixtures::small(true, 120, 40);
+    typed(&mut m, "c");
+    assert_eq!(m.view, View::Containers);
+    m
+}
+
+#[test]
+fn starts_on_nodes_and_enter_shows_that_nodes_containers() {
+    let mut m = fixtures::small(true, 120, 40);
+    assert_eq!(m.view, View::Nodes);
+    assert_eq!(m.selected_node.as_deref(), Some("alpha"));
+    key(&mut m, KeyCode::Down);
+    assert_eq!(m.selected_node.as_deref(), Some("beta-long-node-name"));
+    key(&mut m, KeyCode::Enter);
+    assert_eq!(m.view, View::Containers);
+    assert_eq!(shown(&m), ["db", "old-worker"]);
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.view, View::Nodes);
+    assert_eq!(m.containers.scope(), None);
+    assert_eq!(
+        m.selected_node.as_deref(),
+        Some("beta-long-node-name"),
+        "kept"
+    );
+}
+
+#[test]
+fn filter_applies_as_typed_enter_keeps_it_and_esc_clears_it() {
+    let mut m = containers_view();
+    typed(&mut m, "/web");
+    assert_eq!(m.mode, Mode::Filter);
+    assert_eq!(shown(&m), ["web-1", "web-2"]);
+    key(&mut m, KeyCode::Backspace);
+    key(&mut m, KeyCode::Backspace);
+    typed(&mut m, "LPHA");
+    assert_eq!(m.filter_input, "wLPHA");
+    assert_eq!(shown(&m), Vec::<String>::new());
+    ctrl(&mut m, 'u');
+    typed(&mut m, "alpha");
+    assert_eq!(
+        shown(&m),
+        ["batch-job", "web-1", "web-2"],
+        "node names match"
+    );
+    key(&mut m, KeyCode::Enter);
+    assert_eq!(m.mode, Mode::Normal);
+    assert_eq!(shown(&m).len(), 3, "enter keeps the filter");
+    typed(&mut m, "j");
+    assert_eq!(
+        selected_name(&m).as_deref(),
+        Some("web-1"),
+        "keys act on the list again"
+    );
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(shown(&m).len(), 6, "esc clears it");
+    assert_eq!(m.view, View::Containers, "and only then goes back");
+    typed(&mut m, "/db");
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.mode, Mode::Normal);
+    assert_eq!(shown(&m).len(), 6, "esc while typing clears too");
+}
+
+#[test]
+fn shift_letters_sort_and_the_same_letter_reverses() {
+    let mut m = containers_view();
+    assert_eq!(m.containers.sort(), (SortKey::Name, false));
+    typed(&mut m, "C");
+    assert_eq!(m.containers.sort(), (SortKey::Cpu, true));
+    assert_eq!(shown(&m)[..3], ["db", "web-1", "web-2"]);
+    typed(&mut m, "C");
+    assert_eq!(m.containers.sort(), (SortKey::Cpu, false));
+    typed(&mut m, "O");
+    assert_eq!(m.containers.sort(), (SortKey::Node, false));
+    assert_eq!(shown(&m)[0], "batch-job");
+    for (letter, sort) in [
+        ('N', SortKey::Name),
+        ('D', SortKey::Id),
+        ('I', SortKey::Image),
+        ('S', SortKey::State),
+        ('A', SortKey::Age),
+        ('M', SortKey::Memory),
+        ('P', SortKey::Ports),
+    ] {
+        typed(&mut m, &letter.to_string());
+        assert_eq!(m.containers.sort().0, sort, "{letter}");
+    }
+}
+
+#[test]
+fn the_selection_follows_its_container_through_updates() {
+    let mut m = containers_view();
+    typed(&mut m, "C");
+    typed(&mut m, "gjj");
+    assert_eq!(selected_name(&m).as_deref(), Some("web-2"));
+    // web-2 becomes the busiest: it moves to the top, and stays selected.
+    watch(
+        &mut m,
+        pb::watch_event::Event::ContainerUpdated(container(2, "web-2", "alpha", "running", 99.0)),
+    );
+    // A new container arrives above it too.
+    watch(
+        &mut m,
+        pb::watch_event::Event::ContainerUpdated(container(7, "hot", "alpha", "running", 100.0)),
+    );
+    m.update(Msg::Tick);
+    assert_eq!(shown(&m)[..2], ["hot", "web-2"]);
+    assert_eq!(selected_name(&m).as_deref(), Some("web-2"));
+    assert_eq!(m.container_list.cursor, 1);
+    // It goes away: the row now in its place is selected.
+    let id = container(2, "", "", "", 0.0).id;
+    watch(
+        &mut m,
+        pb::watch_event::Event::ContainerRemoved(pb::ContainerRemoved {
+            id,
+            node: "alpha".into(),
+        }),
+    );
+    m.update(Msg::Tick);
+    assert_eq!(m.container_list.cursor, 1);
+    assert_eq!(selected_name(&m).as_deref(), Some("db"));
+    // A fresh snapshot (after a reconnect) keeps it too.
+    watch(
+        &mut m,
+        pb::watch_event::Event::Snapshot(pb::ClusterSnapshot {
+            nodes: vec![],
+            containers: vec![
+                container(3, "db", "beta-long-node-name", "running", 1.0),
+                container(9, "zzz", "alpha", "running", 50.0),
+            ],
+            answered_by: "alpha".into(),
+        }),
+    );
+    m.update(Msg::Tick);
+    assert_eq!(shown(&m), ["zzz", "db"]);
+    assert_eq!(selected_name(&m).as_deref(), Some("db"));
+}
+
+#[test]
+fn watch_events_wait_for_the_next_frame_to_be_ordered() {
+    let mut m = containers_view();
+    let generation = m.containers.generation();
+    for i in 0..100 {
+        m.update(Msg::Watch(pb::WatchEvent {
+            event: Some(pb::watch_event::Event::ContainerUpdated(container(
+                100 + i,
+                &format!("n{i}"),
+                "alpha",
+                "running",
+                1.0,
+            ))),
+        }));
+    }
+    assert_eq!(
+        m.containers.generation(),
+        generation,
+        "not re-sorted per event"
+    );
+    m.settle();
+    assert_eq!(m.containers.visible_len(), 106);
+}
+
+#[test]
+fn logs_follow_pause_resume_and_stay_bounded() {
+    let mut m = containers_view();
+    m.config.log_lines = 50;
+    typed(&mut m, "jj"); // batch-job, cache, db
+    let effects = typed(&mut m, "l");
+    let Some(Effect::OpenLogs {
+        stream,
+        container,
+        tail,
+    }) = effects.first().cloned()
+    else {
+        panic!("no OpenLogs in {effects:?}");
+    };
+    assert_eq!(container, fixtures::container(3, "", "", "", 0.0).id);
+    assert_eq!(tail, 50);
+    assert_eq!(m.view, View::Logs);
+    let lines = |from: usize, n: usize| -> Vec<pb::LogLine> {
+        (from..from + n)
+            .map(|i| pb::LogLine {
+                stream: if i % 10 == 0 { 2 } else { 1 },
+                timestamp_unix_ns: 0,
+                line: format!("line {i}").into_bytes(),
+            })
+            .collect()
+    };
+    m.update(Msg::LogLines {
+        stream,
+        lines: lines(0, 30),
+    });
+    // Lines of an older stream are ignored.
+    m.update(Msg::LogLines {
+        stream: stream + 99,
+        lines: lines(0, 30),
+    });
+    let logs = |m: &Model| m.logs.clone().expect("logs open");
+    assert_eq!(logs(&m).buffer.len(), 30);
+    assert!(logs(&m).follow);
+    typed(&mut m, "k");
+    assert!(!logs(&m).follow, "scrolling up pauses");
+    let top = logs(&m).display_top(m.log_viewport());
+    m.update(Msg::LogLines {
+        stream,
+        lines: lines(30, 5),
+    });
+    assert_eq!(
+        logs(&m).display_top(m.log_viewport()),
+        top,
+        "paused: the view holds still"
+    );
+    assert_eq!(logs(&m).new_while_paused, 5);
+    key(&mut m, KeyCode::End);
+    assert!(logs(&m).follow, "end resumes");
+    typed(&mut m, "f");
+    assert!(!logs(&m).follow);
+    typed(&mut m, "G");
+    assert!(logs(&m).follow);
+    // A chatty container: the buffer keeps the newest 50 lines, however many come.
+    for batch in 0..100 {
+        m.update(Msg::LogLines {
+            stream,
+            lines: lines(35 + batch * 500, 500),
+        });
+    }
+    let l = logs(&m);
+    assert_eq!(l.buffer.len(), 50);
+    assert_eq!(l.buffer.dropped(), 50_035 - 50);
+    assert_eq!(
+        l.buffer.get(l.buffer.end_seq() - 1).map(|e| &*e.text),
+        Some("line 50034")
+    );
+    typed(&mut m, "wt");
+    assert!(logs(&m).wrap && logs(&m).timestamps);
+    m.update(Msg::LogEnded {
+        stream,
+        error: None,
+    });
+    assert_eq!(logs(&m).status, StreamStatus::Ended(None));
+    let effects = key(&mut m, KeyCode::Esc);
+    assert_eq!(effects, [Effect::CloseLogs]);
+    assert_eq!(m.view, View::Containers);
+    assert!(m.logs.is_none(), "the buffer is freed");
+}
+
+#[test]
+fn log_search_highlights_as_typed_and_n_goes_to_matches() {
+    let mut m = containers_view();
+    let effects = typed(&mut m, "l");
+    let Some(Effect::OpenLogs { stream, .. }) = effects.first().cloned() else {
+        panic!("no logs");
+    };
+    let lines = (0..100)
+        .map(|i| pb::LogLine {
+            stream: 1,
+            timestamp_unix_ns: 0,
+            line: format!("request {i} {}", if i % 25 == 0 { "ERROR" } else { "ok" }).into_bytes(),
+        })
+        .collect();
+    m.update(Msg::LogLines { stream, lines });
+    typed(&mut m, "/error");
+    assert_eq!(m.mode, Mode::Search);
+    assert_eq!(m.logs.as_ref().map(|l| l.search.matches.len()), Some(4));
+    key(&mut m, KeyCode::Enter);
+    let current = |m: &Model| m.logs.as_ref().and_then(|l| l.search.current);
+    assert_eq!(
+        current(&m),
+        Some(75),
+        "the first match from the top of the screen"
+    );
+    typed(&mut m, "n");
+    assert_eq!(current(&m), Some(0), "wrapped around");
+    assert!(m.flash.as_ref().is_some_and(|f| f.text.contains("wrapped")));
+    typed(&mut m, "n");
+    assert_eq!(current(&m), Some(25));
+    typed(&mut m, "nN");
+    assert_eq!(current(&m), Some(25));
+    typed(&mut m, "N");
+    assert_eq!(current(&m), Some(0));
+    assert!(m.logs.as_ref().is_some_and(|l| !l.follow));
+}
+
+#[test]
+fn stop_acts_on_the_selection_or_the_marks() {
+    let mut m = containers_view();
+    typed(&mut m, "jj");
+    let effects = typed(&mut m, "s");
+    assert_eq!(
+        effects,
+        [Effect::Stop {
+            targets: vec![Target {
+                id: container(3, "", "", "", 0.0).id,
+                name: "db".into()
+            }],
+            timeout_secs: DEFAULT_STOP_TIMEOUT_SECS
+        }]
+    );
+    assert!(
+        m.flash
+            .as_ref()
+            .is_some_and(|f| f.text.contains("SIGKILL after 10s"))
+    );
+    // Mark two (space moves down), then stop both.
+    typed(&mut m, "g  ");
+    assert_eq!(m.marks.len(), 2);
+    let effects = typed(&mut m, "s");
+    let Some(Effect::Stop { targets, .. }) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["batch-job", "cache"]);
+    m.update(Msg::Stopped(vec![
+        (targets[0].clone(), Ok(true)),
+        (targets[1].clone(), Err("boom".into())),
+    ]));
+    assert_eq!(m.marks.len(), 1, "the one that failed stays marked");
+    assert!(
+        m.flash
+            .as_ref()
+            .is_some_and(|f| f.level == Level::Error && f.text.contains("cache: boom"))
+    );
+    key(&mut m, KeyCode::Esc);
+    assert!(m.marks.is_empty(), "esc clears the marks");
+}
+
+#[test]
+fn remove_asks_first_and_enter_cancels_by_default() {
+    let mut m = containers_view();
+    let effects = ctrl(&mut m, 'd');
+    assert!(effects.is_empty());
+    assert!(matches!(&m.mode, Mode::Confirm(c) if !c.on_remove && c.targets.len() == 1));
+    let effects = key(&mut m, KeyCode::Enter);
+    assert!(effects.is_empty(), "enter on the default button cancels");
+    assert_eq!(m.mode, Mode::Normal);
+    ctrl(&mut m, 'd');
+    assert!(typed(&mut m, "n").is_empty());
+    ctrl(&mut m, 'd');
+    key(&mut m, KeyCode::Tab);
+    let effects = key(&mut m, KeyCode::Enter);
+    let Some(Effect::Remove {
+        targets,
+        force: true,
+    }) = effects.first()
+    else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(targets[0].name, "batch-job");
+    m.update(Msg::Removed(vec![(targets[0].clone(), Ok(()))]));
+    m.settle();
+    assert!(!shown(&m).contains(&"batch-job".to_owned()));
+    ctrl(&mut m, 'd');
+    assert!(
+        matches!(typed(&mut m, "y").first(), Some(Effect::Remove { .. })),
+        "y removes"
+    );
+    // A running container: the dialog says it is killed first.
+    typed(&mut m, "/db");
+    key(&mut m, KeyCode::Enter);
+    ctrl(&mut m, 'd');
+    assert!(matches!(&m.mode, Mode::Confirm(c) if c.running == 1));
+}
+
+#[test]
+fn the_run_form_checks_fields_sends_the_request_and_selects_the_new_container() {
+    let mut m = containers_view();
+    typed(&mut m, "r");
+    assert_eq!(m.view, View::Run);
+    // q and : are text here.
+    typed(&mut m, "q:");
+    assert!(!m.quit);
+    ctrl(&mut m, 'u');
+    let effects = key(&mut m, KeyCode::Enter);
+    assert!(effects.is_empty());
+    let form = m.form.clone().expect("form");
+    assert_eq!(
+        form.field(form::FieldId::Image).error.as_deref(),
+        Some("required")
+    );
+    typed(&mut m, "img:1");
+    key(&mut m, KeyCode::Tab);
+    typed(&mut m, "new-one");
+    key(&mut m, KeyCode::Tab);
+    typed(&mut m, "--lines 3");
+    for _ in 0..3 {
+        key(&mut m, KeyCode::Tab);
+    }
+    typed(&mut m, "lots");
+    let effects = key(&mut m, KeyCode::Enter);
+    assert!(effects.is_empty(), "bad cpus");
+    let form = m.form.clone().expect("form");
+    assert!(form.field(form::FieldId::Cpus).error.is_some());
+    assert_eq!(form.focus, 5, "focus on the bad field");
+    ctrl(&mut m, 'u');
+    typed(&mut m, "0.5");
+    let effects = key(&mut m, KeyCode::Enter);
+    let Some(Effect::Run(request)) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    let spec = request.spec.clone().expect("spec");
+    assert_eq!(
+        (spec.image.as_str(), spec.name.as_str(), spec.cpus),
+        ("img:1", "new-one", 0.5)
+    );
+    assert_eq!(spec.command, ["--lines", "3"]);
+    assert!(typed(&mut m, "x").is_empty(), "no editing while it runs");
+    m.update(Msg::RunProgress(pb::run_event::Event::Placed(pb::Placed {
+        node: "alpha".into(),
+        reason: "least loaded".into(),
+    })));
+    assert!(
+        matches!(&m.form.as_ref().expect("form").phase, Phase::Running(p) if p.placed.is_some())
+    );
+    let new = container(42, "new-one", "alpha", "running", 0.0);
+    m.update(Msg::RunFinished(Ok(Some(new.clone()))));
+    m.settle();
+    assert_eq!(m.view, View::Containers);
+    assert!(m.form.is_none());
+    assert_eq!(selected_name(&m).as_deref(), Some("new-one"));
+    assert!(
+        m.flash
+            .as_ref()
+            .is_some_and(|f| f.text == "started new-one on alpha")
+    );
+}
+
+#[test]
+fn a_refused_run_goes_back_to_the_form_with_the_agents_message() {
+    let mut m = containers_view();
+    typed(&mut m, "r");
+    typed(&mut m, "img");
+    let effects = key(&mut m, KeyCode::Enter);
+    assert_eq!(effects.len(), 1);
+    m.update(Msg::RunFinished(Err("no node has room for it".into())));
+    let form = m.form.clone().expect("form");
+    assert_eq!(form.phase, Phase::Editing);
+    assert_eq!(form.error.as_deref(), Some("no node has room for it"));
+    assert_eq!(m.view, View::Run);
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.view, View::Containers);
+    // From the logs to the detail and back: the logs closed, so back goes past them.
+    typed(&mut m, "l");
+    typed(&mut m, "d");
+    assert_eq!(m.view, View::Detail);
+    assert!(m.logs.is_none());
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.view, View::Containers);
+}
+
+#[test]
+fn command_mode_switches_views_with_completion() {
+    let mut m = fixtures::small(true, 120, 40);
+    typed(&mut m, ":co");
+    key(&mut m, KeyCode::Tab);
+    assert!(matches!(&m.mode, Mode::Command(l) if l.input == "containers"));
+    key(&mut m, KeyCode::Enter);
+    assert_eq!(m.view, View::Containers);
+    typed(&mut m, ":n");
+    key(&mut m, KeyCode::Enter);
+    assert_eq!(m.view, View::Nodes, "a unique prefix is enough");
+    typed(&mut m, ":lo");
+    key(&mut m, KeyCode::Tab);
+    typed(&mut m, "we");
+    key(&mut m, KeyCode::Tab);
+    match &m.mode {
+        Mode::Command(l) => {
+            assert_eq!(l.input, "logs web-");
+            assert_eq!(l.candidates, ["web-1", "web-2"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    typed(&mut m, "2");
+    let effects = key(&mut m, KeyCode::Enter);
+    assert!(
+        matches!(effects.first(), Some(Effect::OpenLogs { .. })),
+        "{effects:?}"
+    );
+    assert_eq!(m.logs.as_ref().map(|l| l.name.as_str()), Some("web-2"));
+    typed(&mut m, ":logs nope");
+    key(&mut m, KeyCode::Enter);
+    assert!(m.flash.as_ref().is_some_and(|f| f.level == Level::Error));
+    typed(&mut m, ":run");
+    let effects = key(&mut m, KeyCode::Enter);
+    assert_eq!(effects, [Effect::CloseLogs]);
+    assert_eq!(m.view, View::Run);
+    key(&mut m, KeyCode::Esc);
+    typed(&mut m, ":bogus");
+    key(&mut m, KeyCode::Enter);
+    assert!(
+        m.flash
+            .as_ref()
+            .is_some_and(|f| f.text.contains("unknown command"))
+    );
+    typed(&mut m, ":q");
+    assert_eq!(key(&mut m, KeyCode::Enter), [Effect::Quit]);
+    assert!(m.quit);
+}
+
+#[test]
+fn help_opens_and_closes_and_quit_keys_quit() {
+    let mut m = containers_view();
+    typed(&mut m, "?");
+    assert_eq!(m.mode, Mode::Help { scroll: 0 });
+    typed(&mut m, "jj");
+    assert_eq!(m.mode, Mode::Help { scroll: 2 });
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.mode, Mode::Normal);
+    assert_eq!(typed(&mut m, "q"), [Effect::Quit]);
+    let mut m = containers_view();
+    typed(&mut m, "r");
+    assert_eq!(
+        ctrl(&mut m, 'c'),
+        [Effect::Quit],
+        "ctrl-c quits from anywhere"
+    );
+}
+
+#[test]
+fn the_last_data_stays_while_reconnecting() {
+    let mut m = containers_view();
+    m.clock.mono_ms = 5_000;
+    m.update(Msg::Conn(ConnEvent::Lost {
+        attempt: 2,
+        retry_in: std::time::Duration::from_millis(500),
+        error: "connection refused".into(),
+    }));
+    assert_eq!(
+        m.conn,
+        ConnState::Reconnecting {
+            attempt: 2,
+            retry_at_ms: 5_500,
+            error: "connection refused".into()
+        }
+    );
+    assert_eq!(shown(&m).len(), 6);
+    m.update(Msg::Conn(ConnEvent::Connecting));
+    m.update(Msg::Conn(ConnEvent::Connected));
+    assert!(m.conn.is_connected());
+}
+
+#[test]
+fn the_mouse_selects_and_scrolls_unless_turned_off() {
+    let mut m = containers_view();
+    let rows = layout::table_rows(m.size);
+    let click = |row: u16| {
+        Msg::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: 10,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    m.update(click(rows.y + 2));
+    assert_eq!(selected_name(&m).as_deref(), Some("db"));
+    m.update(click(rows.y + 30));
+    assert_eq!(selected_name(&m).as_deref(), Some("db"), "no row there");
+    m.update(Msg::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: 10,
+        row: 10,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(m.container_list.cursor, 5);
+    m.config.mouse = false;
+    m.update(click(rows.y));
+    assert_eq!(m.container_list.cursor, 5);
+}
+
+#[test]
+fn flash_messages_fade_then_go() {
+    let mut m = containers_view();
+    m.flash_info("hello");
+    assert_eq!(m.visible_flash().map(|(_, faded)| faded), Some(false));
+    m.clock.mono_ms += FLASH_BRIGHT_MS;
+    assert_eq!(m.visible_flash().map(|(_, faded)| faded), Some(true));
+    m.clock.mono_ms += FLASH_GONE_MS;
+    assert!(m.visible_flash().is_none());
+}
+
+#[test]
+fn detail_loads_and_scrolls() {
+    let mut m = containers_view();
+    let effects = key(&mut m, KeyCode::Enter);
+    let id = container(4, "", "", "", 0.0).id;
+    assert_eq!(effects, [Effect::Inspect { id: id.clone() }]);
+    assert_eq!(m.view, View::Detail);
+    let detail = pb::ContainerDetail {
+        summary: Some(container(4, "batch-job", "alpha", "exited", 0.0)),
+        runtime_json: format!(
+            "{{\"Id\":\"{id}\",\"Many\":[{}]}}",
+            (0..100)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        ..Default::default()
+    };
+    m.update(Msg::Inspected {
+        id,
+        result: Ok(Box::new(detail)),
+    });
+    let lines = m.detail.as_ref().map(|d| d.lines().len()).unwrap_or(0);
+    assert!(lines > 100, "{lines}");
+    typed(&mut m, "G");
+    assert_eq!(
+        m.detail.as_ref().map(|d| d.scroll),
+        Some(lines - m.text_rows())
+    );
+    typed(&mut m, "g");
+    assert_eq!(m.detail.as_ref().map(|d| d.scroll), Some(0));
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.view, View::Containers);
+    // From the logs to the detail and back: the logs closed, so back goes past them.
+    typed(&mut m, "l");
+    typed(&mut m, "d");
+    assert_eq!(m.view, View::Detail);
+    assert!(m.logs.is_none());
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.view, View::Containers);
+}

@@ -1,0 +1,336 @@
+//! The TUI end to end: the real `berth` binary in a detached tmux session of fixed size,
+//! against a real `berthd` and real Docker, driven with `tmux send-keys` and read with
+//! `tmux capture-pane`. Each test has its own tmux server (a private socket), killed on drop,
+//! and its own agent, whose containers a guard removes.
+//!
+//! Needs tmux: without it the tests fail under CI (`CI` set) and are skipped otherwise.
+
+use berth_testkit::{AgentOptions, AgentProcess, ContainerGuard};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// How long to wait for something to show on screen.
+const EVENTUALLY: Duration = Duration::from_secs(40);
+const WIDTH: u16 = 120;
+const HEIGHT: u16 = 40;
+/// The shell's prompt in the tmux pane.
+const PROMPT: &str = "tui-e2e$ ";
+
+/// A tmux server of our own with one session running a plain bash.
+struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    /// `None` (after saying so) when tmux is missing and we are not under CI.
+    fn start() -> Option<Tmux> {
+        let found = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "tmux is not installed, and CI needs this test (apt-get install tmux)"
+            );
+            eprintln!("skipping: tmux is not installed (apt-get install tmux)");
+            return None;
+        }
+        let tmux = Tmux {
+            socket: berth_testkit::unique("berth-tui"),
+            session: berth_testkit::unique("tui"),
+        };
+        let width = WIDTH.to_string();
+        let height = HEIGHT.to_string();
+        let out = tmux.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            &tmux.session,
+            "-x",
+            &width,
+            "-y",
+            &height,
+            // A shell that does not depend on the developer's: no BERTH_* settings, no colour
+            // choice, and short panic reports (a backtrace would push the message off screen).
+            "env",
+            "-u",
+            "BERTH_AGENT",
+            "-u",
+            "BERTH_TOKEN",
+            "-u",
+            "NO_COLOR",
+            "RUST_BACKTRACE=0",
+            "RUST_LIB_BACKTRACE=0",
+            &format!("PS1={PROMPT}"),
+            "TERM=tmux-256color",
+            "bash",
+            "--norc",
+            "--noprofile",
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux.wait_for("the shell prompt", |s| s.contains(PROMPT.trim_end()));
+        Some(tmux)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .env("TERM", "xterm-256color")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tmux {args:?}: {e}"))
+    }
+
+    /// Keys by tmux's names (`Enter`, `Escape`, `C-d`, `Tab`) or single characters.
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.session.as_str()];
+        args.extend_from_slice(keys);
+        let out = self.run(&args);
+        assert!(
+            out.status.success(),
+            "send-keys {keys:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Text typed as is.
+    fn text(&self, text: &str) {
+        let out = self.run(&["send-keys", "-t", &self.session, "-l", "--", text]);
+        assert!(
+            out.status.success(),
+            "send-keys -l: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn screen(&self) -> String {
+        let out = self.run(&["capture-pane", "-p", "-t", &self.session]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls the screen until `done` says yes; fails with the last screen after [`EVENTUALLY`].
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + EVENTUALLY;
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {}s waiting for {what}; the screen:\n{screen}",
+                EVENTUALLY.as_secs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts `berth` in the shell, with a line after it saying how it exited.
+    fn start_berth(&self, berth: &Path, agent_url: &str, env: &str) {
+        self.text(&format!(
+            "{env} '{}' --agent {agent_url}; echo \"berth-exit=$?\"",
+            berth.display()
+        ));
+        self.keys(&["Enter"]);
+    }
+
+    /// Waits for berth to exit; returns its exit code and the screen.
+    fn wait_for_exit(&self) -> (u32, String) {
+        let code = |s: &str| {
+            s.lines()
+                .find_map(|l| l.trim().strip_prefix("berth-exit="))
+                .and_then(|c| c.parse::<u32>().ok())
+        };
+        let screen = self.wait_for("berth to exit", |s| code(s).is_some());
+        (code(&screen).unwrap_or(u32::MAX), screen)
+    }
+
+    /// The shell's terminal settings are as a shell wants them: canonical mode and echo.
+    fn assert_terminal_restored(&self) {
+        self.text("clear; stty -a | tr ';' '\\n' | grep -E -- '-?(icanon|echo)( |$)' | tr '\\n' ' '; echo; echo stty-done");
+        self.keys(&["Enter"]);
+        let screen = self.wait_for("stty's answer", |s| {
+            s.lines().any(|l| l.trim() == "stty-done")
+        });
+        // The line before the marker is stty's answer (the command line has the words too).
+        let lines: Vec<&str> = screen.lines().collect();
+        let answer = lines
+            .iter()
+            .position(|l| l.trim() == "stty-done")
+            .and_then(|i| i.checked_sub(1))
+            .map_or("", |i| lines[i]);
+        let words: Vec<&str> = answer.split_whitespace().collect();
+        assert!(
+            words.contains(&"icanon"),
+            "canonical mode is off:\n{screen}"
+        );
+        assert!(words.contains(&"echo"), "echo is off:\n{screen}");
+        assert!(
+            !words.contains(&"-icanon") && !words.contains(&"-echo"),
+            "{screen}"
+        );
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn berth_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// Writes the screen to `target/tui-e2e/<name>.txt`, for the README's screen capture.
+fn keep(name: &str, screen: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tui-e2e");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(dir.join(format!("{name}.txt")), screen);
+    }
+}
+
+/// Start, see the node, run a workload from the form, see it, read its logs, stop it, remove
+/// it after a confirmation (whose default is cancel), quit: and the shell is usable after.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_logs_stop_remove_and_quit() {
+    let Some(tmux) = Tmux::start() else { return };
+    let image = berth_testkit::workload_image()
+        .await
+        .unwrap_or_else(|e| panic!("cannot build the workload image: {e}"));
+    let agent = AgentProcess::spawn(AgentOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+    let _guard = ContainerGuard::node(&agent.name);
+    let name = berth_testkit::unique("tui");
+
+    tmux.start_berth(berth_bin(), &agent.url(), "");
+    let screen = tmux.wait_for("the node, connected", |s| {
+        s.contains("● connected") && s.contains(&agent.name) && s.contains("alive")
+    });
+    keep("nodes", &screen);
+
+    tmux.keys(&["r"]);
+    tmux.wait_for("the run form", |s| s.contains("run a container"));
+    tmux.text(&image);
+    tmux.keys(&["Tab"]);
+    tmux.text(&name);
+    tmux.keys(&["Tab"]);
+    tmux.text("--forever --interval-ms 100 --stderr-every 4");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the new container, running and selected", |s| {
+        s.contains(&format!("started {name} on {}", agent.name))
+            && s.lines()
+                .any(|l| l.contains(&name) && l.contains("running"))
+    });
+    keep("containers", &screen);
+
+    tmux.keys(&["l"]);
+    let screen = tmux.wait_for("its log lines, stderr marked", |s| {
+        s.contains(&format!("logs {name}")) && s.contains("line 3") && s.contains("▌ err 4")
+    });
+    keep("logs", &screen);
+    tmux.keys(&["k"]);
+    tmux.wait_for("the logs paused", |s| s.contains("paused"));
+    tmux.keys(&["G"]);
+    tmux.wait_for("the logs following again", |s| s.contains("following"));
+
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the containers view", |s| {
+        s.contains("containers [") && s.contains(&name)
+    });
+    tmux.keys(&["s"]);
+    tmux.wait_for("it stopped", |s| {
+        s.contains(&format!("stopped {name}"))
+            && s.lines().any(|l| l.contains(&name) && l.contains("exited"))
+    });
+
+    tmux.keys(&["C-d"]);
+    tmux.wait_for("the confirmation", |s| s.contains("Remove this container?"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("cancel, the default", |s| {
+        s.contains("remove cancelled") && s.contains(&name)
+    });
+    tmux.keys(&["C-d"]);
+    let screen = tmux.wait_for("the confirmation again", |s| {
+        s.contains("Remove this container?")
+    });
+    keep("confirm", &screen);
+    tmux.keys(&["Tab", "Enter"]);
+    tmux.wait_for("it is gone", |s| {
+        s.contains(&format!("removed {name}"))
+            && !s.lines().any(|l| l.contains(&name) && l.contains("exited"))
+    });
+
+    tmux.keys(&["?"]);
+    let screen = tmux.wait_for("the help", |s| s.contains("keys: containers"));
+    keep("help", &screen);
+    // Apart: an escape right before a key reads as alt+key.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the help to close", |s| !s.contains("keys: containers"));
+    tmux.keys(&["q"]);
+    let (code, screen) = tmux.wait_for_exit();
+    assert_eq!(code, 0, "{screen}");
+    // The alternate screen is gone: the command line typed before is back.
+    assert!(screen.contains("--agent"), "{screen}");
+    tmux.assert_terminal_restored();
+}
+
+/// A panic inside the TUI restores the terminal before the message is printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_restores_the_terminal() {
+    let Some(tmux) = Tmux::start() else { return };
+    let agent = AgentProcess::spawn(AgentOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+    tmux.start_berth(berth_bin(), &agent.url(), "BERTH_TUI_TEST_PANIC=1");
+    let (code, screen) = tmux.wait_for_exit();
+    assert!(
+        screen.contains("panicking on purpose"),
+        "the panic message is readable:\n{screen}"
+    );
+    assert_ne!(code, 0, "{screen}");
+    tmux.assert_terminal_restored();
+}
+
+/// `NO_COLOR` and a narrow terminal: still readable, columns dropped, nothing wrapped.
+#[tokio::test(flavor = "multi_thread")]
+async fn monochrome_and_narrow() {
+    let Some(tmux) = Tmux::start() else { return };
+    let agent = AgentProcess::spawn(AgentOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+    let _ = tmux.run(&["resize-window", "-t", &tmux.session, "-x", "80", "-y", "24"]);
+    tmux.start_berth(berth_bin(), &agent.url(), "NO_COLOR=1");
+    tmux.wait_for("the node", |s| {
+        s.contains(&agent.name) && s.contains("alive")
+    });
+    let out = tmux.run(&["capture-pane", "-p", "-e", "-t", &tmux.session]);
+    let styled = String::from_utf8_lossy(&out.stdout).into_owned();
+    // SGR colour codes 30-37, 90-97 (fg), 40-47, 100-107 (bg) and 38;/48; (256 and rgb).
+    let coloured = styled.split("\u{1b}[").skip(1).any(|seq| {
+        let params = seq.split('m').next().unwrap_or("");
+        params.split(';').any(|p| {
+            matches!(
+                p.parse::<u32>(),
+                Ok(30..=38 | 40..=48 | 90..=97 | 100..=107)
+            )
+        })
+    });
+    assert!(!coloured, "NO_COLOR still coloured the screen:\n{styled:?}");
+    let screen = tmux.screen();
+    assert!(screen.lines().all(|l| l.chars().count() <= 80), "{screen}");
+    tmux.keys(&["q"]);
+    let (code, screen) = tmux.wait_for_exit();
+    assert_eq!(code, 0, "{screen}");
+}
