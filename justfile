@@ -25,3 +25,12 @@ lint:
 # Everything CI runs, on this machine.
 ci:
     bash .ci/run
+
+# Benchmarks, each figure against its baseline (bench/README.md). `just bench` runs them all
+# (about 15 minutes on 2 cores) and writes bench/results/<date>.md and .json; `just bench NAME`
+# runs one: run-latency, ps, logs, follow, footprint, scale, console. Flags follow the name:
+# `just bench ps --ps-rounds 20` (`just bench all --help` lists them).
+bench NAME="all" *ARGS:
+    cargo build --release --locked -p berth-agent -p berth-console -p berth-bench
+    @if [ "{{NAME}}" = all ] || [ "{{NAME}}" = console ]; then cargo bench --locked -p berth-console --bench frame --no-run; fi
+    cargo run --release --locked -p berth-bench -- {{NAME}} {{ARGS}}

@@ -1,0 +1,553 @@
+//! Scale simulation with hollow nodes: N `berthd --runtime sim` processes (containers live in
+//! memory) on 127.0.1.x addresses, with real gossip and real gRPC. For each N:
+//!
+//! 1. convergence from one seed: the N−1 other agents are started first, each with `--join
+//!    <seed>` (the seed is not up yet, so each is alone); then the seed starts, and the time runs
+//!    until every agent's `Cluster` lists N nodes alive;
+//! 2. gossip traffic per node, from each agent's own cumulative counters over a window;
+//! 3. failure detection: one agent is killed with SIGKILL, and the time runs until every other
+//!    agent lists it down;
+//! 4. placements on the N−1 left: 10,000 `Run` calls through one entry agent (16 in flight), then
+//!    10,000 through all agents at once (2 in flight per agent), each phase stopped at a time
+//!    limit (30 s) so a slow cluster cannot stall the run; each call's latency to `Started`;
+//! 5. gossip traffic again, with every placed container in the view.
+//!
+//! The quoted references come from other hardware and other systems: context, not a baseline.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use berth_proto::v1 as pb;
+use berth_shared::client::Client;
+use futures::StreamExt;
+
+use crate::agent::{self, Agent, Spec};
+use crate::procs::{self, Cmdline};
+use crate::report::{Measured, Row, Unit, sig};
+use crate::stats::{Summary, median, percentile};
+use crate::{Ctx, LABEL, Result, err};
+
+const BENCH: &str = "scale";
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
+const DOWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Agents started at once before waiting for them to answer.
+const START_BATCH: usize = 10;
+/// Agents asked for their gossip counters once the view holds every placed container.
+const LOADED_SAMPLE: usize = 20;
+/// The image hollow nodes "run" (never pulled).
+const SIM_IMAGE: &str = "bench/hollow:1";
+
+/// Nomad's C1M: one million containers in under 5 minutes, ≈3,750 placements/s.
+const NOMAD_C1M: f64 = 3_750.0;
+/// Swarm's 1,000-node test: scheduling delay p50.
+const SWARM_P50_MS: f64 = 230.0;
+
+pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
+    if let Some(reason) = sim_missing(ctx).await {
+        ctx.remark(format!("scale: skipped: {reason}"));
+        return Ok(vec![Row::new(
+            BENCH,
+            "scale simulation",
+            Unit::Secs,
+            Measured::Unavailable { reason },
+        )]);
+    }
+    let mut rows = Vec::new();
+    for &n in &ctx.opts.scale_nodes {
+        if n < 2 {
+            ctx.remark(format!("scale: N = {n} skipped (needs 2 or more)"));
+            continue;
+        }
+        eprintln!("  N = {n}");
+        match scenario(ctx, n).await {
+            Ok(mut r) => rows.append(&mut r),
+            Err(e) => {
+                ctx.remark(format!("scale: N = {n} failed: {e}"));
+                rows.push(Row::new(
+                    BENCH,
+                    format!("N = {n}"),
+                    Unit::Secs,
+                    Measured::Unavailable {
+                        reason: "failed, see notes".into(),
+                    },
+                ));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Why the agent cannot run hollow nodes, if it cannot.
+async fn sim_missing(ctx: &Ctx) -> Option<String> {
+    match procs::output(&Cmdline::new(&ctx.berthd).arg("--help")).await {
+        Ok(help) if help.contains("--runtime") && help.contains("sim") => None,
+        Ok(_) => Some("berthd has no `--runtime sim` (in-memory runtime) yet".into()),
+        Err(e) => Some(format!("cannot run berthd --help: {e}")),
+    }
+}
+
+/// 127.0.1.1, 127.0.1.2, … (250 a block, then 127.0.2.x).
+fn ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8)
+}
+
+struct Hollow {
+    agents: Vec<Agent>,
+    clients: Vec<Client>,
+}
+
+async fn scenario(ctx: &Ctx, n: usize) -> Result<Vec<Row>> {
+    let ips: Vec<Ipv4Addr> = (0..n).map(ip).collect();
+    let port = common_port(&ips)?;
+    let tag = &ctx.run_id[ctx.run_id.len() - 8..];
+    let spec = |i: usize, join: Option<SocketAddr>| {
+        let mut args = vec!["--runtime".to_owned(), "sim".to_owned()];
+        if let Some(seed) = join {
+            args.extend(["--join".to_owned(), seed.to_string()]);
+        }
+        Spec {
+            name: format!("hollow-{tag}-{i:03}"),
+            addr: SocketAddr::from((ips[i], port)),
+            extra_args: args,
+            // Hollow nodes log warnings only: a hundred info logs would measure the disk.
+            rust_log: "warn".into(),
+        }
+    };
+    let seed_addr = SocketAddr::from((ips[0], port));
+
+    // The N−1 others first, each alone and trying the seed.
+    let t_start = Instant::now();
+    let mut agents: Vec<Agent> = Vec::with_capacity(n);
+    let mut pending = Vec::new();
+    for i in 1..n {
+        pending.push(Agent::start(&ctx.berthd, &spec(i, Some(seed_addr)))?);
+        if pending.len() == START_BATCH || i == n - 1 {
+            for mut a in pending.drain(..) {
+                a.wait_up(agent::START_TIMEOUT).await?;
+                agents.push(a);
+            }
+        }
+    }
+    let others_up = t_start.elapsed();
+    // Then the seed: the clock starts.
+    let t0 = Instant::now();
+    let mut seed = Agent::start(&ctx.berthd, &spec(0, None))?;
+    seed.wait_up(agent::START_TIMEOUT).await?;
+    let seed_up = t0.elapsed();
+    agents.insert(0, seed);
+    let mut clients = Vec::with_capacity(n);
+    for a in &agents {
+        clients.push(a.client().await?);
+    }
+    let mut h = Hollow { agents, clients };
+    let converged = converge(&h, n).await;
+    eprintln!(
+        "    {n} agents up and converged at {:.0} s",
+        t_start.elapsed().as_secs_f64()
+    );
+    let mut rows = Vec::new();
+    let conv_note = format!(
+        "the {} other agents started in {:.1} s (each alone, trying the seed), then the seed \
+         answered {} ms after its spawn",
+        n - 1,
+        others_up.as_secs_f64(),
+        sig(seed_up.as_secs_f64() * 1000.0)
+    );
+    match converged {
+        Ok(d) => rows.push(
+            Row::samples(
+                BENCH,
+                format!("N = {n}: convergence from one seed"),
+                Unit::Secs,
+                &[d.as_secs_f64()],
+            )
+            .note(conv_note),
+        ),
+        Err(e) => {
+            rows.push(
+                Row::new(
+                    BENCH,
+                    format!("N = {n}: convergence from one seed"),
+                    Unit::Secs,
+                    Measured::Unavailable {
+                        reason: e.to_string(),
+                    },
+                )
+                .note(conv_note),
+            );
+            return Ok(rows);
+        }
+    }
+    let rss: Vec<f64> = h
+        .agents
+        .iter()
+        .filter_map(|a| a.pid().and_then(procs::rss_kib))
+        .map(|k| k as f64 / 1024.0)
+        .collect();
+
+    // Gossip, idle.
+    let window = Duration::from_secs(ctx.opts.scale_gossip_secs.max(1));
+    let everyone: Vec<usize> = (0..n).collect();
+    let (sent, received) = gossip_rates(&h, &everyone, window).await?;
+    eprintln!(
+        "    gossip (idle) measured at {:.0} s",
+        t_start.elapsed().as_secs_f64()
+    );
+    rows.push(
+        Row::samples(
+            BENCH,
+            format!("N = {n}: gossip sent per node, idle"),
+            Unit::BytesPerSec,
+            &sent,
+        )
+        .note(format!(
+            "median over nodes, min–max across nodes; received: median {}; agent RSS median {} MiB",
+            Unit::BytesPerSec.show(median(&received).unwrap_or(f64::NAN)),
+            sig(median(&rss).unwrap_or(f64::NAN))
+        )),
+    );
+
+    // Failure detection on the calm cluster: the last agent dies. (Under a placement storm the
+    // phi-accrual detector adapts to the slower heartbeats and takes much longer.)
+    let victim = n - 1;
+    let victim_name = h.agents[victim].name.clone();
+    let t_kill = Instant::now();
+    h.agents[victim].kill9();
+    let down = until_marked_down(&h, victim, &victim_name).await;
+    eprintln!(
+        "    failure detection done at {:.0} s",
+        t_start.elapsed().as_secs_f64()
+    );
+    rows.push(match down {
+        Ok(d) => Row::samples(
+            BENCH,
+            format!("N = {n}: killed node marked down everywhere"),
+            Unit::Secs,
+            &[d.as_secs_f64()],
+        )
+        .note("SIGKILL, until every other agent lists it down; default --gossip-interval 500ms, --failure-threshold 6"),
+        Err(e) => Row::new(
+            BENCH,
+            format!("N = {n}: killed node marked down everywhere"),
+            Unit::Secs,
+            Measured::Unavailable {
+                reason: format!("{e} ({} s)", t_kill.elapsed().as_secs()),
+            },
+        ),
+    });
+    // Placements, on the N−1 agents left.
+    let total = ctx.opts.scale_placements;
+    let limit = Duration::from_secs(ctx.opts.scale_placement_secs.max(1));
+    let live = &h.clients[..victim];
+    let one = place(
+        ctx,
+        &live[..1],
+        total,
+        ctx.opts.scale_inflight.max(1),
+        limit,
+    )
+    .await;
+    rows.extend(placement_rows(n, "through one agent", &one, limit));
+    let inflight_all = (ctx.opts.scale_inflight_per_agent.max(1) * live.len()).max(16);
+    let all = place(ctx, live, total, inflight_all, limit).await;
+    rows.extend(placement_rows(n, "through all agents", &all, limit));
+
+    // Gossip with every placed container in the view. Each `Cluster` answer now holds every
+    // container, so at most 20 agents (evenly spread) are asked.
+    let step = victim.div_ceil(LOADED_SAMPLE).max(1);
+    let some: Vec<usize> = (0..victim).step_by(step).collect();
+    let (sent, received) = gossip_rates(&h, &some, window).await?;
+    eprintln!(
+        "    gossip (loaded) measured at {:.0} s",
+        t_start.elapsed().as_secs_f64()
+    );
+    rows.push(
+        Row::samples(
+            BENCH,
+            format!(
+                "N = {n}: gossip sent per node, {} containers",
+                one.ok + all.ok
+            ),
+            Unit::BytesPerSec,
+            &sent,
+        )
+        .note(format!(
+            "{} agents sampled; received: median {}",
+            some.len(),
+            Unit::BytesPerSec.show(median(&received).unwrap_or(f64::NAN))
+        )),
+    );
+
+    drop(h);
+    Ok(rows)
+}
+
+/// A port free for TCP and UDP on every one of `ips`.
+fn common_port(ips: &[Ipv4Addr]) -> Result<u16> {
+    for _ in 0..50 {
+        let p = agent::free_port(ips[0])?;
+        if agent::port_free_on_all(p, ips) {
+            return Ok(p);
+        }
+    }
+    Err(err("no port free on every hollow node's address"))
+}
+
+/// Time until every agent lists `n` nodes alive.
+async fn converge(h: &Hollow, n: usize) -> Result<Duration> {
+    let t0 = Instant::now();
+    let mut waiting: Vec<usize> = (0..h.clients.len()).collect();
+    while !waiting.is_empty() {
+        let done: Vec<usize> = futures::stream::iter(waiting.iter().copied())
+            .map(|i| {
+                let mut c = h.clients[i].clone();
+                async move {
+                    let alive = agent::node_statuses(&mut c)
+                        .await
+                        .map(|ns| {
+                            ns.iter()
+                                .filter(|(_, s)| *s == pb::NodeStatus::Alive)
+                                .count()
+                        })
+                        .unwrap_or(0);
+                    (alive >= n).then_some(i)
+                }
+            })
+            .buffer_unordered(16)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+        waiting.retain(|i| !done.contains(i));
+        if waiting.is_empty() {
+            break;
+        }
+        if t0.elapsed() > CONVERGE_TIMEOUT {
+            return Err(err(format!(
+                "{} of {n} agents did not list {n} nodes alive within {} s",
+                waiting.len(),
+                CONVERGE_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(t0.elapsed())
+}
+
+/// Each agent's own (cumulative sent, received, produced-at ms) gossip counters.
+async fn gossip_counters(h: &Hollow, which: &[usize]) -> Vec<Option<(u64, u64, i64)>> {
+    futures::stream::iter(which.iter().copied())
+        .map(|i| {
+            let mut c = h.clients[i].clone();
+            let name = h.agents[i].name.clone();
+            async move {
+                let snap = c.cluster(pb::ClusterRequest {}).await.ok()?.into_inner();
+                let me = snap.nodes.into_iter().find(|n| n.name == name)?;
+                let stats = me.stats?;
+                Some((
+                    stats.gossip_sent_bytes,
+                    stats.gossip_received_bytes,
+                    me.updated_unix_ms,
+                ))
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await
+}
+
+/// Sent and received bytes/s per node over `window`. The time base is each row's own
+/// `updated_unix_ms` (when its counters were taken), or the wall clock when it did not move.
+async fn gossip_rates(
+    h: &Hollow,
+    which: &[usize],
+    window: Duration,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let t1 = Instant::now();
+    let first = gossip_counters(h, which).await;
+    tokio::time::sleep(window).await;
+    let second = gossip_counters(h, which).await;
+    let wall = t1.elapsed().as_secs_f64();
+    let (mut sent, mut received) = (Vec::new(), Vec::new());
+    for (a, b) in first.iter().zip(&second) {
+        let (Some((s1, r1, u1)), Some((s2, r2, u2))) = (a, b) else {
+            continue;
+        };
+        let secs = if u2 > u1 {
+            (u2 - u1) as f64 / 1000.0
+        } else {
+            wall
+        };
+        sent.push(s2.saturating_sub(*s1) as f64 / secs);
+        received.push(r2.saturating_sub(*r1) as f64 / secs);
+    }
+    if sent.is_empty() {
+        return Err(err("no agent reported gossip counters"));
+    }
+    Ok((sent, received))
+}
+
+struct Placed {
+    ok: usize,
+    failed: usize,
+    first_error: Option<String>,
+    elapsed: Duration,
+    latencies_ms: Vec<f64>,
+    timed_out: bool,
+    /// When each thousandth placement finished (seconds from the start).
+    marks: Vec<f64>,
+}
+
+/// `total` Run calls spread round-robin over `clients`, `inflight` at a time.
+async fn place(
+    ctx: &Ctx,
+    clients: &[Client],
+    total: usize,
+    inflight: usize,
+    limit: Duration,
+) -> Placed {
+    let t0 = Instant::now();
+    let run_id = ctx.run_id.clone();
+    let stream = futures::stream::iter(0..total)
+        .map(|i| {
+            let mut c = clients[i % clients.len()].clone();
+            let req = agent::run_request(SIM_IMAGE, None, &[], (LABEL, &run_id), None);
+            async move {
+                let t = Instant::now();
+                let r = agent::run(&mut c, req).await;
+                (r.map(|_| ()), t.elapsed())
+            }
+        })
+        .buffer_unordered(inflight);
+    tokio::pin!(stream);
+    let mut p = Placed {
+        ok: 0,
+        failed: 0,
+        first_error: None,
+        elapsed: Duration::ZERO,
+        latencies_ms: Vec::with_capacity(total),
+        timed_out: false,
+        marks: Vec::new(),
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => {
+                p.timed_out = true;
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some((Ok(()), d))) => {
+                p.ok += 1;
+                p.latencies_ms.push(d.as_secs_f64() * 1000.0);
+                if p.ok.is_multiple_of(1000) {
+                    let secs = t0.elapsed().as_secs_f64();
+                    p.marks.push(secs);
+                    eprintln!("    {} placed in {secs:.1} s", p.ok);
+                }
+            }
+            Ok(Some((Err(e), _))) => {
+                p.failed += 1;
+                p.first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    p.elapsed = t0.elapsed();
+    p
+}
+
+fn placement_rows(n: usize, how: &str, p: &Placed, limit: Duration) -> Vec<Row> {
+    let rate = p.ok as f64 / p.elapsed.as_secs_f64().max(1e-9);
+    let mut note = format!(
+        "{} placed in {:.1} s{}{}",
+        p.ok,
+        p.elapsed.as_secs_f64(),
+        if p.failed > 0 {
+            format!(
+                ", {} failed (first: {})",
+                p.failed,
+                p.first_error.as_deref().unwrap_or("?")
+            )
+        } else {
+            String::new()
+        },
+        if p.timed_out {
+            format!(", stopped at the {} s limit", limit.as_secs())
+        } else {
+            String::new()
+        }
+    );
+    note.push_str("; Nomad's figure is from other hardware (C2M ≈1,500/s)");
+    let latency = Summary::of(&p.latencies_ms);
+    let p99 = percentile(&p.latencies_ms, 99.0).unwrap_or(f64::NAN);
+    vec![
+        Row::samples(
+            BENCH,
+            format!("N = {n}: placements/s {how}"),
+            Unit::PerSec,
+            &[rate],
+        )
+        .higher_is_better()
+        .against_reference("Nomad C1M", NOMAD_C1M)
+        .note(note),
+        Row::new(
+            BENCH,
+            format!("N = {n}: scheduling delay p50 {how}"),
+            Unit::Ms,
+            match latency {
+                Some(s) => Measured::Value(Summary {
+                    median: median(&p.latencies_ms).unwrap_or(f64::NAN),
+                    ..s
+                }),
+                None => Measured::Unavailable {
+                    reason: "no placement".into(),
+                },
+            },
+        )
+        .against_reference("Swarm 1,000 nodes p50", SWARM_P50_MS)
+        .note(format!(
+            "each Run call until Started; p99 {} ms; Swarm's figure is from other hardware",
+            sig(p99)
+        )),
+    ]
+}
+
+/// Time until every agent but the victim lists the victim as down (or gone).
+async fn until_marked_down(h: &Hollow, victim: usize, victim_name: &str) -> Result<Duration> {
+    let t0 = Instant::now();
+    let mut waiting: Vec<usize> = (0..h.clients.len()).filter(|i| *i != victim).collect();
+    while !waiting.is_empty() {
+        let done: Vec<usize> = futures::stream::iter(waiting.iter().copied())
+            .map(|i| {
+                let mut c = h.clients[i].clone();
+                async move {
+                    let nodes = agent::node_statuses(&mut c).await?;
+                    let status = nodes
+                        .iter()
+                        .find(|(name, _)| name == victim_name)
+                        .map(|(_, s)| *s);
+                    matches!(
+                        status,
+                        None | Some(pb::NodeStatus::Down | pb::NodeStatus::Left)
+                    )
+                    .then_some(i)
+                }
+            })
+            .buffer_unordered(16)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+        waiting.retain(|i| !done.contains(i));
+        if waiting.is_empty() {
+            break;
+        }
+        if t0.elapsed() > DOWN_TIMEOUT {
+            return Err(err(format!(
+                "{} agents still list {victim_name} up after {} s",
+                waiting.len(),
+                DOWN_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(t0.elapsed())
+}
