@@ -12,6 +12,7 @@ mod procs;
 mod report;
 mod stats;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -30,8 +31,10 @@ pub fn err(message: impl Into<String>) -> Error {
     message.into().into()
 }
 
-/// cargo/rustc processes seen during the run (by the watcher in `real_main`).
-static BUSY: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Other builds' processes first seen during the run, per benchmark running then, per kind.
+static BUSY: Mutex<BTreeMap<&'static str, BTreeMap<String, usize>>> = Mutex::new(BTreeMap::new());
+/// The benchmark running now (for [`BUSY`]).
+static CURRENT: Mutex<&'static str> = Mutex::new("start-up");
 
 /// The label every container a benchmark makes carries (`berth-bench.run=<run id>`; `berth.` keys are reserved).
 pub const LABEL: &str = "berth-bench.run";
@@ -261,6 +264,7 @@ fn find_binaries(opts: &Options) -> Result<(PathBuf, PathBuf)> {
 
 async fn run_one(ctx: &Ctx, bench: Bench) -> Result<Vec<Row>> {
     eprintln!("== {} ==", bench.name());
+    *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = bench.name();
     let t0 = Instant::now();
     let rows = match bench {
         Bench::All => Ok(Vec::new()),
@@ -388,20 +392,29 @@ async fn real_main(cli: Cli) -> u8 {
         ctx.run_id
     );
     let bench = cli.bench;
-    // Other builds starting during the run make its figures noisy: note any seen.
+    // Other builds starting during the run make its figures noisy: note which benchmarks saw
+    // them, and how many processes of each kind.
     let watcher = tokio::spawn(async {
         let mut seen = std::collections::BTreeSet::new();
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tick.tick().await;
+            let bench = *CURRENT.lock().unwrap_or_else(|p| p.into_inner());
             for p in procs::busy_processes() {
                 if seen.insert(p.clone()) {
-                    eprintln!("warning: {p} started during the run: figures will be noisy");
+                    let name = p.split('[').next().unwrap_or(&p).to_owned();
+                    if seen.len() == 1 {
+                        eprintln!("warning: {p} started during {bench}: figures will be noisy");
+                    }
+                    *BUSY
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(bench)
+                        .or_default()
+                        .entry(name)
+                        .or_default() += 1;
                 }
             }
-            BUSY.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone_from(&seen.iter().cloned().collect());
         }
     });
     let ended = {
@@ -424,7 +437,15 @@ async fn real_main(cli: Cli) -> u8 {
     cleanup::everything().await;
     watcher.abort();
     machine.load_at_end = procs::load1();
-    machine.busy_during = BUSY.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    machine.busy_during = BUSY
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(bench, kinds)| {
+            let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+            format!("{bench} ({})", kinds.join(", "))
+        })
+        .collect();
     let report = Report {
         benchmark: bench.name().to_owned(),
         started: started.format("%Y-%m-%d %H:%M UTC").to_string(),

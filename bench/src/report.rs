@@ -310,7 +310,8 @@ pub struct Machine {
     pub load_at_end: f64,
     /// cargo/rustc processes seen when the run started (other builds on the machine).
     pub busy_at_start: Vec<String>,
-    /// cargo/rustc processes seen at any time during the run (checked every 5 s).
+    /// Other builds' processes (cargo, rustc, cc…) that started during the run (checked every
+    /// 5 s), by the benchmark that was running: `scale (rustc ×12, cargo ×1)`.
     pub busy_during: Vec<String>,
 }
 
@@ -368,7 +369,10 @@ impl Report {
         let during = if m.busy_during.is_empty() {
             "none during the run".to_owned()
         } else {
-            format!("**during the run: {}**", m.busy_during.join(", "))
+            format!(
+                "**other builds started during: {}**",
+                m.busy_during.join("; ")
+            )
         };
         let _ = writeln!(
             out,
@@ -417,17 +421,31 @@ impl Report {
         out
     }
 
-    /// Writes `<dir>/<stem>.md` and `<dir>/<stem>.json`; returns both paths.
+    /// Writes `<dir>/<stem>.md` and `<dir>/<stem>.json`; returns both paths. The JSON keeps
+    /// every sample of a figure with up to [`MAX_JSON_SAMPLES`] of them (per-call latencies of
+    /// 10,000 placements are summed up by their median, min, max and mean).
     pub fn write(&self, dir: &Path, stem: &str) -> std::io::Result<(PathBuf, PathBuf)> {
         std::fs::create_dir_all(dir)?;
         let md = dir.join(format!("{stem}.md"));
         let json = dir.join(format!("{stem}.json"));
         std::fs::write(&md, self.markdown())?;
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let mut compact = self.clone();
+        for row in &mut compact.rows {
+            if let Measured::Value(s) = &mut row.berth {
+                s.compact(MAX_JSON_SAMPLES);
+            }
+            if let Baseline::Measured { summary, .. } = &mut row.baseline {
+                summary.compact(MAX_JSON_SAMPLES);
+            }
+        }
+        let text = serde_json::to_string_pretty(&compact).map_err(std::io::Error::other)?;
         std::fs::write(&json, text + "\n")?;
         Ok((md, json))
     }
 }
+
+/// Figures with more samples than this keep only their summary in the JSON file.
+pub const MAX_JSON_SAMPLES: usize = 500;
 
 /// A table cell: no pipes or newlines.
 fn cell(text: &str) -> String {

@@ -32,6 +32,13 @@ impl Summary {
         })
     }
 
+    /// Drops the samples when there are more than `max` (the summary stays).
+    pub fn compact(&mut self, max: usize) {
+        if self.samples.len() > max {
+            self.samples = Vec::new();
+        }
+    }
+
     /// One figure given with its own bounds (e.g. criterion's estimate and confidence interval).
     pub fn with_bounds(median: f64, min: f64, max: f64, rounds: usize) -> Self {
         Self {
