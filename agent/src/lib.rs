@@ -261,10 +261,12 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         server::TokenCheck::new(config.token.as_deref()),
     );
     let mut stop = shutdown_rx;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // `Server::tcp_nodelay` applies only to listeners tonic binds itself: with our own listener,
+    // Nagle stays on unless the incoming stream sets it, and a reply's second small write then
+    // waits ~40 ms for the client's delayed ACK (seen with strace as bimodal `berth ps` times).
+    let incoming = incoming(listener);
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, async move {
@@ -279,6 +281,14 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         tasks,
         gossip,
     })
+}
+
+/// The agent's accepted connections: `TCP_NODELAY` on each (see [`start`]) and TCP keepalive so
+/// a console that vanished without a FIN is noticed.
+fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -309,4 +319,21 @@ pub fn default_node_name() -> String {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "berth".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    /// Without `TCP_NODELAY` on the server's side, small replies stall ~40 ms on the client's
+    /// delayed ACK. tonic's builder flag does not reach a listener we bind ourselves.
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = super::incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert!(accepted.nodelay().unwrap(), "accepted socket must have TCP_NODELAY");
+    }
 }
