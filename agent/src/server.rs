@@ -111,6 +111,14 @@ impl Service {
         self.runtime.node()
     }
 
+    /// Resolves when the agent starts shutting down: long streams end with it.
+    fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut shutdown = self.shutdown.clone();
+        async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        }
+    }
+
     /// Finds a container: in the cluster view (only this node's when the request was forwarded),
     /// then in Docker itself (the view may lag a just-created container by one event).
     async fn locate(&self, reference: &str, meta: &MetadataMap) -> Result<Owner, Status> {
@@ -737,29 +745,16 @@ impl Berth for Service {
                     container: c.id,
                     ..req
                 };
-                let mut upstream = client
+                let upstream = client
                     .logs(forwarded(fwd, &meta, self.me()))
                     .await
                     .map_err(|s| peer_error(&node, s))?
                     .into_inner();
-                let mut shutdown = self.shutdown.clone();
-                let (tx, out) = mpsc::channel(STREAM_BUFFER);
-                tokio::spawn(async move {
-                    loop {
-                        let item = tokio::select! {
-                            i = upstream.next() => i,
-                            _ = tx.closed() => return,
-                            _ = shutdown.wait_for(|s| *s) => return,
-                        };
-                        let Some(item) = item else { return };
-                        let item = item.map_err(|s| peer_error(&node, s));
-                        let stop = item.is_err();
-                        if tx.send(item).await.is_err() || stop {
-                            return;
-                        }
-                    }
-                });
-                return Ok(Response::new(Box::pin(ReceiverStream::new(out))));
+                // Relayed as it comes: no task or channel between the peer's stream and ours.
+                let lines = upstream
+                    .map(move |item| item.map_err(|s| peer_error(&node, s)))
+                    .take_until(self.stopped());
+                return Ok(Response::new(Box::pin(lines)));
             }
         };
         if let Some(sim) = &self.sim {
@@ -781,20 +776,34 @@ impl Berth for Service {
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| "all".into()),
         };
-        let mut stream = docker.logs(&c.id, Some(opts));
-        let node = self.me().to_owned();
-        let mut shutdown = self.shutdown.clone();
-        let (tx, out) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(async move {
-            let mut splitter = LineSplitter::default();
+        let frames = docker.logs(&c.id, Some(opts));
+        let lines = log_lines(frames, self.me().to_owned(), since_ns).take_until(self.stopped());
+        Ok(Response::new(Box::pin(lines)))
+    }
+}
+
+/// Docker's log frames as lines, polled by the gRPC encoder itself: a line goes from the
+/// engine's socket to the client's without a hand-over between tasks (each one a wake-up, often
+/// on another thread), which is most of what follow latency adds to `docker logs -f`. Lines
+/// before `since_ns` are dropped (Docker's `since` is in whole seconds); an engine error is the
+/// stream's last item.
+fn log_lines<S>(
+    frames: S,
+    node: String,
+    since_ns: i64,
+) -> impl Stream<Item = Result<pb::LogLine, Status>> + Send + 'static
+where
+    S: Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>
+        + Send
+        + 'static,
+{
+    let state = Some((Box::pin(frames), LineSplitter::default()));
+    futures::stream::unfold(state, move |state| {
+        let node = node.clone();
+        async move {
+            let (mut frames, mut splitter) = state?;
             loop {
-                let item = tokio::select! {
-                    i = stream.next() => i,
-                    _ = tx.closed() => return,
-                    _ = shutdown.wait_for(|s| *s) => return,
-                };
-                let Some(item) = item else { break };
-                let (kind, bytes) = match item {
+                let (kind, bytes) = match frames.next().await? {
                     Ok(bollard::container::LogOutput::StdErr { message }) => {
                         (pb::log_line::Stream::Stderr, message)
                     }
@@ -804,22 +813,23 @@ impl Berth for Service {
                     ) => (pb::log_line::Stream::Stdout, message),
                     Ok(bollard::container::LogOutput::StdIn { .. }) => continue,
                     Err(e) => {
-                        let _ = tx.send(Err(AgentError::from_docker(e, &node).into())).await;
-                        return;
+                        let last = Err(AgentError::from_docker(e, &node).into());
+                        return Some((futures::stream::iter(vec![last]), None));
                     }
                 };
-                for line in splitter.push(kind, &bytes) {
-                    if line.timestamp_unix_ns < since_ns {
-                        continue;
-                    }
-                    if tx.send(Ok(line)).await.is_err() {
-                        return;
-                    }
+                let lines: Vec<_> = splitter
+                    .push(kind, &bytes)
+                    .into_iter()
+                    .filter(|l| l.timestamp_unix_ns >= since_ns)
+                    .map(Ok)
+                    .collect();
+                if !lines.is_empty() {
+                    return Some((futures::stream::iter(lines), Some((frames, splitter))));
                 }
             }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
-    }
+        }
+    })
+    .flatten()
 }
 
 /// Turns Docker's timestamped log frames into lines: `2026-11-22T10:00:00.123456789Z text\n`.

@@ -27,10 +27,18 @@ fn main() -> Result<()> {
             let _ = builder.with_writer(std::io::stderr).try_init();
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .wrap_err("cannot start the async runtime")?;
+    // A command is one request and its answer (or one stream, for `logs -f`): on one thread, the
+    // connection task and the printing task hand each message over without waking another
+    // thread, which is most of what `berth logs -f` added to `docker logs -f`. The TUI draws,
+    // reads the terminal and keeps a watch stream at once, so it gets the worker threads.
+    let runtime = if cli.command.is_some() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()
+    .wrap_err("cannot start the async runtime")?;
     runtime
         .block_on(berth_console::run(cli))
         .map_err(berth_console::user_facing)
