@@ -27,10 +27,10 @@ pub enum Change {
     Resync(Vec<pb::ContainerSummary>),
     /// Live usage of running containers: `(id, cpu %, memory bytes)`.
     Usage(Vec<(String, f64, u64)>),
-    /// What gossip shows of the other nodes since the last time: rows that changed (whole),
-    /// nodes that are gone, and when each remaining node was last heard from.
+    /// What gossip shows of the other nodes since the last time: rows that changed, nodes that
+    /// are gone, and when each remaining node was last heard from.
     Peers {
-        changed: BTreeMap<String, PeerView>,
+        changed: BTreeMap<String, PeerUpdate>,
         gone: Vec<String>,
         seen: Vec<(String, Instant)>,
     },
@@ -44,6 +44,29 @@ pub struct PeerView {
     /// When we last heard from the node (its heartbeat moved).
     pub last_seen: Instant,
     pub containers: BTreeMap<String, pb::ContainerSummary>,
+}
+
+/// What changed about one node, from gossip.
+#[derive(Debug, Clone)]
+pub struct PeerUpdate {
+    /// The whole row (it is small); a watcher hears of it only when it differs.
+    pub node: pb::Node,
+    pub last_seen: Instant,
+    pub containers: PeerContainers,
+}
+
+/// A peer's containers: all of them, or what changed. Deltas keep a change to one container
+/// O(1) for the view and its watchers, where a whole map per change made every agent's work
+/// grow with the cluster's size times its containers.
+#[derive(Debug, Clone)]
+pub enum PeerContainers {
+    /// Everything the node has: first sight of it, or after gossip lost track of its history.
+    All(BTreeMap<String, pb::ContainerSummary>),
+    /// Only what changed since this node's last update.
+    Delta {
+        upserted: Vec<pb::ContainerSummary>,
+        removed: Vec<String>,
+    },
 }
 
 struct Inner {
@@ -291,29 +314,8 @@ impl State {
                         p.last_seen = at;
                     }
                 }
-                for (name, view) in changed {
-                    let old = inner.peers.get(&name);
-                    if old.is_none_or(|o| o.node != view.node) {
-                        out.push(ev(pb::watch_event::Event::NodeUpdated(peer_row(&view))));
-                    }
-                    for (id, c) in &view.containers {
-                        if old.and_then(|o| o.containers.get(id)) != Some(c) {
-                            out.push(ev(pb::watch_event::Event::ContainerUpdated(c.clone())));
-                        }
-                    }
-                    if let Some(o) = old {
-                        for (id, c) in &o.containers {
-                            if !view.containers.contains_key(id) {
-                                out.push(ev(pb::watch_event::Event::ContainerRemoved(
-                                    pb::ContainerRemoved {
-                                        id: id.clone(),
-                                        node: c.node.clone(),
-                                    },
-                                )));
-                            }
-                        }
-                    }
-                    inner.peers.insert(name, view);
+                for (name, update) in changed {
+                    apply_peer(&mut inner.peers, name, update, &mut out);
                 }
             }
             Change::Usage(samples) => {
@@ -333,6 +335,75 @@ impl State {
             // No receiver is fine: nobody is watching.
             let _ = self.tx.send(e);
         }
+    }
+}
+
+/// One peer's update into the view, with the events it makes.
+fn apply_peer(
+    peers: &mut BTreeMap<String, PeerView>,
+    name: String,
+    update: PeerUpdate,
+    out: &mut Vec<pb::WatchEvent>,
+) {
+    let updated =
+        |c: &pb::ContainerSummary| ev(pb::watch_event::Event::ContainerUpdated(c.clone()));
+    let removed = |id: String, c: &pb::ContainerSummary| {
+        ev(pb::watch_event::Event::ContainerRemoved(
+            pb::ContainerRemoved {
+                id,
+                node: c.node.clone(),
+            },
+        ))
+    };
+    let PeerUpdate {
+        node,
+        last_seen,
+        containers,
+    } = update;
+    // The node's row goes before its containers' events (a watcher learns of the node first),
+    // but it is made after them so that its counts are the new ones.
+    let row_at = out.len();
+    let view = peers.entry(name).or_insert_with(|| PeerView {
+        node: pb::Node::default(),
+        last_seen,
+        containers: BTreeMap::new(),
+    });
+    match containers {
+        PeerContainers::All(all) => {
+            let old = std::mem::replace(&mut view.containers, all);
+            for (id, c) in &view.containers {
+                if old.get(id) != Some(c) {
+                    out.push(updated(c));
+                }
+            }
+            for (id, c) in old {
+                if !view.containers.contains_key(&id) {
+                    out.push(removed(id, &c));
+                }
+            }
+        }
+        PeerContainers::Delta {
+            upserted,
+            removed: gone,
+        } => {
+            for c in upserted {
+                if view.containers.get(&c.id) != Some(&c) {
+                    out.push(updated(&c));
+                    view.containers.insert(c.id.clone(), c);
+                }
+            }
+            for id in gone {
+                if let Some(c) = view.containers.remove(&id) {
+                    out.push(removed(id, &c));
+                }
+            }
+        }
+    }
+    view.last_seen = last_seen;
+    if view.node != node {
+        view.node = node;
+        let row = ev(pb::watch_event::Event::NodeUpdated(peer_row(view)));
+        out.insert(row_at, row);
     }
 }
 
@@ -482,5 +553,101 @@ mod tests {
             .expect("counts");
         assert_eq!(counts.running, 1);
         assert_eq!(counts.exited, 0);
+    }
+
+    fn peer(containers: PeerContainers, cpu: f64) -> Change {
+        Change::Peers {
+            changed: [(
+                "n2".to_string(),
+                PeerUpdate {
+                    node: pb::Node {
+                        name: "n2".into(),
+                        stats: Some(pb::NodeStats {
+                            cpu_percent: cpu,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    last_seen: Instant::now(),
+                    containers,
+                },
+            )]
+            .into(),
+            gone: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    fn on_n2(id: &str, state: &str) -> pb::ContainerSummary {
+        pb::ContainerSummary {
+            node: "n2".into(),
+            ..c(id, id, state)
+        }
+    }
+
+    /// The events, as `node n2` / `up id state` / `rm id`.
+    fn drain(rx: &mut broadcast::Receiver<pb::WatchEvent>) -> Vec<String> {
+        use pb::watch_event::Event;
+        let mut out = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            out.push(match e.event {
+                Some(Event::NodeUpdated(n)) => format!("node {}", n.name),
+                Some(Event::ContainerUpdated(c)) => format!("up {} {}", c.id, c.state),
+                Some(Event::ContainerRemoved(r)) => format!("rm {}", r.id),
+                other => format!("{other:?}"),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn peers_come_whole_then_as_deltas() {
+        let s = state();
+        let mut rx = s.tx.subscribe();
+        let all = [on_n2("a", "running"), on_n2("b", "running")]
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        s.apply(peer(PeerContainers::All(all), 1.0));
+        assert_eq!(drain(&mut rx), ["node n2", "up a running", "up b running"]);
+        assert_eq!(
+            s.peer("n2").and_then(|n| n.stats).map(|s| s.cpu_percent),
+            Some(1.0)
+        );
+
+        // A delta: one changed, one unchanged (no event), one removed, one unknown removed.
+        s.apply(peer(
+            PeerContainers::Delta {
+                upserted: vec![on_n2("a", "exited"), on_n2("b", "running")],
+                removed: vec!["b".into(), "zz".into()],
+            },
+            1.0,
+        ));
+        assert_eq!(drain(&mut rx), ["up a exited", "rm b"]);
+        assert_eq!(s.resolve("a").map(|c| c.state).ok(), Some("exited".into()));
+        assert!(s.resolve("b").is_err());
+
+        // The row changed: its event comes first and carries the new counts.
+        s.apply(peer(
+            PeerContainers::Delta {
+                upserted: vec![on_n2("c", "running")],
+                removed: Vec::new(),
+            },
+            2.0,
+        ));
+        assert_eq!(drain(&mut rx), ["node n2", "up c running"]);
+        let row = s.peer("n2").expect("known");
+        assert_eq!(
+            row.stats.and_then(|s| s.containers).map(|c| c.running),
+            Some(1)
+        );
+
+        // All again (the node came back): what is missing is removed.
+        let all = [on_n2("c", "running")]
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        s.apply(peer(PeerContainers::All(all), 2.0));
+        assert_eq!(drain(&mut rx), ["rm a"]);
     }
 }
