@@ -10,7 +10,8 @@
 //! 4. placements on the N−1 left: 10,000 `Run` calls through one entry agent (16 in flight), then
 //!    10,000 through all agents at once (2 in flight per agent), each phase stopped at a time
 //!    limit (30 s) so a slow cluster cannot stall the run; each call's latency to `Started`;
-//! 5. gossip traffic again, with every placed container in the view.
+//! 5. the time until every placed container is in every view (20 agents sampled), with the
+//!    gossip traffic meanwhile, then gossip traffic again once it has settled.
 //!
 //! The quoted references come from other hardware and other systems: context, not a baseline.
 
@@ -30,6 +31,8 @@ use crate::{Ctx, LABEL, Result, err};
 const BENCH: &str = "scale";
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
 const DOWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long placed containers may take to reach every view.
+const SPREAD_TIMEOUT: Duration = Duration::from_secs(120);
 /// Agents started at once before waiting for them to answer.
 const START_BATCH: usize = 10;
 /// Agents asked for their gossip counters once the view holds every placed container.
@@ -252,10 +255,48 @@ async fn scenario(ctx: &Ctx, n: usize) -> Result<Vec<Row>> {
     let all = place(ctx, live, total, inflight_all, limit).await;
     rows.extend(placement_rows(n, "through all agents", &all, limit));
 
-    // Gossip with every placed container in the view. Each `Cluster` answer now holds every
-    // container, so at most 20 agents (evenly spread) are asked.
+    // The placed containers spreading to every view, then gossip once they are there. Each
+    // `Cluster` answer now holds every container, so at most 20 agents (evenly spread) are asked.
+    let placed = one.ok + all.ok;
     let step = victim.div_ceil(LOADED_SAMPLE).max(1);
     let some: Vec<usize> = (0..victim).step_by(step).collect();
+    let before = gossip_counters(&h, &some).await;
+    let t_spread = Instant::now();
+    let spread = views_hold(&h, &some, placed).await;
+    let spread_secs = t_spread.elapsed().as_secs_f64();
+    let after = gossip_counters(&h, &some).await;
+    let figure = format!("N = {n}: every placed container in every view, after the last placement");
+    match spread {
+        Ok(d) => {
+            rows.push(
+                Row::samples(BENCH, figure, Unit::Secs, &[d.as_secs_f64()]).note(format!(
+                    "{placed} containers; {} agents sampled, each asked every 0.5 s",
+                    some.len()
+                )),
+            );
+            let (sent, _) = rates(&before, &after, spread_secs);
+            rows.push(
+                Row::samples(
+                    BENCH,
+                    format!("N = {n}: gossip sent per node while placements spread"),
+                    Unit::BytesPerSec,
+                    &sent,
+                )
+                .note(
+                    "from the last placement until every sampled view holds them: chitchat \
+                     fills each message up to its MTU while there is news to send",
+                ),
+            );
+        }
+        Err(e) => rows.push(Row::new(
+            BENCH,
+            figure,
+            Unit::Secs,
+            Measured::Unavailable {
+                reason: e.to_string(),
+            },
+        )),
+    }
     let (sent, received) = gossip_rates(&h, &some, window).await?;
     eprintln!(
         "    gossip (loaded) measured at {:.0} s",
@@ -264,10 +305,7 @@ async fn scenario(ctx: &Ctx, n: usize) -> Result<Vec<Row>> {
     rows.push(
         Row::samples(
             BENCH,
-            format!(
-                "N = {n}: gossip sent per node, {} containers",
-                one.ok + all.ok
-            ),
+            format!("N = {n}: gossip sent per node, {placed} containers, settled"),
             Unit::BytesPerSec,
             &sent,
         )
@@ -291,6 +329,39 @@ fn common_port(ips: &[Ipv4Addr]) -> Result<u16> {
         }
     }
     Err(err("no port free on every hollow node's address"))
+}
+
+/// Time until each agent of `which` lists at least `placed` containers.
+async fn views_hold(h: &Hollow, which: &[usize], placed: usize) -> Result<Duration> {
+    let t0 = Instant::now();
+    let mut waiting = which.to_vec();
+    while !waiting.is_empty() {
+        let mut still = Vec::new();
+        for &i in &waiting {
+            let mut c = h.clients[i].clone();
+            let held = match c.cluster(pb::ClusterRequest {}).await {
+                Ok(snap) => snap.into_inner().containers.len(),
+                Err(_) => 0,
+            };
+            if held < placed {
+                still.push(i);
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            break;
+        }
+        if t0.elapsed() > SPREAD_TIMEOUT {
+            return Err(err(format!(
+                "{} of {} sampled agents did not hold all {placed} containers within {} s",
+                waiting.len(),
+                which.len(),
+                SPREAD_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(t0.elapsed())
 }
 
 /// Time until every agent lists `n` nodes alive.
@@ -355,6 +426,29 @@ async fn gossip_counters(h: &Hollow, which: &[usize]) -> Vec<Option<(u64, u64, i
         .await
 }
 
+/// Sent and received bytes/s per agent between two readings of its counters; `wall` seconds
+/// when the agent's own time stamps did not move.
+fn rates(
+    first: &[Option<(u64, u64, i64)>],
+    second: &[Option<(u64, u64, i64)>],
+    wall: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut sent, mut received) = (Vec::new(), Vec::new());
+    for (a, b) in first.iter().zip(second) {
+        let (Some((s1, r1, u1)), Some((s2, r2, u2))) = (a, b) else {
+            continue;
+        };
+        let secs = if u2 > u1 {
+            (u2 - u1) as f64 / 1000.0
+        } else {
+            wall
+        };
+        sent.push(s2.saturating_sub(*s1) as f64 / secs);
+        received.push(r2.saturating_sub(*r1) as f64 / secs);
+    }
+    (sent, received)
+}
+
 /// Sent and received bytes/s per node over `window`. The time base is each row's own
 /// `updated_unix_ms` (when its counters were taken), or the wall clock when it did not move.
 async fn gossip_rates(
@@ -367,19 +461,7 @@ async fn gossip_rates(
     tokio::time::sleep(window).await;
     let second = gossip_counters(h, which).await;
     let wall = t1.elapsed().as_secs_f64();
-    let (mut sent, mut received) = (Vec::new(), Vec::new());
-    for (a, b) in first.iter().zip(&second) {
-        let (Some((s1, r1, u1)), Some((s2, r2, u2))) = (a, b) else {
-            continue;
-        };
-        let secs = if u2 > u1 {
-            (u2 - u1) as f64 / 1000.0
-        } else {
-            wall
-        };
-        sent.push(s2.saturating_sub(*s1) as f64 / secs);
-        received.push(r2.saturating_sub(*r1) as f64 / secs);
-    }
+    let (sent, received) = rates(&first, &second, wall);
     if sent.is_empty() {
         return Err(err("no agent reported gossip counters"));
     }
