@@ -352,6 +352,7 @@ async fn views_hold(h: &Hollow, which: &[usize], placed: usize) -> Result<Durati
             break;
         }
         if t0.elapsed() > SPREAD_TIMEOUT {
+            explain_missing(h, which).await;
             return Err(err(format!(
                 "{} of {} sampled agents did not hold all {placed} containers within {} s",
                 waiting.len(),
@@ -362,6 +363,53 @@ async fn views_hold(h: &Hollow, which: &[usize], placed: usize) -> Result<Durati
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(t0.elapsed())
+}
+
+/// On stderr: which nodes' containers each sampled view lacks against the fullest one, and
+/// those nodes' status there.
+async fn explain_missing(h: &Hollow, which: &[usize]) {
+    use std::collections::BTreeMap;
+    let mut views = Vec::new();
+    for &i in which {
+        let mut c = h.clients[i].clone();
+        let Ok(snap) = c.cluster(pb::ClusterRequest {}).await else {
+            continue;
+        };
+        let snap = snap.into_inner();
+        let mut per: BTreeMap<String, usize> = BTreeMap::new();
+        for ctr in &snap.containers {
+            *per.entry(ctr.node.clone()).or_default() += 1;
+        }
+        let status: BTreeMap<String, i32> = snap
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.status))
+            .collect();
+        views.push((h.agents[i].name.clone(), per, status));
+    }
+    let mut most: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, per, _) in &views {
+        for (n, k) in per {
+            let m = most.entry(n.clone()).or_default();
+            *m = (*m).max(*k);
+        }
+    }
+    for (name, per, status) in &views {
+        let lacking: Vec<String> = most
+            .iter()
+            .filter(|(n, k)| per.get(*n).copied().unwrap_or(0) < **k)
+            .map(|(n, k)| {
+                format!(
+                    "{n} {}/{k} (status {})",
+                    per.get(n).copied().unwrap_or(0),
+                    status.get(n).copied().unwrap_or(-1)
+                )
+            })
+            .collect();
+        if !lacking.is_empty() {
+            eprintln!("    {name} lacks: {}", lacking.join(", "));
+        }
+    }
 }
 
 /// Time until every agent lists `n` nodes alive.
