@@ -334,6 +334,9 @@ mod tests {
         let mut incoming = super::incoming(listener);
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let accepted = incoming.next().await.unwrap().unwrap();
-        assert!(accepted.nodelay().unwrap(), "accepted socket must have TCP_NODELAY");
+        assert!(
+            accepted.nodelay().unwrap(),
+            "accepted socket must have TCP_NODELAY"
+        );
     }
 }
