@@ -10,6 +10,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// HTTP/2 pings keep idle watch streams alive through NATs and notice a dead peer.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// A ping unanswered for this long closes the connection.
+/// HTTP/2 flow-control windows of our client connections. h2 (since 0.4.16) closes a connection
+/// with `ENHANCE_YOUR_CALM` when too many small DATA frames sit unread, and its allowance is half
+/// the connection window. A log stream sends one small frame per line when lines trickle in, so a
+/// reader that falls behind (a pipe into a slow program, a busy terminal) had hyper's 2 MiB of
+/// stream window filled with tiny frames against a 2.5 MiB allowance (each frame under 256 bytes
+/// counts as 256 − its size), and `berth logs` died with "h2 protocol error". With these, a full
+/// stream window of frames as small as a gRPC message gets (≈ 15 bytes: 256 KiB / 15 × 241 ≈
+/// 4.2 MiB) stays well inside the 8 MiB allowance, for a few streams stalled at once.
+pub const STREAM_WINDOW: u32 = 256 * 1024;
+pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Attaches `authorization: Bearer <token>` to every call when a token is set.
@@ -154,6 +164,8 @@ pub fn endpoint(address: &str) -> Result<Endpoint, ConnectError> {
         reason: e.to_string(),
     })?;
     Ok(endpoint
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
