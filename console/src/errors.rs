@@ -39,6 +39,13 @@ pub fn status_report(status: tonic::Status, agent: &str) -> Report {
                     .suggestion("`berth nodes` shows which nodes are up")
             }
         }
+        // Any other code with a transport error as its source is the connection failing (e.g. an
+        // HTTP/2 GOAWAY arrives as RESOURCE_EXHAUSTED), not the agent's answer: no hint meant
+        // for the agent's own codes applies.
+        code if status.source().is_some() && code != Code::DeadlineExceeded => {
+            eyre!("the connection to the agent at {agent} failed: {message}")
+                .suggestion("try again; if it keeps failing, the agent's log says why")
+        }
         Code::Unauthenticated => eyre!("the agent refused the token").suggestion(HINT_TOKEN),
         Code::NotFound | Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
             eyre!("{message}")
@@ -96,6 +103,24 @@ mod tests {
             let r = status_report(tonic::Status::new(code, "no container named \"x\""), "a:1");
             assert_eq!(text(&r), "no container named \"x\"");
         }
+    }
+
+    #[test]
+    fn a_broken_connection_is_not_read_as_the_agents_answer() {
+        crate::test_error_hook();
+        let mut status = tonic::Status::resource_exhausted(
+            "h2 protocol error: error reading a body from connection",
+        );
+        status.set_source(std::sync::Arc::new(std::io::Error::other("GOAWAY")));
+        let r = status_report(status, "a:1");
+        assert_eq!(
+            text(&r),
+            "the connection to the agent at a:1 failed: h2 protocol error: error reading a body from connection"
+        );
+        assert!(!format!("{r:?}").contains("no node has room"));
+        // The agent's own RESOURCE_EXHAUSTED keeps its hint.
+        let r = status_report(tonic::Status::resource_exhausted("node n1 is full"), "a:1");
+        assert!(format!("{r:?}").contains("no node has room"));
     }
 
     #[test]
