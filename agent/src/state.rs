@@ -8,7 +8,7 @@
 use crate::error::AgentError;
 use berth_proto::v1 as pb;
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 use tokio::sync::broadcast;
 
@@ -44,6 +44,52 @@ pub struct PeerView {
     /// When we last heard from the node (its heartbeat moved).
     pub last_seen: Instant,
     pub containers: BTreeMap<String, pb::ContainerSummary>,
+    /// What `containers` add up to, worked out on first use after they change: the scheduler
+    /// reads every node's row for each placement, and summing every container in the cluster
+    /// each time was the agent's top cost in a busy 50-node cluster (13 % of all CPU).
+    tally: OnceLock<Tally>,
+}
+
+/// A node's containers summed up: counts by state, and what their limits reserve.
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    counts: pb::ContainerCounts,
+    reserved_cpus: f64,
+    reserved_memory_bytes: u64,
+}
+
+impl Tally {
+    fn of(containers: &BTreeMap<String, pb::ContainerSummary>) -> Self {
+        let mut t = Tally::default();
+        for c in containers.values() {
+            match c.state.as_str() {
+                "running" | "restarting" => t.counts.running += 1,
+                "paused" => t.counts.paused += 1,
+                "exited" | "dead" => t.counts.exited += 1,
+                "created" => t.counts.created += 1,
+                _ => t.counts.other += 1,
+            }
+            // What the containers' limits reserve: only those that hold (or are about to hold)
+            // them.
+            if matches!(
+                c.state.as_str(),
+                "running" | "restarting" | "paused" | "created"
+            ) {
+                t.reserved_cpus += c.cpus;
+                t.reserved_memory_bytes += c.memory_limit_bytes;
+            }
+        }
+        t
+    }
+
+    /// The node row with these counts and reservations filled in.
+    fn on(&self, node: &pb::Node) -> pb::Node {
+        let mut node = node.clone();
+        node.stats.get_or_insert_with(Default::default).containers = Some(self.counts);
+        node.reserved_cpus = self.reserved_cpus;
+        node.reserved_memory_bytes = self.reserved_memory_bytes;
+        node
+    }
 }
 
 /// What changed about one node, from gossip.
@@ -367,7 +413,10 @@ fn apply_peer(
         node: pb::Node::default(),
         last_seen,
         containers: BTreeMap::new(),
+        tally: OnceLock::new(),
     });
+    // Worked out again on the next read, whatever changed.
+    view.tally = OnceLock::new();
     match containers {
         PeerContainers::All(all) => {
             let old = std::mem::replace(&mut view.containers, all);
@@ -426,35 +475,14 @@ fn snapshot_of(inner: &Inner) -> pb::ClusterSnapshot {
 
 /// A peer's row as served now: with its container counts and the age of its data.
 fn peer_row(p: &PeerView) -> pb::Node {
-    let mut node = with_counts(&p.node, &p.containers);
+    let mut node = p.tally.get_or_init(|| Tally::of(&p.containers)).on(&p.node);
     node.last_seen_ms_ago = u64::try_from(p.last_seen.elapsed().as_millis()).unwrap_or(u64::MAX);
     node
 }
 
 /// The node row with its container counts filled in from the containers it owns.
 fn with_counts(node: &pb::Node, containers: &BTreeMap<String, pb::ContainerSummary>) -> pb::Node {
-    let mut node = node.clone();
-    let mut counts = pb::ContainerCounts::default();
-    for c in containers.values() {
-        match c.state.as_str() {
-            "running" | "restarting" => counts.running += 1,
-            "paused" => counts.paused += 1,
-            "exited" | "dead" => counts.exited += 1,
-            "created" => counts.created += 1,
-            _ => counts.other += 1,
-        }
-    }
-    node.stats.get_or_insert_with(Default::default).containers = Some(counts);
-    // What the containers' limits reserve: only those that hold (or are about to hold) them.
-    let holding = containers.values().filter(|c| {
-        matches!(
-            c.state.as_str(),
-            "running" | "restarting" | "paused" | "created"
-        )
-    });
-    node.reserved_cpus = holding.clone().map(|c| c.cpus).sum();
-    node.reserved_memory_bytes = holding.map(|c| c.memory_limit_bytes).sum();
-    node
+    Tally::of(containers).on(node)
 }
 
 /// A reference as quoted back in errors: long ones are cut, so an oversized field is not echoed.
