@@ -333,36 +333,33 @@ fn common_port(ips: &[Ipv4Addr]) -> Result<u16> {
 
 /// Time until each agent of `which` lists at least `placed` containers.
 async fn views_hold(h: &Hollow, which: &[usize], placed: usize) -> Result<Duration> {
-    let t0 = Instant::now();
-    let mut waiting = which.to_vec();
-    while !waiting.is_empty() {
-        let mut still = Vec::new();
-        for &i in &waiting {
-            let mut c = h.clients[i].clone();
-            let held = match c.cluster(pb::ClusterRequest {}).await {
-                Ok(snap) => snap.into_inner().containers.len(),
-                Err(_) => 0,
-            };
-            if held < placed {
-                still.push(i);
-            }
-        }
-        waiting = still;
-        if waiting.is_empty() {
-            break;
-        }
-        if t0.elapsed() > SPREAD_TIMEOUT {
+    // One at a time: each answer holds every container in the cluster.
+    let check = |mut c: Client| async move {
+        c.cluster(pb::ClusterRequest {})
+            .await
+            .is_ok_and(|snap| snap.into_inner().containers.len() >= placed)
+    };
+    match until_all(
+        h,
+        which.to_vec(),
+        1,
+        Duration::from_millis(500),
+        SPREAD_TIMEOUT,
+        check,
+    )
+    .await
+    {
+        Ok(d) => Ok(d),
+        Err(waiting) => {
             explain_missing(h, which).await;
-            return Err(err(format!(
+            Err(err(format!(
                 "{} of {} sampled agents did not hold all {placed} containers within {} s",
                 waiting.len(),
                 which.len(),
                 SPREAD_TIMEOUT.as_secs()
-            )));
+            )))
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Ok(t0.elapsed())
 }
 
 /// On stderr: which nodes' containers each sampled view lacks against the fullest one, and
@@ -414,25 +411,55 @@ async fn explain_missing(h: &Hollow, which: &[usize]) {
 
 /// Time until every agent lists `n` nodes alive.
 async fn converge(h: &Hollow, n: usize) -> Result<Duration> {
+    let check = |mut c: Client| async move {
+        agent::node_statuses(&mut c).await.is_some_and(|ns| {
+            ns.iter()
+                .filter(|(_, s)| *s == pb::NodeStatus::Alive)
+                .count()
+                >= n
+        })
+    };
+    let all = (0..h.clients.len()).collect();
+    until_all(
+        h,
+        all,
+        16,
+        Duration::from_millis(50),
+        CONVERGE_TIMEOUT,
+        check,
+    )
+    .await
+    .map_err(|waiting| {
+        err(format!(
+            "{} of {n} agents did not list {n} nodes alive within {} s",
+            waiting.len(),
+            CONVERGE_TIMEOUT.as_secs()
+        ))
+    })
+}
+
+/// Asks each agent of `which` (`concurrency` at a time, every `every`) until `check` holds for
+/// all of them: the time that took, or the agents still waiting at `timeout`.
+async fn until_all<F, Fut>(
+    h: &Hollow,
+    mut waiting: Vec<usize>,
+    concurrency: usize,
+    every: Duration,
+    timeout: Duration,
+    check: F,
+) -> std::result::Result<Duration, Vec<usize>>
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let t0 = Instant::now();
-    let mut waiting: Vec<usize> = (0..h.clients.len()).collect();
     while !waiting.is_empty() {
         let done: Vec<usize> = futures::stream::iter(waiting.iter().copied())
             .map(|i| {
-                let mut c = h.clients[i].clone();
-                async move {
-                    let alive = agent::node_statuses(&mut c)
-                        .await
-                        .map(|ns| {
-                            ns.iter()
-                                .filter(|(_, s)| *s == pb::NodeStatus::Alive)
-                                .count()
-                        })
-                        .unwrap_or(0);
-                    (alive >= n).then_some(i)
-                }
+                let ok = check(h.clients[i].clone());
+                async move { ok.await.then_some(i) }
             })
-            .buffer_unordered(16)
+            .buffer_unordered(concurrency.max(1))
             .filter_map(|x| async move { x })
             .collect()
             .await;
@@ -440,14 +467,10 @@ async fn converge(h: &Hollow, n: usize) -> Result<Duration> {
         if waiting.is_empty() {
             break;
         }
-        if t0.elapsed() > CONVERGE_TIMEOUT {
-            return Err(err(format!(
-                "{} of {n} agents did not list {n} nodes alive within {} s",
-                waiting.len(),
-                CONVERGE_TIMEOUT.as_secs()
-            )));
+        if t0.elapsed() > timeout {
+            return Err(waiting);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(every).await;
     }
     Ok(t0.elapsed())
 }
@@ -643,41 +666,34 @@ fn placement_rows(n: usize, how: &str, p: &Placed, limit: Duration) -> Vec<Row> 
 
 /// Time until every agent but the victim lists the victim as down (or gone).
 async fn until_marked_down(h: &Hollow, victim: usize, victim_name: &str) -> Result<Duration> {
-    let t0 = Instant::now();
-    let mut waiting: Vec<usize> = (0..h.clients.len()).filter(|i| *i != victim).collect();
-    while !waiting.is_empty() {
-        let done: Vec<usize> = futures::stream::iter(waiting.iter().copied())
-            .map(|i| {
-                let mut c = h.clients[i].clone();
-                async move {
-                    let nodes = agent::node_statuses(&mut c).await?;
-                    let status = nodes
-                        .iter()
-                        .find(|(name, _)| name == victim_name)
-                        .map(|(_, s)| *s);
-                    matches!(
-                        status,
-                        None | Some(pb::NodeStatus::Down | pb::NodeStatus::Left)
-                    )
-                    .then_some(i)
-                }
-            })
-            .buffer_unordered(16)
-            .filter_map(|x| async move { x })
-            .collect()
-            .await;
-        waiting.retain(|i| !done.contains(i));
-        if waiting.is_empty() {
-            break;
-        }
-        if t0.elapsed() > DOWN_TIMEOUT {
-            return Err(err(format!(
-                "{} agents still list {victim_name} up after {} s",
-                waiting.len(),
-                DOWN_TIMEOUT.as_secs()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(t0.elapsed())
+    let check = |mut c: Client| async move {
+        let Some(nodes) = agent::node_statuses(&mut c).await else {
+            return false;
+        };
+        let status = nodes
+            .iter()
+            .find(|(name, _)| name == victim_name)
+            .map(|(_, s)| *s);
+        matches!(
+            status,
+            None | Some(pb::NodeStatus::Down | pb::NodeStatus::Left)
+        )
+    };
+    let others = (0..h.clients.len()).filter(|i| *i != victim).collect();
+    until_all(
+        h,
+        others,
+        16,
+        Duration::from_millis(50),
+        DOWN_TIMEOUT,
+        check,
+    )
+    .await
+    .map_err(|waiting| {
+        err(format!(
+            "{} agents still list {victim_name} up after {} s",
+            waiting.len(),
+            DOWN_TIMEOUT.as_secs()
+        ))
+    })
 }
