@@ -7,9 +7,6 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptionsBuilder};
-use std::collections::HashMap;
-
 #[derive(Default)]
 struct Registry {
     pids: BTreeSet<u32>,
@@ -137,48 +134,9 @@ pub async fn leave_swarm(made: SwarmMade) {
 
 /// Force-removes every container with the label filter `key=value`; returns how many.
 pub async fn remove_labelled(filter: &str) -> Result<usize, String> {
-    let docker = berth_testkit::docker().await.map_err(|e| e.to_string())?;
-    let options = ListContainersOptions {
-        all: true,
-        filters: Some(HashMap::from([(
-            "label".to_string(),
-            vec![filter.to_string()],
-        )])),
-        ..Default::default()
-    };
-    let ids: Vec<String> = docker
-        .list_containers(Some(options))
+    berth_testkit::remove_labelled(filter)
         .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter_map(|c| c.id)
-        .collect();
-    let remove = RemoveContainerOptionsBuilder::default()
-        .force(true)
-        .v(true)
-        .build();
-    // Eight workers: Docker removes containers in parallel well, and 500 one by one is slow.
-    let per_worker = ids.len().div_ceil(8).max(1);
-    let results = futures::future::join_all(ids.chunks(per_worker).map(|chunk| {
-        let docker = docker.clone();
-        let remove = remove.clone();
-        async move {
-            for id in chunk {
-                match docker.remove_container(id, Some(remove.clone())).await {
-                    Ok(())
-                    | Err(bollard::errors::Error::DockerResponseServerError {
-                        status_code: 404 | 409,
-                        ..
-                    }) => {}
-                    Err(e) => return Err(format!("cannot remove {id}: {e}")),
-                }
-            }
-            Ok(())
-        }
-    }))
-    .await;
-    results.into_iter().collect::<Result<Vec<()>, String>>()?;
-    Ok(ids.len())
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// Removes the containers of one label filter when dropped (and registers it meanwhile).

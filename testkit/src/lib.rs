@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 pub use agent::{AGENT_START_TIMEOUT, AGENT_STOP_TIMEOUT, AgentOptions, AgentProcess};
 pub use cmd::{Cmd, DEFAULT_CMD_TIMEOUT, Output};
 pub use errors::{Context, Error, Result, error};
-pub use guard::ContainerGuard;
+pub use guard::{ContainerGuard, remove_labelled};
 pub use image::{WORKLOAD_BINARY, workload_image};
 pub use proxy::DockerProxy;
 pub use registry::{REGISTRY_BIN, Registry};
