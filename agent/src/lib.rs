@@ -4,13 +4,11 @@
 //! agent answers, and tests start it in-process. The agent is not a client: it never draws,
 //! and it owns only the containers whose `berth.node` label is its own name.
 
+pub mod api;
 pub mod cluster;
-pub mod docker;
 pub mod error;
-pub mod peers;
-pub mod scheduler;
-pub mod server;
-pub mod sim;
+pub mod placement;
+pub mod runtime;
 pub mod state;
 pub mod stats;
 pub mod supervisor;
@@ -57,7 +55,7 @@ pub struct Config {
 pub enum RuntimeKind {
     #[default]
     Docker,
-    /// Containers in memory only, for scale simulations (see [`sim`]).
+    /// Containers in memory only, for scale simulations (see [`runtime::sim`]).
     Sim,
 }
 
@@ -192,7 +190,8 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         ..Default::default()
     };
     let state = Arc::new(state::State::new(base_node.clone()));
-    let runtime = docker::DockerRuntime::new(config.name.clone(), config.docker_host.clone());
+    let runtime =
+        runtime::docker::DockerRuntime::new(config.name.clone(), config.docker_host.clone());
     let ctx_counters = Arc::new(std::sync::Mutex::new(None));
     let ctx = Arc::new(supervisor::Ctx {
         state: state.clone(),
@@ -207,8 +206,8 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     let sim = match config.runtime {
         RuntimeKind::Docker => None,
         RuntimeKind::Sim => {
-            runtime.set_conn(docker::Conn::Sim);
-            Some(Arc::new(sim::SimRuntime::new(&config.name)))
+            runtime.set_conn(runtime::docker::Conn::Sim);
+            Some(Arc::new(runtime::sim::SimRuntime::new(&config.name)))
         }
     };
     let mut tasks = vec![tokio::spawn(supervisor::stats_loop(
@@ -225,8 +224,8 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     // Serve only once the first attempt to reach Docker is over (up with the view rebuilt, or
     // down with a reason), so the first call sees the truth, not "connecting". The socket is
     // already bound: early callers wait in the backlog.
-    let first_attempt = conn.wait_for(|c| !matches!(c, docker::Conn::Connecting));
-    let _ = tokio::time::timeout(docker::DEFAULT_CONNECT_TIMEOUT * 2, first_attempt).await;
+    let first_attempt = conn.wait_for(|c| !matches!(c, runtime::docker::Conn::Connecting));
+    let _ = tokio::time::timeout(runtime::docker::DEFAULT_CONNECT_TIMEOUT * 2, first_attempt).await;
     let gossip = match &config.gossip {
         None => None,
         Some(g) => {
@@ -248,17 +247,17 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         }
     };
     let service = tonic::service::interceptor::InterceptedService::new(
-        pb::berth_server::BerthServer::new(server::Service {
+        pb::berth_server::BerthServer::new(api::Service {
             state,
             runtime,
             shutdown: shutdown_rx.clone(),
-            peers: Arc::new(peers::PeerPool::new(config.token.clone())),
+            peers: Arc::new(cluster::peers::PeerPool::new(config.token.clone())),
             ledger: Arc::default(),
             pending: Arc::default(),
             sim,
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES),
-        server::TokenCheck::new(config.token.as_deref()),
+        api::TokenCheck::new(config.token.as_deref()),
     );
     let mut stop = shutdown_rx;
     // `Server::tcp_nodelay` applies only to listeners tonic binds itself: with our own listener,

@@ -1,7 +1,9 @@
 //! Background tasks that keep the view true: the Docker connection (with reconnect and event
 //! feed) and the stats ticker (node stats and per-container usage).
 
-use crate::docker::{Conn, DockerRuntime, MAX_RECONNECT_BACKOFF, MIN_RECONNECT_BACKOFF, Sample};
+use crate::runtime::docker::{
+    Conn, DockerRuntime, MAX_RECONNECT_BACKOFF, MIN_RECONNECT_BACKOFF, Sample,
+};
 use crate::state::{Change, State};
 use crate::stats::NodeSampler;
 use berth_proto::v1 as pb;
@@ -24,7 +26,7 @@ pub struct Ctx {
     pub data_dir: PathBuf,
     pub stats_interval: Duration,
     /// Gossip traffic counters, once gossip runs (it starts after this context).
-    pub gossip_counters: Arc<std::sync::Mutex<Option<Arc<crate::cluster::GossipCounters>>>>,
+    pub gossip_counters: Arc<std::sync::Mutex<Option<Arc<crate::cluster::gossip::GossipCounters>>>>,
 }
 
 fn now_ms() -> i64 {
@@ -119,7 +121,7 @@ async fn follow(
         }
         match ctx.runtime.inspect_raw(docker, &id).await {
             Ok(Some(raw)) => ctx.state.apply(Change::Upsert(Box::new(
-                crate::docker::summary_from_inspect(ctx.runtime.node(), &raw),
+                crate::runtime::docker::summary_from_inspect(ctx.runtime.node(), &raw),
             ))),
             Ok(None) => ctx.state.apply(Change::Removed(id)),
             Err(e) => return e.to_string(),
