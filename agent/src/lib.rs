@@ -190,42 +190,46 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         ..Default::default()
     };
     let state = Arc::new(state::State::new(base_node.clone()));
-    let runtime =
-        runtime::docker::DockerRuntime::new(config.name.clone(), config.docker_host.clone());
+    let docker = match config.runtime {
+        RuntimeKind::Docker => Some(runtime::docker::DockerRuntime::new(
+            config.name.clone(),
+            config.docker_host.clone(),
+        )),
+        RuntimeKind::Sim => None,
+    };
+    let runtime: Arc<dyn runtime::Runtime> = match &docker {
+        Some(d) => Arc::new(d.clone()),
+        None => Arc::new(runtime::sim::SimRuntime::new(&config.name)),
+    };
     let ctx_counters = Arc::new(std::sync::Mutex::new(None));
     let ctx = Arc::new(supervisor::Ctx {
         state: state.clone(),
         runtime: runtime.clone(),
+        docker: docker.clone(),
         base_node,
         data_dir: config.data_dir.clone(),
         stats_interval: config.stats_interval,
         gossip_counters: ctx_counters.clone(),
     });
-    let mut conn = runtime.watch();
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let sim = match config.runtime {
-        RuntimeKind::Docker => None,
-        RuntimeKind::Sim => {
-            runtime.set_conn(runtime::docker::Conn::Sim);
-            Some(Arc::new(runtime::sim::SimRuntime::new(&config.name)))
-        }
-    };
     let mut tasks = vec![tokio::spawn(supervisor::stats_loop(
         ctx.clone(),
         shutdown_rx.clone(),
     ))];
-    if sim.is_none() {
+    if let Some(docker) = &docker {
+        let mut conn = docker.watch();
         tasks.push(tokio::spawn(supervisor::docker_loop(
             ctx,
+            docker.clone(),
             shutdown_rx.clone(),
         )));
+        // Serve only once the first attempt to reach Docker is over (up with the view rebuilt,
+        // or down with a reason), so the first call sees the truth, not "connecting". The
+        // socket is already bound: early callers wait in the backlog.
+        let first_attempt = conn.wait_for(|c| !matches!(c, runtime::docker::Conn::Connecting));
+        let _ =
+            tokio::time::timeout(runtime::docker::DEFAULT_CONNECT_TIMEOUT * 2, first_attempt).await;
     }
-
-    // Serve only once the first attempt to reach Docker is over (up with the view rebuilt, or
-    // down with a reason), so the first call sees the truth, not "connecting". The socket is
-    // already bound: early callers wait in the backlog.
-    let first_attempt = conn.wait_for(|c| !matches!(c, runtime::docker::Conn::Connecting));
-    let _ = tokio::time::timeout(runtime::docker::DEFAULT_CONNECT_TIMEOUT * 2, first_attempt).await;
     let gossip = match &config.gossip {
         None => None,
         Some(g) => {
@@ -254,7 +258,6 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
             peers: Arc::new(cluster::peers::PeerPool::new(config.token.clone())),
             ledger: Arc::default(),
             pending: Arc::default(),
-            sim,
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES),
         api::TokenCheck::new(config.token.as_deref()),

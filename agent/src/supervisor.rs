@@ -1,6 +1,7 @@
 //! Background tasks that keep the view true: the Docker connection (with reconnect and event
 //! feed) and the stats ticker (node stats and per-container usage).
 
+use crate::runtime::Runtime;
 use crate::runtime::docker::{
     Conn, DockerRuntime, MAX_RECONNECT_BACKOFF, MIN_RECONNECT_BACKOFF, Sample,
 };
@@ -21,7 +22,11 @@ const STATS_CONCURRENCY: usize = 8;
 
 pub struct Ctx {
     pub state: Arc<State>,
-    pub runtime: DockerRuntime,
+    /// The node's runtime, for its status in the node row.
+    pub runtime: Arc<dyn Runtime>,
+    /// The Docker connection behind it, when the runtime is Docker: the supervisor keeps it up
+    /// and samples container usage through it.
+    pub docker: Option<DockerRuntime>,
     pub base_node: pb::Node,
     pub data_dir: PathBuf,
     pub stats_interval: Duration,
@@ -36,14 +41,18 @@ fn now_ms() -> i64 {
 /// Keeps a connection to Docker: connect, resync the view from Docker's labels, follow the
 /// event stream; on any break, mark the runtime down and retry with backoff. Never returns
 /// until `shutdown` fires.
-pub async fn docker_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
+pub async fn docker_loop(
+    ctx: Arc<Ctx>,
+    runtime: DockerRuntime,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff = MIN_RECONNECT_BACKOFF;
     let mut last_error = String::new();
     loop {
         if *shutdown.borrow() {
             return;
         }
-        match ctx.runtime.connect().await {
+        match runtime.connect().await {
             Ok(conn) => {
                 let Conn::Up {
                     docker, version, ..
@@ -56,26 +65,26 @@ pub async fn docker_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
                 // Subscribe from a second before the listing, so nothing between the two is
                 // missed; replays are harmless because every event is answered by an inspect.
                 let since = chrono::Utc::now().timestamp() - 1;
-                let events = ctx.runtime.events(&docker, since);
+                let events = runtime.events(&docker, since);
                 // The runtime is "up" only once the view holds what Docker has, so no command
                 // ever sees a half-built view.
-                let reason = match ctx.runtime.list_owned(&docker).await {
+                let reason = match runtime.list_owned(&docker).await {
                     Ok(list) => {
                         tracing::info!(containers = list.len(), "rebuilt state from docker");
                         ctx.state.apply(Change::Resync(list));
-                        ctx.runtime.set_conn(conn);
+                        runtime.set_conn(conn);
                         publish_node(&ctx, None);
                         backoff = MIN_RECONNECT_BACKOFF;
                         last_error.clear();
                         tokio::select! {
-                            r = follow(&ctx, &docker, events) => r,
+                            r = follow(&ctx, &runtime, &docker, events) => r,
                             _ = shutdown.changed() => return,
                         }
                     }
                     Err(e) => e.to_string(),
                 };
                 tracing::warn!(error = %reason, "lost docker; reconnecting");
-                ctx.runtime.set_conn(Conn::Down { error: reason });
+                runtime.set_conn(Conn::Down { error: reason });
                 publish_node(&ctx, None);
             }
             Err(error) => {
@@ -83,7 +92,7 @@ pub async fn docker_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
                     tracing::warn!(%error, "docker unreachable; retrying");
                     last_error = error.clone();
                 }
-                ctx.runtime.set_conn(Conn::Down { error });
+                runtime.set_conn(Conn::Down { error });
                 publish_node(&ctx, None);
             }
         }
@@ -98,6 +107,7 @@ pub async fn docker_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
 /// Applies Docker's events until the stream breaks; returns why it broke.
 async fn follow(
     ctx: &Ctx,
+    runtime: &DockerRuntime,
     docker: &bollard::Docker,
     events: impl futures::Stream<Item = Result<bollard::models::EventMessage, bollard::errors::Error>>,
 ) -> String {
@@ -119,9 +129,9 @@ async fn follow(
             ctx.state.apply(Change::Removed(id));
             continue;
         }
-        match ctx.runtime.inspect_raw(docker, &id).await {
+        match runtime.inspect_raw(docker, &id).await {
             Ok(Some(raw)) => ctx.state.apply(Change::Upsert(Box::new(
-                crate::runtime::docker::summary_from_inspect(ctx.runtime.node(), &raw),
+                crate::runtime::docker::summary_from_inspect(runtime.node(), &raw),
             ))),
             Ok(None) => ctx.state.apply(Change::Removed(id)),
             Err(e) => return e.to_string(),
@@ -140,7 +150,7 @@ fn publish_node(ctx: &Ctx, stats: Option<pb::NodeStats>) {
     node.allocatable_cpus = ctx.base_node.allocatable_cpus;
     node.allocatable_memory_bytes = ctx.base_node.allocatable_memory_bytes;
     node.status = pb::NodeStatus::Alive as i32;
-    node.runtime = Some(ctx.runtime.conn().status());
+    node.runtime = Some(ctx.runtime.status());
     if let Some(mut stats) = stats {
         let counters = ctx
             .gossip_counters
@@ -169,8 +179,8 @@ pub async fn stats_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let disk_path = match ctx.runtime.conn() {
-            Conn::Up { root_dir, .. } if !root_dir.is_empty() => PathBuf::from(root_dir),
+        let disk_path = match ctx.docker.as_ref().map(DockerRuntime::conn) {
+            Some(Conn::Up { root_dir, .. }) if !root_dir.is_empty() => PathBuf::from(root_dir),
             _ => ctx.data_dir.clone(),
         };
         let Some(mut s) = sampler.take() else { return };
@@ -189,7 +199,8 @@ pub async fn stats_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
         sampler = Some(s);
         publish_node(&ctx, Some(stats));
 
-        let Ok(docker) = ctx.runtime.client() else {
+        let Some(runtime) = &ctx.docker else { continue };
+        let Ok(docker) = runtime.client() else {
             continue;
         };
         let running: Vec<String> = ctx
@@ -200,7 +211,6 @@ pub async fn stats_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
             .filter(|c| c.state == "running")
             .map(|c| c.id)
             .collect();
-        let runtime = &ctx.runtime;
         let samples: Vec<(String, Option<Sample>)> = futures::stream::iter(running)
             .map(|id| {
                 let docker = docker.clone();

@@ -2,22 +2,20 @@
 //!
 //! Handlers validate every request again (the client is never trusted) and resolve container
 //! references against the cluster view. A container owned by this node is acted on through
-//! [`DockerRuntime`], and the result written back into the view at once; one owned by a peer is
+//! the node's [`Runtime`], and the result written back into the view at once; one owned by a peer is
 //! forwarded to it once, with the hop marker, the caller's deadline and the cluster token.
 
 use crate::cluster::peers::{PeerPool, forwarded, is_forwarded, peer_error};
 use crate::error::AgentError;
 use crate::placement::ledger::{Ledger, Pending};
+use crate::placement::placer::Placer;
 use crate::placement::scheduler::{self, Constraint, Strategy};
-use crate::runtime::docker::{DockerRuntime, owned_by, spec_from_inspect, summary_from_inspect};
-use crate::runtime::logs::log_lines;
-use crate::runtime::sim::SimRuntime;
+use crate::runtime::{Progress, Runtime};
 use crate::state::{Change, State};
 use berth_proto::v1 as pb;
 use berth_proto::v1::berth_server::Berth;
 use berth_shared::defaults::DEFAULT_STOP_TIMEOUT_SECS;
 use berth_shared::spec::ContainerSpec;
-use bollard::query_parameters::LogsOptions;
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,15 +36,13 @@ type RunTx = mpsc::Sender<Result<pb::RunEvent, Status>>;
 
 pub struct Service {
     pub state: Arc<State>,
-    pub runtime: DockerRuntime,
+    pub runtime: Arc<dyn Runtime>,
     /// Flips to `true` when the agent shuts down: long streams end, so shutdown is not held
     /// up by a console that keeps a `Watch` or `logs -f` open.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub peers: Arc<PeerPool>,
     pub ledger: Arc<Ledger>,
     pub pending: Arc<Pending>,
-    /// Set on a hollow node: containers live in memory instead of Docker.
-    pub sim: Option<Arc<SimRuntime>>,
 }
 
 /// Checks `authorization: Bearer <token>` in constant time. The token is never logged.
@@ -140,14 +136,7 @@ impl Service {
                 Ok(Owner::Peer(c, Box::new(node)))
             }
             Err(AgentError::ContainerNotFound(..)) => {
-                if self.sim.is_none()
-                    && let Some(raw) = self
-                        .runtime
-                        .inspect_raw(&self.runtime.client()?, reference)
-                        .await?
-                    && owned_by(&raw, self.me())
-                {
-                    let s = summary_from_inspect(self.me(), &raw);
+                if let Some(s) = self.runtime.find(reference).await? {
                     self.state.apply(Change::Upsert(Box::new(s.clone())));
                     return Ok(Owner::Local(s));
                 }
@@ -226,177 +215,35 @@ impl Service {
         }
     }
 
-    /// Re-reads a container from Docker into the view; returns the fresh summary.
-    async fn refresh(&self, id: &str) -> Result<Option<pb::ContainerSummary>, Status> {
-        let docker = self.runtime.client()?;
-        match self.runtime.inspect_raw(&docker, id).await? {
-            Some(raw) => {
-                let s = summary_from_inspect(self.me(), &raw);
-                self.state.apply(Change::Upsert(Box::new(s.clone())));
-                Ok(self.state.container(id).or(Some(s)))
-            }
-            None => {
-                self.state.apply(Change::Removed(id.to_owned()));
-                Ok(None)
-            }
-        }
-    }
-
-    fn run_ctx(&self) -> RunCtx {
-        RunCtx {
+    fn placer(&self) -> Placer {
+        Placer {
             state: self.state.clone(),
             runtime: self.runtime.clone(),
             peers: self.peers.clone(),
             ledger: self.ledger.clone(),
             pending: self.pending.clone(),
-            sim: self.sim.clone(),
         }
     }
 }
 
-/// What a run needs, owned, so it can go on in its own task while events stream out.
-struct RunCtx {
-    state: Arc<State>,
-    runtime: DockerRuntime,
-    peers: Arc<PeerPool>,
-    ledger: Arc<Ledger>,
-    pending: Arc<Pending>,
-    sim: Option<Arc<SimRuntime>>,
-}
-
-/// How one attempt on one node ended.
-enum Attempt {
-    Started,
-    /// The node refused before creating anything: try the next one.
-    Refused(String),
-    /// A failure the caller must see (sent already).
-    Failed,
-}
-
-impl RunCtx {
-    /// Admits against this node's ledger, then pulls, creates and starts.
-    async fn run_here(&self, spec: &ContainerSpec, tx: &RunTx) -> Result<(), AgentError> {
-        let admission = self
-            .ledger
-            .admit(&self.state, spec.cpus, spec.memory_bytes)
-            .map_err(AgentError::Exhausted)?;
-        let summary = match &self.sim {
-            Some(sim) => {
-                let c = sim.run(spec)?;
-                let created = pb::Created {
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    warnings: Vec::new(),
-                };
-                let _ = tx
-                    .send(Ok(event(pb::run_event::Event::Created(created))))
-                    .await;
-                c
-            }
-            None => self.runtime.run(spec, tx).await?,
-        };
-        tracing::info!(id = %summary.id, name = %summary.name, image = %summary.image, "container started");
-        self.state.apply(Change::Upsert(Box::new(summary.clone())));
-        drop(admission);
-        let _ = tx
-            .send(Ok(event(pb::run_event::Event::Started(pb::Started {
-                container: Some(summary),
-            }))))
-            .await;
-        Ok(())
-    }
-
-    async fn attempt_local(&self, spec: &ContainerSpec, tx: &RunTx, key: u64) -> Attempt {
-        match self.run_here(spec, tx).await {
-            Ok(()) => {
-                self.pending.remove(key);
-                Attempt::Started
-            }
-            Err(AgentError::Exhausted(why)) => Attempt::Refused(why),
-            Err(e) => {
-                tracing::info!(error = %e, image = %spec.image, "run failed");
-                let _ = tx.send(Err(e.into())).await;
-                Attempt::Failed
+/// Runs `place` with a progress sink relayed to the caller's stream as it comes, then sends
+/// its error, if any, as the stream's last item. When the caller goes away, the relay ends and
+/// the runtime sees its sink closed.
+async fn relay_run<F>(tx: RunTx, place: impl FnOnce(Progress) -> F)
+where
+    F: std::future::Future<Output = Result<(), Status>>,
+{
+    let (progress, mut events) = mpsc::channel(STREAM_BUFFER);
+    let relay = async {
+        while let Some(ev) = events.recv().await {
+            if tx.send(Ok(ev)).await.is_err() {
+                return;
             }
         }
-    }
-
-    async fn attempt_peer(
-        &self,
-        node: &pb::Node,
-        wire: &pb::ContainerSpec,
-        meta: &MetadataMap,
-        tx: &RunTx,
-        key: u64,
-    ) -> Attempt {
-        let mut client = match self.peers.client(node) {
-            Ok(c) => c,
-            Err(s) => return Attempt::Refused(s.message().to_owned()),
-        };
-        let req = pb::RunRequest {
-            spec: Some(wire.clone()),
-            node: node.name.clone(),
-            constraints: Vec::new(),
-            strategy: pb::Strategy::Unspecified as i32,
-        };
-        let mut stream = match client.run(forwarded(req, meta, self.runtime.node())).await {
-            Ok(s) => s.into_inner(),
-            Err(s) => {
-                let s = peer_error(node, s);
-                return match s.code() {
-                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable => {
-                        Attempt::Refused(s.message().to_owned())
-                    }
-                    _ => {
-                        let _ = tx.send(Err(s)).await;
-                        Attempt::Failed
-                    }
-                };
-            }
-        };
-        let mut created = false;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(ev) => match &ev.event {
-                    // We announced the placement ourselves.
-                    Some(pb::run_event::Event::Placed(_)) => {}
-                    Some(pb::run_event::Event::Created(_)) => {
-                        created = true;
-                        let _ = tx.send(Ok(ev)).await;
-                    }
-                    Some(pb::run_event::Event::Started(s)) => {
-                        if let Some(c) = &s.container {
-                            self.pending.started(key, &c.id);
-                        }
-                        let _ = tx.send(Ok(ev)).await;
-                        return Attempt::Started;
-                    }
-                    _ => {
-                        let _ = tx.send(Ok(ev)).await;
-                    }
-                },
-                Err(s) => {
-                    let s = peer_error(node, s);
-                    if !created
-                        && matches!(
-                            s.code(),
-                            tonic::Code::ResourceExhausted | tonic::Code::Unavailable
-                        )
-                    {
-                        return Attempt::Refused(s.message().to_owned());
-                    }
-                    let _ = tx.send(Err(s)).await;
-                    return Attempt::Failed;
-                }
-            }
-        }
-        let _ = tx
-            .send(Err(Status::unavailable(format!(
-                "node {} ended the run without an answer",
-                node.name
-            ))))
-            .await;
-        Attempt::Failed
+    };
+    let (result, ()) = tokio::join!(place(progress), relay);
+    if let Err(status) = result {
+        let _ = tx.send(Err(status)).await;
     }
 }
 
@@ -461,7 +308,7 @@ impl Berth for Service {
             .spec
             .ok_or_else(|| berth_shared::ValidationError::new("spec", "is missing"))?;
         let spec = ContainerSpec::from_proto(&wire)?;
-        let ctx = self.run_ctx();
+        let placer = self.placer();
         let me = self.me().to_owned();
         let (tx, out) = mpsc::channel(STREAM_BUFFER);
 
@@ -473,23 +320,25 @@ impl Berth for Service {
                     req.node
                 )));
             }
-            if self.sim.is_none() {
-                self.runtime.client()?;
-            }
+            self.runtime.ready()?;
             let from = from.to_str().unwrap_or("a peer").to_owned();
-            tokio::spawn(async move {
+            tokio::spawn(relay_run(tx, move |progress| async move {
                 let placed = pb::Placed {
                     node: me.clone(),
                     reason: format!("placed by {from}"),
                 };
-                let _ = tx
-                    .send(Ok(event(pb::run_event::Event::Placed(placed))))
+                let _ = progress
+                    .send(event(pb::run_event::Event::Placed(placed)))
                     .await;
-                if let Err(e) = ctx.run_here(&spec, &tx).await {
-                    tracing::info!(error = %e, image = %spec.image, "forwarded run failed");
-                    let _ = tx.send(Err(e.into())).await;
-                }
-            });
+                placer
+                    .run_here(&spec, &progress)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        tracing::info!(error = %e, image = %spec.image, "forwarded run failed");
+                        Status::from(e)
+                    })
+            }));
             return Ok(Response::new(Box::pin(ReceiverStream::new(out))));
         }
 
@@ -532,70 +381,14 @@ impl Berth for Service {
             constraints,
             strategy,
         };
-        let candidates = self.pending.candidates(&self.state);
-        let ranked = scheduler::rank(&candidates, &request).map_err(|e| {
-            let unknown_pin = request
-                .node
-                .as_ref()
-                .is_some_and(|pin| !candidates.iter().any(|c| &c.name == pin));
-            if unknown_pin {
-                Status::not_found(e.to_string())
-            } else if candidates.iter().all(|c| c.schedulable.is_err()) {
-                // Nothing is up to run it (not "full"): a retry later may work.
-                Status::unavailable(e.to_string())
-            } else {
-                Status::resource_exhausted(e.to_string())
-            }
-        })?;
-        let strategy_word = match strategy {
-            Strategy::Spread => "spread",
-            Strategy::Binpack => "binpack",
-        };
-        tokio::spawn(async move {
-            let mut refused: Vec<(String, String)> = Vec::new();
-            let total = ranked.len();
-            for (i, name) in ranked.into_iter().enumerate() {
-                let reason = if request.node.is_some() {
-                    "pinned with --node".to_owned()
-                } else {
-                    format!("{strategy_word}: candidate {} of {total}", i + 1)
-                };
-                let placed = pb::Placed {
-                    node: name.clone(),
-                    reason,
-                };
-                if tx
-                    .send(Ok(event(pb::run_event::Event::Placed(placed))))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                let key = ctx.pending.add(&name, spec.cpus, spec.memory_bytes);
-                let outcome = if name == me {
-                    ctx.attempt_local(&spec, &tx, key).await
-                } else {
-                    match ctx.state.peer(&name) {
-                        Some(node) => ctx.attempt_peer(&node, &wire, &meta, &tx, key).await,
-                        None => Attempt::Refused("left the view".into()),
-                    }
-                };
-                match outcome {
-                    Attempt::Started => return,
-                    Attempt::Failed => {
-                        ctx.pending.remove(key);
-                        return;
-                    }
-                    Attempt::Refused(why) => {
-                        ctx.pending.remove(key);
-                        tracing::info!(node = %name, reason = %why, "node refused the container; trying the next");
-                        refused.push((name, why));
-                    }
-                }
-            }
-            let msg = scheduler::NoPlacement { rejected: refused }.to_string();
-            let _ = tx.send(Err(Status::resource_exhausted(msg))).await;
-        });
+        let ranked = placer.rank(&request)?;
+        tokio::spawn(relay_run(tx, move |progress| async move {
+            placer
+                .offer(&spec, &request, ranked, &meta, &progress)
+                .await
+                .map(|_| ())
+                .map_err(Status::from)
+        }));
         Ok(Response::new(Box::pin(ReceiverStream::new(out))))
     }
 
@@ -626,24 +419,18 @@ impl Berth for Service {
                     .map_err(|s| peer_error(&node, s));
             }
         };
-        if let Some(sim) = &self.sim {
-            let (container, was_running) = sim
-                .stop(&c.id)
-                .ok_or_else(|| AgentError::ContainerNotFound(c.name.clone(), self.me().into()))?;
-            self.state
-                .apply(Change::Upsert(Box::new(container.clone())));
-            return Ok(Response::new(pb::StopResponse {
-                container: Some(container),
-                was_running,
-            }));
-        }
-        // Docker answers 304 or 204 for a container that is not running, depending on its
-        // version; ask it for the state instead of guessing from the answer.
-        let c = self.refresh(&c.id).await?.unwrap_or(c);
-        let was_running = matches!(c.state.as_str(), "running" | "restarting" | "paused")
-            && self.runtime.stop(&c.id, timeout).await?;
+        let (after, was_running) = self.runtime.stop(&c.id, timeout).await?;
         tracing::info!(id = %c.id, name = %c.name, was_running, "container stopped");
-        let container = self.refresh(&c.id).await?.unwrap_or(c);
+        let container = match after {
+            Some(fresh) => {
+                self.state.apply(Change::Upsert(Box::new(fresh.clone())));
+                self.state.container(&fresh.id).unwrap_or(fresh)
+            }
+            None => {
+                self.state.apply(Change::Removed(c.id.clone()));
+                c
+            }
+        };
         Ok(Response::new(pb::StopResponse {
             container: Some(container),
             was_running,
@@ -669,14 +456,13 @@ impl Berth for Service {
                     .map_err(|s| peer_error(&node, s));
             }
         };
-        let removed = match &self.sim {
-            Some(sim) => sim.remove(&c.id, req.force),
-            None => self.runtime.remove(&c.id, req.force).await,
-        };
-        removed.map_err(|e| match e {
-            AgentError::Running(_) => AgentError::Running(c.name.clone()),
-            other => other,
-        })?;
+        self.runtime
+            .remove(&c.id, req.force)
+            .await
+            .map_err(|e| match e {
+                AgentError::Running(_) => AgentError::Running(c.name.clone()),
+                other => other,
+            })?;
         tracing::info!(id = %c.id, name = %c.name, "container removed");
         self.state.apply(Change::Removed(c.id.clone()));
         Ok(Response::new(pb::RemoveResponse {
@@ -701,32 +487,7 @@ impl Berth for Service {
                     .map_err(|s| peer_error(&node, s));
             }
         };
-        if let Some(sim) = &self.sim {
-            return sim.inspect(&c.id).map(Response::new).ok_or_else(|| {
-                AgentError::ContainerNotFound(c.name.clone(), self.me().into()).into()
-            });
-        }
-        let docker = self.runtime.client()?;
-        let raw = self
-            .runtime
-            .inspect_raw(&docker, &c.id)
-            .await?
-            .ok_or_else(|| {
-                AgentError::ContainerNotFound(c.name.clone(), format!("node {}", self.me()))
-            })?;
-        let mut summary = summary_from_inspect(self.me(), &raw);
-        summary.cpu_percent = c.cpu_percent;
-        summary.memory_bytes = c.memory_bytes;
-        let state = raw.state.clone().unwrap_or_default();
-        let runtime_json = serde_json::to_string(&raw)
-            .map_err(|e| Status::internal(format!("cannot encode docker's inspect: {e}")))?;
-        Ok(Response::new(pb::ContainerDetail {
-            summary: Some(summary),
-            spec: spec_from_inspect(&raw).map(|s| s.to_proto()),
-            runtime_json,
-            error: state.error.unwrap_or_default(),
-            oom_killed: state.oom_killed.unwrap_or(false),
-        }))
+        Ok(Response::new(self.runtime.inspect(&c).await?))
     }
 
     type LogsStream = BoxStream<pb::LogLine>;
@@ -759,27 +520,12 @@ impl Berth for Service {
                 return Ok(Response::new(Box::pin(lines)));
             }
         };
-        if let Some(sim) = &self.sim {
-            let lines = sim.logs(&c.id).into_iter().map(Ok);
-            return Ok(Response::new(Box::pin(tokio_stream::iter(lines))));
-        }
-        let docker = self.runtime.client()?;
-        let since_secs = i32::try_from(req.since_unix_ms / 1000).unwrap_or(i32::MAX);
-        let since_ns = req.since_unix_ms.saturating_mul(1_000_000);
-        let opts = LogsOptions {
-            follow: req.follow,
-            stdout: true,
-            stderr: true,
-            since: since_secs,
-            until: 0,
-            timestamps: true,
-            tail: req
-                .tail
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "all".into()),
-        };
-        let frames = docker.logs(&c.id, Some(opts));
-        let lines = log_lines(frames, self.me().to_owned(), since_ns).take_until(self.stopped());
+        let lines = self
+            .runtime
+            .logs(&c.id, &req)
+            .await?
+            .map(|line| line.map_err(Status::from))
+            .take_until(self.stopped());
         Ok(Response::new(Box::pin(lines)))
     }
 }

@@ -2,4 +2,5 @@
 //! (this node's admission ledger, the entry agent's pending placements).
 
 pub mod ledger;
+pub mod placer;
 pub mod scheduler;

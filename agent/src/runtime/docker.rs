@@ -4,6 +4,7 @@
 //! The agent owns only containers labelled `berth.node=<its name>`; every listing and event
 //! subscription here is filtered by that label, so several agents can share one engine.
 
+use super::{LogStream, Progress, Runtime};
 use crate::error::{AgentError, docker_status};
 use berth_proto::v1 as pb;
 use berth_shared::labels;
@@ -13,7 +14,7 @@ use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, HostConfig, PortBinding, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions,
+    CreateContainerOptions, CreateImageOptions, EventsOptions, ListContainersOptions, LogsOptions,
     RemoveContainerOptions, StatsOptions, StopContainerOptions,
 };
 use chrono::{DateTime, Utc};
@@ -40,8 +41,6 @@ pub enum Conn {
     Down {
         error: String,
     },
-    /// The in-memory runtime of hollow nodes: there is no Docker at all.
-    Sim,
 }
 
 impl Conn {
@@ -62,11 +61,6 @@ impl Conn {
                 version: String::new(),
                 error: error.clone(),
             },
-            Conn::Sim => pb::RuntimeStatus {
-                available: true,
-                version: "sim (in-memory)".into(),
-                error: String::new(),
-            },
         }
     }
 }
@@ -83,10 +77,6 @@ impl DockerRuntime {
     pub fn new(node: String, host: Option<String>) -> Self {
         let (conn, _) = watch::channel(Conn::Connecting);
         Self { node, host, conn }
-    }
-
-    pub fn node(&self) -> &str {
-        &self.node
     }
 
     pub fn watch(&self) -> watch::Receiver<Conn> {
@@ -111,10 +101,6 @@ impl DockerRuntime {
             )),
             Conn::Down { error } => Err(AgentError::DockerUnavailable(
                 error.clone(),
-                self.node.clone(),
-            )),
-            Conn::Sim => Err(AgentError::DockerUnavailable(
-                "this node runs the in-memory sim runtime".into(),
                 self.node.clone(),
             )),
         }
@@ -221,10 +207,10 @@ impl DockerRuntime {
 
     /// Creates and starts a container from a validated spec, pulling its image first when it is
     /// missing. `progress` receives pull progress; it returns the started container.
-    pub async fn run(
+    async fn create_and_start(
         &self,
         spec: &ContainerSpec,
-        progress: &tokio::sync::mpsc::Sender<Result<pb::RunEvent, tonic::Status>>,
+        progress: &Progress,
     ) -> Result<pb::ContainerSummary, AgentError> {
         let docker = self.client()?;
         let image = spec.image_ref()?;
@@ -261,13 +247,13 @@ impl DockerRuntime {
             .trim_start_matches('/')
             .to_owned();
         let _ = progress
-            .send(Ok(pb::RunEvent {
+            .send(pb::RunEvent {
                 event: Some(pb::run_event::Event::Created(pb::Created {
                     id: id.clone(),
                     name,
                     warnings: created.warnings,
                 })),
-            }))
+            })
             .await;
 
         if let Err(e) = docker.start_container(&id, None).await {
@@ -300,7 +286,7 @@ impl DockerRuntime {
         &self,
         docker: &Docker,
         image: &berth_shared::image::ImageRef,
-        progress: &tokio::sync::mpsc::Sender<Result<pb::RunEvent, tonic::Status>>,
+        progress: &Progress,
     ) -> Result<(), AgentError> {
         let tag = image
             .digest
@@ -323,9 +309,9 @@ impl DockerRuntime {
                         total: detail.total.unwrap_or(0).max(0) as u64,
                     };
                     // Progress is best effort: a slow client must not stall the pull.
-                    let _ = progress.try_send(Ok(pb::RunEvent {
+                    let _ = progress.try_send(pb::RunEvent {
                         event: Some(pb::run_event::Event::Pull(ev)),
-                    }));
+                    });
                 }
                 Err(e) => return Err(classify_pull_error(image, e, &self.node)),
             }
@@ -335,7 +321,7 @@ impl DockerRuntime {
 
     /// Stops with a grace period (Docker sends SIGTERM, then SIGKILL). `Ok(false)`: it was not
     /// running.
-    pub async fn stop(&self, id: &str, timeout_secs: u32) -> Result<bool, AgentError> {
+    async fn stop_container(&self, id: &str, timeout_secs: u32) -> Result<bool, AgentError> {
         let docker = self.client()?;
         let opts = StopContainerOptions {
             t: Some(i32::try_from(timeout_secs).unwrap_or(i32::MAX)),
@@ -348,7 +334,7 @@ impl DockerRuntime {
         }
     }
 
-    pub async fn remove(&self, id: &str, force: bool) -> Result<(), AgentError> {
+    async fn remove_container(&self, id: &str, force: bool) -> Result<(), AgentError> {
         let docker = self.client()?;
         let opts = RemoveContainerOptions {
             force,
@@ -389,6 +375,115 @@ impl DockerRuntime {
             online_cpus: cpu.online_cpus.unwrap_or(1).max(1),
             memory_bytes: usage.saturating_sub(cache),
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for DockerRuntime {
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn status(&self) -> pb::RuntimeStatus {
+        self.conn().status()
+    }
+
+    fn ready(&self) -> Result<(), AgentError> {
+        self.client().map(|_| ())
+    }
+
+    async fn run(
+        &self,
+        spec: &ContainerSpec,
+        progress: &Progress,
+    ) -> Result<pb::ContainerSummary, AgentError> {
+        self.create_and_start(spec, progress).await
+    }
+
+    async fn stop(
+        &self,
+        id: &str,
+        timeout_secs: u32,
+    ) -> Result<(Option<pb::ContainerSummary>, bool), AgentError> {
+        let docker = self.client()?;
+        // Docker answers 304 or 204 for a container that is not running, depending on its
+        // version; ask it for the state instead of guessing from the answer.
+        let Some(before) = self.inspect_raw(&docker, id).await? else {
+            return Ok((None, false));
+        };
+        let state = before
+            .state
+            .as_ref()
+            .and_then(|s| s.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let was_running = matches!(state.as_str(), "running" | "restarting" | "paused")
+            && self.stop_container(id, timeout_secs).await?;
+        let after = self.inspect_raw(&docker, id).await?;
+        Ok((
+            after.map(|raw| summary_from_inspect(&self.node, &raw)),
+            was_running,
+        ))
+    }
+
+    async fn remove(&self, id: &str, force: bool) -> Result<(), AgentError> {
+        self.remove_container(id, force).await
+    }
+
+    async fn find(&self, reference: &str) -> Result<Option<pb::ContainerSummary>, AgentError> {
+        let docker = self.client()?;
+        Ok(self
+            .inspect_raw(&docker, reference)
+            .await?
+            .filter(|raw| owned_by(raw, &self.node))
+            .map(|raw| summary_from_inspect(&self.node, &raw)))
+    }
+
+    async fn inspect(
+        &self,
+        view: &pb::ContainerSummary,
+    ) -> Result<pb::ContainerDetail, AgentError> {
+        let docker = self.client()?;
+        let raw = self.inspect_raw(&docker, &view.id).await?.ok_or_else(|| {
+            AgentError::ContainerNotFound(view.name.clone(), format!("node {}", self.node))
+        })?;
+        let mut summary = summary_from_inspect(&self.node, &raw);
+        summary.cpu_percent = view.cpu_percent;
+        summary.memory_bytes = view.memory_bytes;
+        let state = raw.state.clone().unwrap_or_default();
+        let runtime_json = serde_json::to_string(&raw)
+            .map_err(|e| AgentError::Docker(format!("cannot encode docker's inspect: {e}")))?;
+        Ok(pb::ContainerDetail {
+            summary: Some(summary),
+            spec: spec_from_inspect(&raw).map(|s| s.to_proto()),
+            runtime_json,
+            error: state.error.unwrap_or_default(),
+            oom_killed: state.oom_killed.unwrap_or(false),
+        })
+    }
+
+    async fn logs(&self, id: &str, req: &pb::LogsRequest) -> Result<LogStream, AgentError> {
+        let docker = self.client()?;
+        let since_secs = i32::try_from(req.since_unix_ms / 1000).unwrap_or(i32::MAX);
+        let since_ns = req.since_unix_ms.saturating_mul(1_000_000);
+        let opts = LogsOptions {
+            follow: req.follow,
+            stdout: true,
+            stderr: true,
+            since: since_secs,
+            until: 0,
+            timestamps: true,
+            tail: req
+                .tail
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "all".into()),
+        };
+        let frames = docker.logs(id, Some(opts));
+        Ok(Box::pin(super::logs::log_lines(
+            frames,
+            self.node.clone(),
+            since_ns,
+        )))
     }
 }
 

@@ -3,7 +3,6 @@
 use crate::error::AgentError;
 use berth_proto::v1 as pb;
 use futures::{Stream, StreamExt};
-use tonic::Status;
 
 /// Docker's log frames as lines, polled by the gRPC encoder itself: a line goes from the
 /// engine's socket to the client's without a hand-over between tasks (each one a wake-up, often
@@ -14,7 +13,7 @@ pub fn log_lines<S>(
     frames: S,
     node: String,
     since_ns: i64,
-) -> impl Stream<Item = Result<pb::LogLine, Status>> + Send + 'static
+) -> impl Stream<Item = Result<pb::LogLine, AgentError>> + Send + 'static
 where
     S: Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>
         + Send
@@ -36,7 +35,7 @@ where
                     ) => (pb::log_line::Stream::Stdout, message),
                     Ok(bollard::container::LogOutput::StdIn { .. }) => continue,
                     Err(e) => {
-                        let last = Err(AgentError::from_docker(e, &node).into());
+                        let last = Err(AgentError::from_docker(e, &node));
                         return Some((futures::stream::iter(vec![last]), None));
                     }
                 };

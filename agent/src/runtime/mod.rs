@@ -1,6 +1,66 @@
-//! Container runtimes: Docker (the real one, through bollard) and the in-memory runtime of
-//! hollow nodes for scale simulations.
+//! Container runtimes behind one interface, as Nomad's task drivers and Swarmkit's executor:
+//! Docker (the real one, through bollard) and the in-memory runtime of hollow nodes for scale
+//! simulations. The API layer and the placer call [`Runtime`] and never ask which one they have.
 
 pub mod docker;
 pub mod logs;
 pub mod sim;
+
+use crate::error::AgentError;
+use berth_proto::v1 as pb;
+use berth_shared::spec::ContainerSpec;
+use futures::Stream;
+use std::pin::Pin;
+use tokio::sync::mpsc;
+
+/// Where a run's progress goes (pull progress, created). Best effort: a runtime never waits on
+/// a slow reader for progress, and a closed sink means the caller went away.
+pub type Progress = mpsc::Sender<pb::RunEvent>;
+
+/// A container's log lines as the runtime produces them; an error is the stream's last item.
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogLine, AgentError>> + Send + 'static>>;
+
+/// What an agent does with containers on its own node. Every method acts only on containers
+/// this node owns.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// The node this runtime serves: the owner label of its containers.
+    fn node(&self) -> &str;
+
+    /// Whether commands can be served now, for the node row.
+    fn status(&self) -> pb::RuntimeStatus;
+
+    /// `Ok` when commands can be served now; the reason (as `UNAVAILABLE`) when not.
+    fn ready(&self) -> Result<(), AgentError>;
+
+    /// Pulls when missing, creates with Berth's labels, starts; returns the started container.
+    /// A container that was created but did not start is removed again.
+    async fn run(
+        &self,
+        spec: &ContainerSpec,
+        progress: &Progress,
+    ) -> Result<pb::ContainerSummary, AgentError>;
+
+    /// Stops with a grace period, then kills. Returns the container as it is afterwards
+    /// (`None` if it went away) and whether it was running.
+    async fn stop(
+        &self,
+        id: &str,
+        timeout_secs: u32,
+    ) -> Result<(Option<pb::ContainerSummary>, bool), AgentError>;
+
+    /// Removes; `force` kills a running one first. Removing a missing container is not an error.
+    async fn remove(&self, id: &str, force: bool) -> Result<(), AgentError>;
+
+    /// A container this node owns, asked of the runtime itself (the view may lag it by an event):
+    /// by id, name or id prefix as the runtime resolves them.
+    async fn find(&self, reference: &str) -> Result<Option<pb::ContainerSummary>, AgentError>;
+
+    /// The full detail of a container this node owns; `view` is its row in the view, whose live
+    /// usage figures the detail keeps.
+    async fn inspect(&self, view: &pb::ContainerSummary)
+    -> Result<pb::ContainerDetail, AgentError>;
+
+    /// Log lines, with `follow`, `tail` and `since_unix_ms` as the request says.
+    async fn logs(&self, id: &str, req: &pb::LogsRequest) -> Result<LogStream, AgentError>;
+}

@@ -4,6 +4,7 @@
 //!
 //! **Not** for any test that claims Docker behaviour: those use the Docker runtime.
 
+use super::{LogStream, Progress, Runtime};
 use crate::error::AgentError;
 use berth_proto::v1 as pb;
 use berth_shared::spec::ContainerSpec;
@@ -38,7 +39,7 @@ impl SimRuntime {
     }
 
     /// "Creates and starts" a container: it is running as soon as this returns.
-    pub fn run(&self, spec: &ContainerSpec) -> Result<pb::ContainerSummary, AgentError> {
+    fn create(&self, spec: &ContainerSpec) -> Result<pb::ContainerSummary, AgentError> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let digest = sha2::Sha256::digest(format!("{}\0{n}\0{}", self.node, now_ms()).as_bytes());
         let id: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -74,7 +75,7 @@ impl SimRuntime {
     }
 
     /// Stops at once; `(summary, was_running)`.
-    pub fn stop(&self, id: &str) -> Option<(pb::ContainerSummary, bool)> {
+    fn stop_now(&self, id: &str) -> Option<(pb::ContainerSummary, bool)> {
         let mut containers = self.lock();
         let (c, _) = containers.get_mut(id)?;
         let was_running = c.state == "running";
@@ -86,7 +87,7 @@ impl SimRuntime {
         Some((c.clone(), was_running))
     }
 
-    pub fn remove(&self, id: &str, force: bool) -> Result<(), AgentError> {
+    fn remove_now(&self, id: &str, force: bool) -> Result<(), AgentError> {
         let mut containers = self.lock();
         if let Some((c, _)) = containers.get(id)
             && c.state == "running"
@@ -98,7 +99,7 @@ impl SimRuntime {
         Ok(())
     }
 
-    pub fn inspect(&self, id: &str) -> Option<pb::ContainerDetail> {
+    fn detail(&self, id: &str) -> Option<pb::ContainerDetail> {
         let containers = self.lock();
         let (c, spec) = containers.get(id)?;
         Some(pb::ContainerDetail {
@@ -111,7 +112,7 @@ impl SimRuntime {
     }
 
     /// Two lines, one per stream, stamped with the container's start.
-    pub fn logs(&self, id: &str) -> Vec<pb::LogLine> {
+    fn lines(&self, id: &str) -> Vec<pb::LogLine> {
         let containers = self.lock();
         let Some((c, _)) = containers.get(id) else {
             return Vec::new();
@@ -129,6 +130,77 @@ impl SimRuntime {
                 line: b"sim containers print nothing else".to_vec(),
             },
         ]
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for SimRuntime {
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn status(&self) -> pb::RuntimeStatus {
+        pb::RuntimeStatus {
+            available: true,
+            version: "sim (in-memory)".into(),
+            error: String::new(),
+        }
+    }
+
+    fn ready(&self) -> Result<(), AgentError> {
+        Ok(())
+    }
+
+    async fn run(
+        &self,
+        spec: &ContainerSpec,
+        progress: &Progress,
+    ) -> Result<pb::ContainerSummary, AgentError> {
+        let c = self.create(spec)?;
+        let created = pb::Created {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            warnings: Vec::new(),
+        };
+        let _ = progress
+            .send(pb::RunEvent {
+                event: Some(pb::run_event::Event::Created(created)),
+            })
+            .await;
+        Ok(c)
+    }
+
+    async fn stop(
+        &self,
+        id: &str,
+        _timeout_secs: u32,
+    ) -> Result<(Option<pb::ContainerSummary>, bool), AgentError> {
+        Ok(match self.stop_now(id) {
+            Some((c, was_running)) => (Some(c), was_running),
+            None => (None, false),
+        })
+    }
+
+    async fn remove(&self, id: &str, force: bool) -> Result<(), AgentError> {
+        self.remove_now(id, force)
+    }
+
+    async fn find(&self, _reference: &str) -> Result<Option<pb::ContainerSummary>, AgentError> {
+        // Every sim container is in the view the moment it exists: nothing to catch up on.
+        Ok(None)
+    }
+
+    async fn inspect(
+        &self,
+        view: &pb::ContainerSummary,
+    ) -> Result<pb::ContainerDetail, AgentError> {
+        self.detail(&view.id)
+            .ok_or_else(|| AgentError::ContainerNotFound(view.name.clone(), self.node.clone()))
+    }
+
+    async fn logs(&self, id: &str, _req: &pb::LogsRequest) -> Result<LogStream, AgentError> {
+        let lines = self.lines(id).into_iter().map(Ok);
+        Ok(Box::pin(futures::stream::iter(lines)))
     }
 }
 
@@ -151,23 +223,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lifecycle_in_memory() {
+    #[tokio::test]
+    async fn lifecycle_in_memory() {
         let sim = SimRuntime::new("n1");
-        let c = sim.run(&spec("a")).expect("runs");
+        let (progress, mut events) = tokio::sync::mpsc::channel(4);
+        let c = sim.run(&spec("a"), &progress).await.expect("runs");
         assert_eq!(c.state, "running");
         assert_eq!(c.id.len(), 64);
-        assert!(matches!(sim.run(&spec("a")), Err(AgentError::NameInUse(_))));
         assert!(matches!(
-            sim.remove(&c.id, false),
+            events.try_recv().map(|e| e.event),
+            Ok(Some(pb::run_event::Event::Created(_)))
+        ));
+        assert!(matches!(
+            sim.run(&spec("a"), &progress).await,
+            Err(AgentError::NameInUse(_))
+        ));
+        assert!(matches!(
+            sim.remove(&c.id, false).await,
             Err(AgentError::Running(_))
         ));
-        let (stopped, was) = sim.stop(&c.id).expect("known");
+        let (stopped, was) = sim.stop(&c.id, 10).await.expect("known");
         assert!(was);
-        assert_eq!(stopped.state, "exited");
-        assert_eq!(sim.logs(&c.id).len(), 2);
-        assert!(sim.inspect(&c.id).is_some());
-        sim.remove(&c.id, false).expect("stopped");
-        assert!(sim.inspect(&c.id).is_none());
+        assert_eq!(stopped.expect("still there").state, "exited");
+        assert_eq!(sim.lines(&c.id).len(), 2);
+        assert!(sim.inspect(&c).await.is_ok());
+        sim.remove(&c.id, false).await.expect("stopped");
+        assert!(sim.inspect(&c).await.is_err());
     }
 }

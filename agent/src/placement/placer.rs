@@ -1,0 +1,293 @@
+//! The placer: rank the nodes, then offer a container to each in turn until one starts it.
+//!
+//! Both `berth run` (through the API) and the service reconciler place through here. The
+//! entry agent ranks from its view; each offer goes to this node's own runtime (after its
+//! ledger admits) or to a peer as a forwarded `Run` pinned to it. A refusal before anything was
+//! created (`RESOURCE_EXHAUSTED`, `UNAVAILABLE`) moves on to the next candidate; any other
+//! failure is the caller's. Progress goes to a [`Progress`] sink as plain events.
+
+use crate::cluster::peers::{PeerPool, forwarded, peer_error};
+use crate::error::AgentError;
+use crate::placement::ledger::{Ledger, Pending};
+use crate::placement::scheduler::{self, NoPlacement, Strategy};
+use crate::runtime::{Progress, Runtime};
+use crate::state::{Change, State};
+use berth_proto::v1 as pb;
+use berth_shared::spec::ContainerSpec;
+use futures::StreamExt;
+use std::sync::Arc;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+/// Why a placement did not start a container.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    /// `--node` names a node the view does not know.
+    #[error("{0}")]
+    UnknownNode(NoPlacement),
+    /// No node is up to run it (not "full"): a retry later may work.
+    #[error("{0}")]
+    NothingUp(NoPlacement),
+    /// Every candidate was rejected, or refused when offered.
+    #[error("{0}")]
+    Exhausted(NoPlacement),
+    /// This node failed to run it.
+    #[error(transparent)]
+    Local(AgentError),
+    /// A peer failed to run it, with the status it answered.
+    #[error("{message}")]
+    Peer { code: tonic::Code, message: String },
+    /// The caller stopped listening.
+    #[error("the caller went away")]
+    Cancelled,
+}
+
+impl From<PlaceError> for Status {
+    fn from(e: PlaceError) -> Self {
+        let msg = e.to_string();
+        match e {
+            PlaceError::UnknownNode(_) => Status::not_found(msg),
+            PlaceError::NothingUp(_) => Status::unavailable(msg),
+            PlaceError::Exhausted(_) => Status::resource_exhausted(msg),
+            PlaceError::Local(e) => e.into(),
+            PlaceError::Peer { code, message } => Status::new(code, message),
+            PlaceError::Cancelled => Status::cancelled(msg),
+        }
+    }
+}
+
+/// How one offer to one node ended.
+enum Offer {
+    Started(Box<pb::ContainerSummary>),
+    /// The node refused before creating anything: try the next one.
+    Refused(String),
+    Failed(PlaceError),
+}
+
+fn event(e: pb::run_event::Event) -> pb::RunEvent {
+    pb::RunEvent { event: Some(e) }
+}
+
+/// Everything a placement needs; cheap to clone into a task.
+#[derive(Clone)]
+pub struct Placer {
+    pub state: Arc<State>,
+    pub runtime: Arc<dyn Runtime>,
+    pub peers: Arc<PeerPool>,
+    pub ledger: Arc<Ledger>,
+    pub pending: Arc<Pending>,
+}
+
+impl Placer {
+    fn me(&self) -> &str {
+        self.runtime.node()
+    }
+
+    /// The nodes that may take `request`, best first, from the view plus this agent's pending
+    /// placements; or why none may.
+    pub fn rank(&self, request: &scheduler::Request) -> Result<Vec<String>, PlaceError> {
+        let candidates = self.pending.candidates(&self.state);
+        scheduler::rank(&candidates, request).map_err(|e| {
+            let unknown_pin = request
+                .node
+                .as_ref()
+                .is_some_and(|pin| !candidates.iter().any(|c| &c.name == pin));
+            if unknown_pin {
+                PlaceError::UnknownNode(e)
+            } else if candidates.iter().all(|c| c.schedulable.is_err()) {
+                PlaceError::NothingUp(e)
+            } else {
+                PlaceError::Exhausted(e)
+            }
+        })
+    }
+
+    /// Ranks, then offers: [`Self::rank`] and [`Self::offer`] in one call.
+    pub async fn place(
+        &self,
+        spec: &ContainerSpec,
+        request: &scheduler::Request,
+        meta: &MetadataMap,
+        events: &Progress,
+    ) -> Result<pb::ContainerSummary, PlaceError> {
+        let ranked = self.rank(request)?;
+        self.offer(spec, request, ranked, meta, events).await
+    }
+
+    /// Offers the container to each ranked node in turn; announces each offer as `Placed`.
+    pub async fn offer(
+        &self,
+        spec: &ContainerSpec,
+        request: &scheduler::Request,
+        ranked: Vec<String>,
+        meta: &MetadataMap,
+        events: &Progress,
+    ) -> Result<pb::ContainerSummary, PlaceError> {
+        let strategy_word = match request.strategy {
+            Strategy::Spread => "spread",
+            Strategy::Binpack => "binpack",
+        };
+        let wire = spec.to_proto();
+        let mut refused: Vec<(String, String)> = Vec::new();
+        let total = ranked.len();
+        for (i, name) in ranked.into_iter().enumerate() {
+            let reason = if request.node.is_some() {
+                "pinned with --node".to_owned()
+            } else {
+                format!("{strategy_word}: candidate {} of {total}", i + 1)
+            };
+            let placed = pb::Placed {
+                node: name.clone(),
+                reason,
+            };
+            if events
+                .send(event(pb::run_event::Event::Placed(placed)))
+                .await
+                .is_err()
+            {
+                return Err(PlaceError::Cancelled);
+            }
+            let key = self.pending.add(&name, spec.cpus, spec.memory_bytes);
+            let outcome = if name == self.me() {
+                self.offer_here(spec, events).await
+            } else {
+                match self.state.peer(&name) {
+                    Some(node) => self.offer_peer(&node, &wire, meta, events, key).await,
+                    None => Offer::Refused("left the view".into()),
+                }
+            };
+            match outcome {
+                Offer::Started(c) => {
+                    if name == self.me() {
+                        self.pending.remove(key);
+                    }
+                    return Ok(*c);
+                }
+                Offer::Failed(e) => {
+                    self.pending.remove(key);
+                    return Err(e);
+                }
+                Offer::Refused(why) => {
+                    self.pending.remove(key);
+                    tracing::info!(node = %name, reason = %why, "node refused the container; trying the next");
+                    refused.push((name, why));
+                }
+            }
+        }
+        Err(PlaceError::Exhausted(NoPlacement { rejected: refused }))
+    }
+
+    /// Admits against this node's ledger, then pulls, creates and starts; announces `Started`.
+    pub async fn run_here(
+        &self,
+        spec: &ContainerSpec,
+        events: &Progress,
+    ) -> Result<pb::ContainerSummary, AgentError> {
+        let admission = self
+            .ledger
+            .admit(&self.state, spec.cpus, spec.memory_bytes)
+            .map_err(AgentError::Exhausted)?;
+        let summary = self.runtime.run(spec, events).await?;
+        tracing::info!(id = %summary.id, name = %summary.name, image = %summary.image, "container started");
+        self.state.apply(Change::Upsert(Box::new(summary.clone())));
+        drop(admission);
+        let _ = events
+            .send(event(pb::run_event::Event::Started(pb::Started {
+                container: Some(summary.clone()),
+            })))
+            .await;
+        Ok(summary)
+    }
+
+    async fn offer_here(&self, spec: &ContainerSpec, events: &Progress) -> Offer {
+        match self.run_here(spec, events).await {
+            Ok(c) => Offer::Started(Box::new(c)),
+            Err(AgentError::Exhausted(why)) => Offer::Refused(why),
+            Err(e) => {
+                tracing::info!(error = %e, image = %spec.image, "run failed");
+                Offer::Failed(PlaceError::Local(e))
+            }
+        }
+    }
+
+    async fn offer_peer(
+        &self,
+        node: &pb::Node,
+        wire: &pb::ContainerSpec,
+        meta: &MetadataMap,
+        events: &Progress,
+        key: u64,
+    ) -> Offer {
+        let failed = |s: Status| {
+            Offer::Failed(PlaceError::Peer {
+                code: s.code(),
+                message: s.message().to_owned(),
+            })
+        };
+        let mut client = match self.peers.client(node) {
+            Ok(c) => c,
+            Err(s) => return Offer::Refused(s.message().to_owned()),
+        };
+        let req = pb::RunRequest {
+            spec: Some(wire.clone()),
+            node: node.name.clone(),
+            constraints: Vec::new(),
+            strategy: pb::Strategy::Unspecified as i32,
+        };
+        let mut stream = match client.run(forwarded(req, meta, self.me())).await {
+            Ok(s) => s.into_inner(),
+            Err(s) => {
+                let s = peer_error(node, s);
+                return match s.code() {
+                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable => {
+                        Offer::Refused(s.message().to_owned())
+                    }
+                    _ => failed(s),
+                };
+            }
+        };
+        let mut created = false;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(ev) => match &ev.event {
+                    // We announced the placement ourselves.
+                    Some(pb::run_event::Event::Placed(_)) => {}
+                    Some(pb::run_event::Event::Created(_)) => {
+                        created = true;
+                        let _ = events.send(ev).await;
+                    }
+                    Some(pb::run_event::Event::Started(s)) => {
+                        let Some(c) = s.container.clone() else {
+                            return failed(Status::internal(format!(
+                                "node {} said started without the container",
+                                node.name
+                            )));
+                        };
+                        self.pending.started(key, &c.id);
+                        let _ = events.send(ev).await;
+                        return Offer::Started(Box::new(c));
+                    }
+                    _ => {
+                        let _ = events.send(ev).await;
+                    }
+                },
+                Err(s) => {
+                    let s = peer_error(node, s);
+                    if !created
+                        && matches!(
+                            s.code(),
+                            tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+                        )
+                    {
+                        return Offer::Refused(s.message().to_owned());
+                    }
+                    return failed(s);
+                }
+            }
+        }
+        failed(Status::unavailable(format!(
+            "node {} ended the run without an answer",
+            node.name
+        )))
+    }
+}
