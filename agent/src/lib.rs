@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod error;
 pub mod placement;
 pub mod runtime;
+pub mod services;
 pub mod state;
 pub mod stats;
 pub mod supervisor;
@@ -48,6 +49,8 @@ pub struct Config {
     /// What the scheduler may place here; `None`: the machine's cores and memory.
     pub allocatable_cpus: Option<f64>,
     pub allocatable_memory: Option<u64>,
+    /// Rescheduling and reconciler tuning.
+    pub services: services::ServicesConfig,
 }
 
 /// `--runtime`.
@@ -97,6 +100,7 @@ impl Config {
             runtime: RuntimeKind::Docker,
             allocatable_cpus: None,
             allocatable_memory: None,
+            services: Default::default(),
         }
     }
 }
@@ -250,14 +254,41 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
             Some(gossip)
         }
     };
+    let peers = Arc::new(cluster::peers::PeerPool::new(config.token.clone()));
+    let placer = placement::placer::Placer {
+        state: state.clone(),
+        runtime: runtime.clone(),
+        peers: peers.clone(),
+        ledger: Arc::default(),
+        pending: Arc::default(),
+    };
+    let store = Arc::new(services::store::Store::open(
+        &config.data_dir,
+        &config.name,
+        config.services.tombstone_ttl,
+    ));
+    state.apply(state::Change::ServicesDigest(store.digest()));
+    let services = Arc::new(services::Services::new(
+        store,
+        placer.clone(),
+        peers.clone(),
+        config.services.clone(),
+    ));
+    tasks.push(tokio::spawn(
+        services.clone().reconcile_loop(shutdown_rx.clone()),
+    ));
+    tasks.push(tokio::spawn(
+        services.clone().sync_loop(shutdown_rx.clone()),
+    ));
     let service = tonic::service::interceptor::InterceptedService::new(
         pb::berth_server::BerthServer::new(api::Service {
             state,
             runtime,
             shutdown: shutdown_rx.clone(),
-            peers: Arc::new(cluster::peers::PeerPool::new(config.token.clone())),
-            ledger: Arc::default(),
-            pending: Arc::default(),
+            peers,
+            ledger: placer.ledger,
+            pending: placer.pending,
+            services,
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES),
         api::TokenCheck::new(config.token.as_deref()),

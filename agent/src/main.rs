@@ -96,6 +96,17 @@ struct Args {
           default_value = "1h")]
     dead_node_grace: Duration,
 
+    /// How long a node must be down before its service replicas are placed elsewhere (0s: at
+    /// once). A node that left gracefully is rescheduled at once whatever this says.
+    #[arg(long, env = "BERTH_RESCHEDULE_AFTER", value_parser = humantime_duration,
+          default_value = "10s")]
+    reschedule_after: Duration,
+
+    /// Placements and removals the service reconciler carries out at once.
+    #[arg(long, env = "BERTH_PLACEMENT_WORKERS", default_value_t = berth_agent::services::DEFAULT_PLACEMENT_WORKERS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    placement_workers: u64,
+
     /// CPUs the scheduler may reserve on this node [default: its cores].
     #[arg(long, env = "BERTH_ALLOCATABLE_CPUS", value_parser = parse_cpus)]
     allocatable_cpus: Option<f64>,
@@ -270,6 +281,8 @@ async fn run() -> Result<(), Failure> {
     };
     config.allocatable_cpus = args.allocatable_cpus;
     config.allocatable_memory = args.allocatable_memory;
+    config.services.reschedule_after = args.reschedule_after;
+    config.services.workers = args.placement_workers as usize;
     config.gossip = Some(berth_agent::GossipSettings {
         advertise: args.advertise,
         join: args.join.clone(),

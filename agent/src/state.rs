@@ -25,6 +25,8 @@ pub enum Change {
     Removed(String),
     /// The full list, after (re)connecting to Docker: whatever is not in it is gone.
     Resync(Vec<pb::ContainerSummary>),
+    /// The service store's digest changed: it goes into this node's row (and so its gossip).
+    ServicesDigest(String),
     /// Live usage of running containers: `(id, cpu %, memory bytes)`.
     Usage(Vec<(String, f64, u64)>),
     /// What gossip shows of the other nodes since the last time: rows that changed, nodes that
@@ -280,8 +282,12 @@ impl State {
         let mut out = Vec::new();
         match change {
             Change::Node(node) => {
-                if inner.node != *node {
-                    inner.node = *node;
+                let mut node = *node;
+                // The digest is the service store's to set (`ServicesDigest`), not the row's
+                // writer's: a stats tick must not put back an old one.
+                node.services_digest = inner.node.services_digest.clone();
+                if inner.node != node {
+                    inner.node = node;
                 }
                 // Node rows are sent whole (with counts) on every stats tick: they carry their age.
                 out.push(ev(pb::watch_event::Event::NodeUpdated(with_counts(
@@ -302,6 +308,9 @@ impl State {
                 }
                 inner.containers.insert(c.id.clone(), c.clone());
                 out.push(ev(pb::watch_event::Event::ContainerUpdated(c)));
+            }
+            Change::ServicesDigest(digest) => {
+                inner.node.services_digest = digest;
             }
             Change::Removed(id) => {
                 if let Some(old) = inner.containers.remove(&id) {

@@ -563,6 +563,7 @@ mod tests {
             cpus: 0.5,
             memory_limit_bytes: 0,
             labels: Default::default(),
+            slot: None,
         }
     }
 

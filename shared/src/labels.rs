@@ -10,6 +10,11 @@ pub const MANAGED: &str = "berth.managed";
 pub const NODE: &str = "berth.node";
 /// The `spec::ContainerSpec` the container was made from, as JSON.
 pub const SPEC: &str = "berth.spec";
+/// The service a replica belongs to (its id), its slot, and the spec version it runs.
+pub const SERVICE: &str = "berth.service";
+pub const SERVICE_NAME: &str = "berth.service.name";
+pub const SLOT: &str = "berth.slot";
+pub const VERSION: &str = "berth.version";
 /// Prefix reserved for Berth's own labels.
 pub const RESERVED_PREFIX: &str = "berth.";
 

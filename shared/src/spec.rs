@@ -148,6 +148,42 @@ pub struct ContainerSpec {
     pub memory_bytes: u64,
     pub restart: RestartPolicy,
     pub labels: BTreeMap<String, String>,
+    /// The service slot this container fills; set only by the service reconciler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<SlotRef>,
+}
+
+/// Which service slot a container fills (see `berth_proto::v1::ServiceSlot`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SlotRef {
+    pub service_id: String,
+    pub service: String,
+    /// `1`..`N` for a replicated service, the node's name for a global one.
+    pub slot: String,
+    pub version: u64,
+}
+
+impl SlotRef {
+    pub fn from_proto(p: &pb::ServiceSlot) -> Result<Self, ValidationError> {
+        crate::service::validate_service_id(&p.service_id)?;
+        crate::service::validate_service_name(&p.service)?;
+        crate::service::validate_slot(&p.slot)?;
+        Ok(Self {
+            service_id: p.service_id.clone(),
+            service: p.service.clone(),
+            slot: p.slot.clone(),
+            version: p.version,
+        })
+    }
+
+    pub fn to_proto(&self) -> pb::ServiceSlot {
+        pb::ServiceSlot {
+            service_id: self.service_id.clone(),
+            service: self.service.clone(),
+            slot: self.slot.clone(),
+            version: self.version,
+        }
+    }
 }
 
 /// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, here at most 128 chars.
@@ -385,6 +421,7 @@ impl ContainerSpec {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            slot: p.slot.as_ref().map(SlotRef::from_proto).transpose()?,
         };
         spec.validate()?;
         Ok(spec)
@@ -413,6 +450,7 @@ impl ContainerSpec {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            slot: self.slot.as_ref().map(SlotRef::to_proto),
         }
     }
 
@@ -439,6 +477,7 @@ mod tests {
             memory_bytes: 0,
             restart: RestartPolicy::No,
             labels: BTreeMap::new(),
+            slot: None,
         }
     }
 
@@ -457,6 +496,7 @@ mod tests {
             memory_bytes: 512 * 1024 * 1024,
             restart: RestartPolicy::OnFailure { max_retries: 3 },
             labels: BTreeMap::from([("team".into(), "web".into()), ("x".into(), String::new())]),
+            slot: None,
         }
     }
 

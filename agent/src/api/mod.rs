@@ -5,6 +5,8 @@
 //! the node's [`Runtime`], and the result written back into the view at once; one owned by a peer is
 //! forwarded to it once, with the hop marker, the caller's deadline and the cluster token.
 
+mod services;
+
 use crate::cluster::peers::{PeerPool, forwarded, is_forwarded, peer_error};
 use crate::error::AgentError;
 use crate::placement::ledger::{Ledger, Pending};
@@ -43,6 +45,7 @@ pub struct Service {
     pub peers: Arc<PeerPool>,
     pub ledger: Arc<Ledger>,
     pub pending: Arc<Pending>,
+    pub services: Arc<crate::services::Services>,
 }
 
 /// Checks `authorization: Bearer <token>` in constant time. The token is never logged.
@@ -342,6 +345,13 @@ impl Berth for Service {
             return Ok(Response::new(Box::pin(ReceiverStream::new(out))));
         }
 
+        if spec.slot.is_some() {
+            return Err(berth_shared::ValidationError::new(
+                "slot",
+                "is set by the cluster's reconciler; use `berth service create`",
+            )
+            .into());
+        }
         if req.constraints.len() > MAX_CONSTRAINTS {
             return Err(berth_shared::ValidationError::new(
                 "constraint",
@@ -380,6 +390,7 @@ impl Berth for Service {
             node: (!req.node.is_empty()).then(|| req.node.clone()),
             constraints,
             strategy,
+            siblings: Default::default(),
         };
         let ranked = placer.rank(&request)?;
         tokio::spawn(relay_run(tx, move |progress| async move {
@@ -488,6 +499,47 @@ impl Berth for Service {
             }
         };
         Ok(Response::new(self.runtime.inspect(&c).await?))
+    }
+
+    async fn create_service(
+        &self,
+        req: Request<pb::CreateServiceRequest>,
+    ) -> Result<Response<pb::ServiceWriteResponse>, Status> {
+        self.create_service_impl(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn update_service(
+        &self,
+        req: Request<pb::UpdateServiceRequest>,
+    ) -> Result<Response<pb::ServiceWriteResponse>, Status> {
+        self.update_service_impl(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn remove_service(
+        &self,
+        req: Request<pb::RemoveServiceRequest>,
+    ) -> Result<Response<pb::ServiceWriteResponse>, Status> {
+        self.remove_service_impl(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_services(
+        &self,
+        req: Request<pb::ListServicesRequest>,
+    ) -> Result<Response<pb::ListServicesResponse>, Status> {
+        self.list_services_impl(req.into_inner()).map(Response::new)
+    }
+
+    async fn sync_services(
+        &self,
+        req: Request<pb::SyncServicesRequest>,
+    ) -> Result<Response<pb::SyncServicesResponse>, Status> {
+        self.sync_services_impl(req.into_inner()).map(Response::new)
     }
 
     type LogsStream = BoxStream<pb::LogLine>;

@@ -41,6 +41,8 @@ const LONELY_WARNING_EVERY: Duration = Duration::from_secs(10);
 const KEY_GRPC: &str = "grpc";
 const KEY_NODE: &str = "node";
 const KEY_LEFT: &str = "left";
+/// A digest of the node's service store: peers whose digests differ sync over gRPC.
+const KEY_SERVICES: &str = "svc";
 const PREFIX_CONTAINER: &str = "c:";
 
 #[derive(Debug, Clone)]
@@ -177,6 +179,9 @@ struct ContainerInfo {
     p: Vec<String>,
     #[serde(default)]
     l: BTreeMap<String, String>,
+    /// The service slot: `[service id, service name, slot, version]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sv: Option<(String, String, String, u64)>,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -242,6 +247,14 @@ fn container_info(c: &pb::ContainerSummary) -> ContainerInfo {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        sv: c.slot.as_ref().map(|s| {
+            (
+                s.service_id.clone(),
+                s.service.clone(),
+                s.slot.clone(),
+                s.version,
+            )
+        }),
     }
 }
 
@@ -275,6 +288,14 @@ fn summary_from_info(node: &str, id: &str, c: ContainerInfo) -> pb::ContainerSum
         cpus: c.lc,
         memory_limit_bytes: c.lm,
         labels: c.l.into_iter().collect(),
+        slot: c
+            .sv
+            .map(|(service_id, service, slot, version)| pb::ServiceSlot {
+                service_id,
+                service,
+                slot,
+                version,
+            }),
     }
 }
 
@@ -385,8 +406,11 @@ async fn publish_loop(
                 continue;
             }
         };
-        let mut keys: Vec<(String, String)> = Vec::with_capacity(containers.len() + 1);
+        let mut keys: Vec<(String, String)> = Vec::with_capacity(containers.len() + 2);
         keys.push((KEY_NODE.to_owned(), node_json));
+        if !node.services_digest.is_empty() {
+            keys.push((KEY_SERVICES.to_owned(), node.services_digest.clone()));
+        }
         for c in &containers {
             if let Ok(j) = serde_json::to_string(&container_info(c)) {
                 keys.push((format!("{PREFIX_CONTAINER}{}", c.id), j));
@@ -421,6 +445,7 @@ struct Decoded {
     info: Option<NodeInfo>,
     containers: BTreeMap<String, pb::ContainerSummary>,
     left: bool,
+    services_digest: String,
     /// The view must be given every container next time (first sight, or a full re-read).
     full: bool,
     /// Containers changed or removed since the view was last given this node.
@@ -460,6 +485,12 @@ impl Decoded {
                 },
                 KEY_GRPC if !deleted => self.address = v.value.clone(),
                 KEY_LEFT => self.left = !deleted,
+                KEY_SERVICES if !deleted => {
+                    // A digest is 16 hex digits; anything else is not one.
+                    if v.value.len() <= 64 && v.value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        self.services_digest = v.value.clone();
+                    }
+                }
                 _ => {
                     let Some(id) = key.strip_prefix(PREFIX_CONTAINER) else {
                         continue;
@@ -657,6 +688,7 @@ fn node_row(name: &str, d: &Decoded, status: pb::NodeStatus) -> pb::Node {
         name: name.to_owned(),
         address: d.address.clone(),
         status: status as i32,
+        services_digest: d.services_digest.clone(),
         stats: Some(pb::NodeStats {
             cpu_percent: i.cpu,
             cores: i.cores,
@@ -727,11 +759,17 @@ mod tests {
             cpus: 0.5,
             memory_limit_bytes: 64 * MIB,
             labels: [("team".to_string(), "infra".to_string())].into(),
+            slot: Some(pb::ServiceSlot {
+                service_id: "0a1b".into(),
+                service: "web".into(),
+                slot: "2".into(),
+                version: 3,
+            }),
         };
         let json = serde_json::to_string(&container_info(&c)).expect("encode");
         let back = summary_from_info("n1", "abc", serde_json::from_str(&json).expect("decode"));
         assert_eq!(back, c);
-        assert!(json.len() < 300, "compact: {} bytes", json.len());
+        assert!(json.len() < 330, "compact: {} bytes", json.len());
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct Request {
     pub node: Option<String>,
     pub constraints: Vec<Constraint>,
     pub strategy: Strategy,
+    /// Replicas of the same service already on each node: a service's replicas spread across
+    /// nodes first (fewest of them first), whatever the strategy, then by the strategy.
+    pub siblings: HashMap<String, u32>,
 }
 
 /// Why no node could take the container: one reason per node.
@@ -156,7 +159,12 @@ pub fn rank(candidates: &[Candidate], req: &Request) -> Result<Vec<String>, NoPl
             Strategy::Spread => a.containers.cmp(&b.containers),
             Strategy::Binpack => b.containers.cmp(&a.containers),
         };
-        by_load.then(by_count).then_with(|| a.name.cmp(&b.name))
+        let siblings = |c: &Candidate| req.siblings.get(&c.name).copied().unwrap_or(0);
+        siblings(a)
+            .cmp(&siblings(b))
+            .then(by_load)
+            .then(by_count)
+            .then_with(|| a.name.cmp(&b.name))
     });
     Ok(ok.into_iter().map(|c| c.name.clone()).collect())
 }
@@ -178,6 +186,20 @@ mod tests {
             reserved_memory: 0,
             containers: 0,
         }
+    }
+
+    #[test]
+    fn replicas_of_one_service_spread_before_load() {
+        let mut busy = node("a");
+        busy.reserved_memory = GIB;
+        let (idle, other) = (node("b"), node("c"));
+        let req = Request {
+            siblings: HashMap::from([("b".to_owned(), 1)]),
+            ..Default::default()
+        };
+        // b is the least loaded but already holds a sibling: a and c come first.
+        let ranked = rank(&[busy, idle, other], &req).expect("placeable");
+        assert_eq!(ranked, vec!["c", "a", "b"]);
     }
 
     #[test]

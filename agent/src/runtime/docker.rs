@@ -552,6 +552,12 @@ pub fn create_body(node: &str, spec: &ContainerSpec) -> Result<ContainerCreateBo
     lbls.insert(labels::MANAGED.into(), "true".into());
     lbls.insert(labels::NODE.into(), node.into());
     lbls.insert(labels::SPEC.into(), spec_json);
+    if let Some(slot) = &spec.slot {
+        lbls.insert(labels::SERVICE.into(), slot.service_id.clone());
+        lbls.insert(labels::SERVICE_NAME.into(), slot.service.clone());
+        lbls.insert(labels::SLOT.into(), slot.slot.clone());
+        lbls.insert(labels::VERSION.into(), slot.version.to_string());
+    }
 
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for p in &spec.ports {
@@ -696,6 +702,10 @@ pub fn summary_from_inspect(node: &str, c: &ContainerInspectResponse) -> pb::Con
         cpus: host.nano_cpus.unwrap_or(0) as f64 / 1e9,
         memory_limit_bytes: u64::try_from(host.memory.unwrap_or(0)).unwrap_or(0),
         labels: user_labels,
+        slot: spec
+            .as_ref()
+            .and_then(|s| s.slot.as_ref())
+            .map(|s| s.to_proto()),
     }
 }
 

@@ -68,6 +68,7 @@ impl SimRuntime {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            slot: spec.slot.as_ref().map(|s| s.to_proto()),
             ..Default::default()
         };
         containers.insert(id, (summary.clone(), spec.clone()));
@@ -220,6 +221,7 @@ mod tests {
             memory_bytes: 64 << 20,
             restart: berth_shared::spec::RestartPolicy::No,
             labels: Default::default(),
+            slot: None,
         }
     }
 

@@ -61,6 +61,7 @@ pub fn prepare(args: RunArgs, lookup: impl Fn(&str) -> Option<String>) -> Result
         memory_bytes: args.memory.unwrap_or(0),
         restart: args.restart.unwrap_or(RestartPolicy::No),
         labels: args.label.into_iter().collect::<BTreeMap<_, _>>(),
+        slot: None,
     };
     spec.validate().map_err(refused)?;
     Ok(RunPlan {

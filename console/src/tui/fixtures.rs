@@ -81,6 +81,7 @@ pub fn container(id: u64, name: &str, node: &str, state: &str, cpu: f64) -> pb::
         cpus: 0.0,
         memory_limit_bytes: 0,
         labels: Default::default(),
+        slot: None,
     }
 }
 

@@ -398,6 +398,7 @@ impl RunForm {
             memory_bytes,
             restart,
             labels: BTreeMap::new(),
+            slot: None,
         };
         // The whole-spec rules (counts, lengths, clashing ports), as the agent applies them.
         if errors.is_empty()

@@ -1,0 +1,241 @@
+//! The service RPCs: create, update (scale, new spec, rollback), remove, list, and the agents'
+//! own anti-entropy sync. A write is validated, stamped and stored here, then pushed to a few
+//! peers before it is answered.
+
+use super::Service;
+use crate::services::store::{self, StoreError};
+use berth_proto::v1 as pb;
+use berth_shared::ValidationError;
+use berth_shared::service::{Mode, ServiceSpec, validate_service_name};
+use tonic::Status;
+
+/// A sync may carry at most this many pushed entries.
+const MAX_PUSH: usize = 100;
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Full => Status::resource_exhausted(e.to_string()),
+            StoreError::Write { ref source, .. } => Status::internal(format!("{e}: {source}")),
+        }
+    }
+}
+
+fn not_found(name: &str) -> Status {
+    Status::not_found(format!("no service named {name:?}"))
+}
+
+fn new_id(name: &str, node: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(
+        format!(
+            "{name}\0{node}\0{}\0{:?}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
+            std::time::Instant::now()
+        )
+        .as_bytes(),
+    );
+    d.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+impl Service {
+    /// Pushes a write to peers and builds the answer: who stored it, and whether a newer write
+    /// of the same service (taken elsewhere) won.
+    async fn answer_write(&self, entry: pb::ServiceEntry) -> pb::ServiceWriteResponse {
+        let (replicated_to, newer) = self.services.push(vec![entry.clone()]).await;
+        let superseded_by = newer
+            .iter()
+            .filter(|n| n.name == entry.name)
+            .filter(|n| store::newer(n.stamp.as_ref(), entry.stamp.as_ref()))
+            .filter_map(|n| n.stamp.clone())
+            .max_by_key(|s| (s.hlc, s.node.clone()));
+        tracing::info!(service = %entry.name, version = entry.version, deleted = entry.deleted, peers = ?replicated_to, "service written");
+        pb::ServiceWriteResponse {
+            entry: Some(self.services.store.get(&entry.name).unwrap_or(entry)),
+            replicated_to,
+            superseded_by,
+        }
+    }
+
+    pub(super) async fn create_service_impl(
+        &self,
+        req: pb::CreateServiceRequest,
+    ) -> Result<pb::ServiceWriteResponse, Status> {
+        let wire = req
+            .spec
+            .ok_or_else(|| ValidationError::new("spec", "is missing"))?;
+        let spec = ServiceSpec::from_proto(&wire)?;
+        let me = self.me().to_owned();
+        let entry = self.services.store.write(&spec.name, |current| {
+            if let Some(c) = current.filter(|c| !c.deleted) {
+                return Err(Status::already_exists(format!(
+                    "service {:?} already exists (id {})",
+                    c.name, c.id
+                )));
+            }
+            let now = chrono::Utc::now().timestamp_millis();
+            Ok(pb::ServiceEntry {
+                id: new_id(&spec.name, &me),
+                name: spec.name.clone(),
+                spec: Some(spec.to_proto()),
+                version: 1,
+                created_unix_ms: now,
+                ..Default::default()
+            })
+        })?;
+        Ok(self.answer_write(entry).await)
+    }
+
+    pub(super) async fn update_service_impl(
+        &self,
+        req: pb::UpdateServiceRequest,
+    ) -> Result<pb::ServiceWriteResponse, Status> {
+        validate_service_name(&req.name)?;
+        let changes = usize::from(req.spec.is_some())
+            + usize::from(req.replicas.is_some())
+            + usize::from(req.rollback);
+        if changes == 0 {
+            return Err(ValidationError::new("update", "names no change").into());
+        }
+        if changes > 1 {
+            return Err(ValidationError::new(
+                "update",
+                "give one of a new spec, a replica count or rollback",
+            )
+            .into());
+        }
+        let spec = req.spec.as_ref().map(ServiceSpec::from_proto).transpose()?;
+        if let Some(s) = &spec
+            && s.name != req.name
+        {
+            return Err(ValidationError::new("name", "a service cannot be renamed").into());
+        }
+        if let Some(n) = req.replicas {
+            berth_shared::service::parse_replicas(&n.to_string())?;
+        }
+        let mut unchanged = None;
+        let entry = self.services.store.write(&req.name, |current| {
+            let current = current
+                .filter(|c| !c.deleted)
+                .ok_or_else(|| not_found(&req.name))?;
+            let now_spec = current
+                .spec
+                .as_ref()
+                .map(ServiceSpec::from_proto)
+                .transpose()?
+                .ok_or_else(|| Status::internal("stored service has no spec"))?;
+            let mut next = current.clone();
+            if let Some(n) = req.replicas {
+                let Mode::Replicated(had) = now_spec.mode else {
+                    return Err(ValidationError::new(
+                        "replicas",
+                        "a global service runs one replica per node; it cannot be scaled",
+                    )
+                    .into());
+                };
+                if had == n {
+                    unchanged = Some(current.clone());
+                    return Err(Status::ok(""));
+                }
+                let mut s = now_spec;
+                s.mode = Mode::Replicated(n);
+                next.spec = Some(s.to_proto());
+            } else if req.rollback {
+                let Some(prev) = current.previous.clone() else {
+                    return Err(Status::failed_precondition(format!(
+                        "service {:?} has no previous spec to roll back to",
+                        current.name
+                    )));
+                };
+                next.previous = current.spec.clone();
+                next.spec = Some(prev);
+                next.version += 1;
+                next.rolled_back = true;
+                next.paused = false;
+                next.message = "rolled back by request".into();
+            } else if let Some(s) = &spec {
+                if *s == now_spec {
+                    return Err(ValidationError::new("update", "names no change").into());
+                }
+                next.previous = current.spec.clone();
+                next.spec = Some(s.to_proto());
+                next.version += 1;
+                next.rolled_back = false;
+                next.paused = false;
+                next.message.clear();
+            }
+            Ok(next)
+        });
+        let entry = match (entry, unchanged) {
+            (Ok(e), _) => e,
+            (Err(_), Some(same)) => {
+                return Ok(pb::ServiceWriteResponse {
+                    entry: Some(same),
+                    ..Default::default()
+                });
+            }
+            (Err(e), None) => return Err(e),
+        };
+        Ok(self.answer_write(entry).await)
+    }
+
+    pub(super) async fn remove_service_impl(
+        &self,
+        req: pb::RemoveServiceRequest,
+    ) -> Result<pb::ServiceWriteResponse, Status> {
+        validate_service_name(&req.name)?;
+        let entry = self.services.store.write(&req.name, |current| {
+            let current = current
+                .filter(|c| !c.deleted)
+                .ok_or_else(|| not_found(&req.name))?;
+            Ok::<_, Status>(pb::ServiceEntry {
+                id: current.id.clone(),
+                name: current.name.clone(),
+                version: current.version,
+                created_unix_ms: current.created_unix_ms,
+                deleted: true,
+                ..Default::default()
+            })
+        })?;
+        Ok(self.answer_write(entry).await)
+    }
+
+    pub(super) fn list_services_impl(
+        &self,
+        req: pb::ListServicesRequest,
+    ) -> Result<pb::ListServicesResponse, Status> {
+        let name = (!req.name.is_empty()).then_some(req.name.as_str());
+        if let Some(n) = name {
+            validate_service_name(n)?;
+        }
+        let services = self.services.status(name);
+        if let Some(n) = name
+            && services.is_empty()
+        {
+            return Err(not_found(n));
+        }
+        Ok(pb::ListServicesResponse { services })
+    }
+
+    pub(super) fn sync_services_impl(
+        &self,
+        req: pb::SyncServicesRequest,
+    ) -> Result<pb::SyncServicesResponse, Status> {
+        if req.push.len() > MAX_PUSH {
+            return Err(ValidationError::new("push", format!("at most {MAX_PUSH} entries")).into());
+        }
+        if req.have.len() > store::MAX_SERVICES {
+            return Err(ValidationError::new(
+                "have",
+                format!("at most {} entries", store::MAX_SERVICES),
+            )
+            .into());
+        }
+        if !req.push.is_empty() {
+            self.services.store.merge(req.push)?;
+        }
+        Ok(pb::SyncServicesResponse {
+            newer: self.services.store.newer_than(&req.have),
+        })
+    }
+}

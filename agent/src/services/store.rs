@@ -1,0 +1,361 @@
+//! The service store: every service definition, on every agent, in its data dir.
+//!
+//! An LWW map keyed by service name. Each write is stamped with a hybrid logical clock
+//! ([`Clock`]) and the writing node's name; an entry replaces another only when its stamp is
+//! greater, so every agent that has seen the same writes holds the same map, whatever order they
+//! arrived in. A removal is a tombstone kept for [`DEFAULT_TOMBSTONE_TTL`], longer than any
+//! node stays in the membership as down, so a node that was away cannot bring a removed service
+//! back. The map is written whole to `services.pb` (temp file, fsync, rename) before a write
+//! counts as taken: `kill -9` at any point leaves the old file or the new one.
+
+use berth_proto::v1 as pb;
+use berth_shared::ValidationError;
+use berth_shared::service::{ServiceSpec, validate_service_id, validate_service_name};
+use prost::Message;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a removed service's tombstone is kept. It must outlive `--dead-node-grace` (1 h by
+/// default): a node away for longer than that is forgotten by the membership and rejoins as
+/// new, and by then every tombstone it could contradict is still held by the others.
+pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The most entries (tombstones included) a store holds; a peer that sends more is refused.
+pub const MAX_SERVICES: usize = 10_000;
+/// The store's file in the data dir.
+pub const STORE_FILE: &str = "services.pb";
+
+fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+/// A hybrid logical clock: physical milliseconds in the high 48 bits, a counter in the low 16.
+/// It never goes back, and it moves past every stamp it observes, so a write taken after seeing
+/// another is ordered after it even when the writers' clocks disagree.
+#[derive(Debug, Default)]
+pub struct Clock {
+    last: u64,
+}
+
+impl Clock {
+    pub fn tick(&mut self) -> u64 {
+        let physical = now_ms() << 16;
+        self.last = physical.max(self.last.saturating_add(1));
+        self.last
+    }
+
+    pub fn observe(&mut self, hlc: u64) {
+        // A stamp far in the future would freeze every later write behind it: observe at most
+        // an hour ahead of our own clock.
+        let cap = (now_ms() + 3_600_000) << 16;
+        self.last = self.last.max(hlc.min(cap));
+    }
+}
+
+/// `a` orders after `b`: by clock, then by node name.
+pub fn newer(a: Option<&pb::Stamp>, b: Option<&pb::Stamp>) -> bool {
+    let key = |s: Option<&pb::Stamp>| s.map(|s| (s.hlc, s.node.clone()));
+    key(a) > key(b)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot write the service store {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the cluster holds {MAX_SERVICES} services already")]
+    Full,
+}
+
+/// Checks an entry from the network as if it were a request: a bad one is dropped whole.
+pub fn validate_entry(e: &pb::ServiceEntry) -> Result<(), ValidationError> {
+    validate_service_id(&e.id)?;
+    validate_service_name(&e.name)?;
+    let stamp = e
+        .stamp
+        .as_ref()
+        .ok_or_else(|| ValidationError::new("stamp", "is missing"))?;
+    if stamp.node.is_empty() || stamp.node.len() > 256 {
+        return Err(ValidationError::new("stamp", "names no node"));
+    }
+    if e.message.len() > 4096 {
+        return Err(ValidationError::new("message", "is longer than 4096 bytes"));
+    }
+    if !e.deleted {
+        let spec = e
+            .spec
+            .as_ref()
+            .ok_or_else(|| ValidationError::new("spec", "is missing"))?;
+        let parsed = ServiceSpec::from_proto(spec)?;
+        if parsed.name != e.name {
+            return Err(ValidationError::new("name", "differs from the spec's"));
+        }
+        if let Some(prev) = &e.previous {
+            ServiceSpec::from_proto(prev)?;
+        }
+    }
+    Ok(())
+}
+
+struct Inner {
+    entries: BTreeMap<String, pb::ServiceEntry>,
+    clock: Clock,
+}
+
+pub struct Store {
+    path: PathBuf,
+    node: String,
+    tombstone_ttl: Duration,
+    inner: Mutex<Inner>,
+    /// The digest of the entries, sent on every change (gossip publishes it; the reconciler
+    /// wakes on it).
+    digest: watch::Sender<String>,
+}
+
+fn digest_of(entries: &BTreeMap<String, pb::ServiceEntry>) -> String {
+    use sha2::Digest;
+    if entries.is_empty() {
+        return String::new();
+    }
+    let mut h = sha2::Sha256::new();
+    for e in entries.values() {
+        let s = e.stamp.clone().unwrap_or_default();
+        h.update(e.name.as_bytes());
+        h.update([0]);
+        h.update(s.hlc.to_be_bytes());
+        h.update(s.node.as_bytes());
+        h.update([0, u8::from(e.deleted)]);
+    }
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Store {
+    /// Opens the store in `data_dir`. An unreadable file is set aside (`services.pb.corrupt`) and
+    /// the store starts empty: every other agent holds a copy, and anti-entropy refills it.
+    pub fn open(data_dir: &Path, node: &str, tombstone_ttl: Duration) -> Self {
+        let path = data_dir.join(STORE_FILE);
+        let mut entries = BTreeMap::new();
+        match std::fs::read(&path) {
+            Ok(bytes) => match pb::ServiceStoreFile::decode(bytes.as_slice()) {
+                Ok(file) => {
+                    for e in file.entries {
+                        match validate_entry(&e) {
+                            Ok(()) => {
+                                entries.insert(e.name.clone(), e);
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, "dropping a bad entry of the service store")
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let aside = path.with_extension("pb.corrupt");
+                    tracing::error!(error = %e, path = %path.display(), aside = %aside.display(), "service store unreadable; starting empty, peers will refill it");
+                    let _ = std::fs::rename(&path, &aside);
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "cannot read the service store; starting empty");
+            }
+        }
+        let mut clock = Clock::default();
+        for e in entries.values() {
+            if let Some(s) = &e.stamp {
+                clock.observe(s.hlc);
+            }
+        }
+        let (digest, _) = watch::channel(digest_of(&entries));
+        tracing::info!(services = entries.len(), "service store loaded");
+        Self {
+            path,
+            node: node.to_owned(),
+            tombstone_ttl,
+            inner: Mutex::new(Inner { entries, clock }),
+            digest,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn watch_digest(&self) -> watch::Receiver<String> {
+        self.digest.subscribe()
+    }
+
+    pub fn digest(&self) -> String {
+        self.digest.borrow().clone()
+    }
+
+    pub fn get(&self, name: &str) -> Option<pb::ServiceEntry> {
+        self.lock().entries.get(name).cloned()
+    }
+
+    /// Every entry, tombstones included.
+    pub fn all(&self) -> Vec<pb::ServiceEntry> {
+        self.lock().entries.values().cloned().collect()
+    }
+
+    /// What this store holds, for a sync request.
+    pub fn have(&self) -> Vec<pb::ServiceVersion> {
+        self.lock()
+            .entries
+            .values()
+            .map(|e| pb::ServiceVersion {
+                name: e.name.clone(),
+                stamp: e.stamp.clone(),
+            })
+            .collect()
+    }
+
+    /// The entries newer than what a peer says it has (or that it lacks).
+    pub fn newer_than(&self, have: &[pb::ServiceVersion]) -> Vec<pb::ServiceEntry> {
+        let theirs: BTreeMap<&str, Option<&pb::Stamp>> = have
+            .iter()
+            .map(|v| (v.name.as_str(), v.stamp.as_ref()))
+            .collect();
+        self.lock()
+            .entries
+            .values()
+            .filter(|e| match theirs.get(e.name.as_str()) {
+                Some(stamp) => newer(e.stamp.as_ref(), *stamp),
+                None => true,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Takes a write through this agent: `change` gets the current entry of `name` (or `None`)
+    /// and returns the new one, which is stamped, stored durably and returned.
+    pub fn write<E>(
+        &self,
+        name: &str,
+        change: impl FnOnce(Option<&pb::ServiceEntry>) -> Result<pb::ServiceEntry, E>,
+    ) -> Result<pb::ServiceEntry, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut inner = self.lock();
+        let mut entry = change(inner.entries.get(name))?;
+        entry.name = name.to_owned();
+        let hlc = inner.clock.tick();
+        entry.stamp = Some(pb::Stamp {
+            hlc,
+            node: self.node.clone(),
+        });
+        entry.updated_unix_ms = now_ms() as i64;
+        if !inner.entries.contains_key(&entry.name) && inner.entries.len() >= MAX_SERVICES {
+            return Err(StoreError::Full.into());
+        }
+        let old = inner.entries.insert(entry.name.clone(), entry.clone());
+        if let Err(e) = self.persist(&inner.entries) {
+            // Not durable, not taken: put the old entry back.
+            match old {
+                Some(o) => inner.entries.insert(o.name.clone(), o),
+                None => inner.entries.remove(&entry.name),
+            };
+            return Err(e.into());
+        }
+        self.digest.send_replace(digest_of(&inner.entries));
+        Ok(entry)
+    }
+
+    /// Merges entries from a peer: each replaces ours only when newer. Invalid entries and
+    /// tombstones past their time are dropped. Returns the names that changed.
+    pub fn merge(&self, entries: Vec<pb::ServiceEntry>) -> Result<Vec<String>, StoreError> {
+        let mut inner = self.lock();
+        let mut changed = Vec::new();
+        let oldest_tombstone = now_ms().saturating_sub(self.tombstone_ttl.as_millis() as u64);
+        let mut undo = Vec::new();
+        for e in entries {
+            if let Err(err) = validate_entry(&e) {
+                tracing::debug!(error = %err, "dropping an invalid service entry from a peer");
+                continue;
+            }
+            if e.deleted && (e.updated_unix_ms.max(0) as u64) < oldest_tombstone {
+                continue;
+            }
+            let current = inner.entries.get(&e.name);
+            if !newer(e.stamp.as_ref(), current.and_then(|c| c.stamp.as_ref())) {
+                continue;
+            }
+            if current.is_none() && inner.entries.len() >= MAX_SERVICES {
+                tracing::warn!(
+                    max = MAX_SERVICES,
+                    "service store full; ignoring a peer's entry"
+                );
+                continue;
+            }
+            if let Some(s) = &e.stamp {
+                inner.clock.observe(s.hlc);
+            }
+            changed.push(e.name.clone());
+            undo.push(inner.entries.insert(e.name.clone(), e));
+        }
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        if let Err(err) = self.persist(&inner.entries) {
+            for (name, old) in changed.iter().zip(undo) {
+                match old {
+                    Some(o) => inner.entries.insert(name.clone(), o),
+                    None => inner.entries.remove(name),
+                };
+            }
+            return Err(err);
+        }
+        self.digest.send_replace(digest_of(&inner.entries));
+        Ok(changed)
+    }
+
+    /// Drops tombstones older than the TTL.
+    pub fn collect_tombstones(&self) {
+        let mut inner = self.lock();
+        let oldest = now_ms().saturating_sub(self.tombstone_ttl.as_millis() as u64);
+        let before = inner.entries.len();
+        inner
+            .entries
+            .retain(|_, e| !(e.deleted && (e.updated_unix_ms.max(0) as u64) < oldest));
+        if inner.entries.len() != before {
+            if let Err(e) = self.persist(&inner.entries) {
+                tracing::warn!(error = %e, "cannot write the service store after collecting tombstones");
+            }
+            self.digest.send_replace(digest_of(&inner.entries));
+        }
+    }
+
+    fn persist(&self, entries: &BTreeMap<String, pb::ServiceEntry>) -> Result<(), StoreError> {
+        let file = pb::ServiceStoreFile {
+            entries: entries.values().cloned().collect(),
+        };
+        let err = |source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let tmp = self.path.with_extension("pb.tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(err)?;
+            f.write_all(&file.encode_to_vec()).map_err(err)?;
+            f.sync_all().map_err(err)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        if let Some(dir) = self.path.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
