@@ -132,6 +132,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_name)]
     pub name: Option<String>,
 
+    /// Run on this node (skips the scheduler's choice, not its checks)
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// Accepted for Docker habits: berth always runs detached
+    #[arg(short, long, hide = true)]
+    pub detach: bool,
+
+    #[command(flatten)]
+    pub c: ContainerArgs,
+}
+
+/// What `run` and `service create` share: the container and where it may go.
+#[derive(Debug, Args)]
+pub struct ContainerArgs {
     /// Set an environment variable: KEY=VALUE, or KEY to take its value from this environment
     #[arg(short, long = "env", value_name = "K=V", value_parser = spec::parse_env)]
     pub env: Vec<EnvArg>,
@@ -160,10 +175,6 @@ pub struct RunArgs {
     #[arg(long, value_name = "E", allow_hyphen_values = true)]
     pub entrypoint: Option<String>,
 
-    /// Run on this node (skips the scheduler's choice, not its checks)
-    #[arg(long, value_name = "NODE")]
-    pub node: Option<String>,
-
     /// Only on nodes where LABEL==VALUE or LABEL!=VALUE holds (repeatable; `node` is the
     /// node's name)
     #[arg(long = "constraint", value_name = "EXPR", value_parser = berth_shared::constraint::Constraint::parse)]
@@ -172,10 +183,6 @@ pub struct RunArgs {
     /// spread: the least reserved node first; binpack: the fullest node that still fits
     #[arg(long, value_enum, default_value_t = Strategy::Spread)]
     pub strategy: Strategy,
-
-    /// Accepted for Docker habits: berth always runs detached
-    #[arg(short, long, hide = true)]
-    pub detach: bool,
 
     /// The image to run
     #[arg(value_name = "IMAGE", value_parser = parse_image)]
@@ -336,7 +343,7 @@ mod tests {
         refused(&["-e", "=x", "img"], "invalid env");
         let r = run_args(&["-e", "NOVALUE=", "-e", "INHERITED", "img"]).expect("accepted");
         assert_eq!(
-            r.env,
+            r.c.env,
             vec![
                 EnvArg::Pair("NOVALUE".into(), String::new()),
                 EnvArg::Inherit("INHERITED".into())
@@ -386,25 +393,28 @@ mod tests {
         ])
         .expect("accepted");
         assert_eq!(r.name.as_deref(), Some("web"));
-        assert_eq!(r.image.tag.as_deref(), Some("1"));
-        assert_eq!(r.cpus, Some(0.5));
-        assert_eq!(r.memory, Some(512 * 1024 * 1024));
-        assert_eq!(r.restart, Some(RestartPolicy::OnFailure { max_retries: 3 }));
-        assert_eq!(r.label, vec![("team".to_owned(), "x".to_owned())]);
-        assert_eq!(r.publish.len(), 1);
-        assert_eq!(r.command, vec!["--lines", "3", "-x"]);
+        assert_eq!(r.c.image.tag.as_deref(), Some("1"));
+        assert_eq!(r.c.cpus, Some(0.5));
+        assert_eq!(r.c.memory, Some(512 * 1024 * 1024));
+        assert_eq!(
+            r.c.restart,
+            Some(RestartPolicy::OnFailure { max_retries: 3 })
+        );
+        assert_eq!(r.c.label, vec![("team".to_owned(), "x".to_owned())]);
+        assert_eq!(r.c.publish.len(), 1);
+        assert_eq!(r.c.command, vec!["--lines", "3", "-x"]);
     }
 
     #[test]
     fn run_allows_double_dash_before_the_command() {
         let r = run_args(&["img", "--", "--lines", "3"]).expect("accepted");
         assert_eq!(
-            crate::commands::run::command_words(&r.command),
+            crate::commands::run::command_words(&r.c.command),
             ["--lines", "3"]
         );
         let r = run_args(&["--name", "xy", "--", "img", "--lines", "3"]).expect("accepted");
         assert_eq!(
-            crate::commands::run::command_words(&r.command),
+            crate::commands::run::command_words(&r.c.command),
             ["--lines", "3"]
         );
     }
@@ -412,7 +422,7 @@ mod tests {
     #[test]
     fn entrypoint_may_be_empty() {
         let r = run_args(&["--entrypoint", "", "img"]).expect("accepted");
-        assert_eq!(r.entrypoint.as_deref(), Some(""));
+        assert_eq!(r.c.entrypoint.as_deref(), Some(""));
     }
 
     #[test]

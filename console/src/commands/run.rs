@@ -33,6 +33,8 @@ pub fn command_words(words: &[String]) -> &[String] {
 
 /// Checks the whole spec as the agent will; `lookup` reads the console's environment for `-e KEY`.
 pub fn prepare(args: RunArgs, lookup: impl Fn(&str) -> Option<String>) -> Result<RunPlan> {
+    let (name, node) = (args.name, args.node);
+    let args = args.c;
     let mut env = Vec::with_capacity(args.env.len());
     for arg in args.env {
         match arg {
@@ -52,7 +54,7 @@ pub fn prepare(args: RunArgs, lookup: impl Fn(&str) -> Option<String>) -> Result
     let entrypoint = args.entrypoint.map(|e| vec![e]);
     let spec = ContainerSpec {
         image: args.image.to_string(),
-        name: args.name,
+        name,
         entrypoint,
         command: command_words(&args.command).to_vec(),
         env,
@@ -66,7 +68,7 @@ pub fn prepare(args: RunArgs, lookup: impl Fn(&str) -> Option<String>) -> Result
     spec.validate().map_err(refused)?;
     Ok(RunPlan {
         spec: spec.to_proto(),
-        node: args.node.unwrap_or_default(),
+        node: node.unwrap_or_default(),
         constraints: args.constraints.iter().map(ToString::to_string).collect(),
         strategy: match args.strategy {
             crate::cli::Strategy::Spread => pb::Strategy::Spread,
