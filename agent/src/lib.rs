@@ -272,7 +272,10 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         store,
         placer.clone(),
         peers.clone(),
-        config.services.clone(),
+        services::ServicesConfig {
+            gossip: config.gossip.is_some(),
+            ..config.services.clone()
+        },
     ));
     tasks.push(tokio::spawn(
         services.clone().reconcile_loop(shutdown_rx.clone()),

@@ -48,6 +48,7 @@ pub async fn docker_loop(
 ) {
     let mut backoff = MIN_RECONNECT_BACKOFF;
     let mut last_error = String::new();
+    let mut first = true;
     loop {
         if *shutdown.borrow() {
             return;
@@ -69,7 +70,10 @@ pub async fn docker_loop(
                 // The runtime is "up" only once the view holds what Docker has, so no command
                 // ever sees a half-built view.
                 let reason = match runtime.list_owned(&docker).await {
-                    Ok(list) => {
+                    Ok(mut list) => {
+                        if std::mem::take(&mut first) {
+                            list = undo_unfinished_runs(&runtime, list).await;
+                        }
                         tracing::info!(containers = list.len(), "rebuilt state from docker");
                         ctx.state.apply(Change::Resync(list));
                         runtime.set_conn(conn);
@@ -102,6 +106,31 @@ pub async fn docker_loop(
         }
         backoff = (backoff * 2).min(MAX_RECONNECT_BACKOFF);
     }
+}
+
+/// Removes the containers a previous life of this agent created but never started: it was
+/// killed between create and start, and its client got an error. Only at the first connection,
+/// before the API serves, so no run of this life can be caught half-way.
+async fn undo_unfinished_runs(
+    runtime: &DockerRuntime,
+    list: Vec<pb::ContainerSummary>,
+) -> Vec<pb::ContainerSummary> {
+    let mut kept = Vec::with_capacity(list.len());
+    for c in list {
+        if c.state == "created" && c.started_unix_ms == 0 {
+            match runtime.remove(&c.id, true).await {
+                Ok(()) => {
+                    tracing::info!(id = %c.id, name = %c.name, "removed a container a previous run created but never started");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(id = %c.id, error = %e, "cannot remove an unfinished run's container")
+                }
+            }
+        }
+        kept.push(c);
+    }
+    kept
 }
 
 /// Applies Docker's events until the stream breaks; returns why it broke.

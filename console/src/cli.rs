@@ -107,6 +107,159 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Print a container's logs (stdout to stdout, stderr to stderr)
     Logs(LogsArgs),
+    /// Services: replicas the cluster keeps running (create, ls, ps, scale, update, rm, …)
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Declare a service; without -d, wait until every replica runs
+    Create(Box<ServiceCreateArgs>),
+    /// List services
+    Ls,
+    /// List a service's slots and the containers that fill them
+    Ps {
+        #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
+        name: String,
+    },
+    /// Show a service as JSON
+    Inspect {
+        #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
+        name: String,
+    },
+    /// Set the replica count of one or more services: NAME=N …
+    Scale {
+        #[arg(value_name = "NAME=N", required = true, value_parser = berth_shared::service::parse_scale)]
+        pairs: Vec<(String, u32)>,
+    },
+    /// Change a service's spec; its replicas are replaced by a rolling update
+    Update(Box<ServiceUpdateArgs>),
+    /// Go back to the spec before the last update
+    Rollback {
+        #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
+        name: String,
+    },
+    /// Remove services and every one of their containers
+    Rm {
+        #[arg(value_name = "NAME", required = true, value_parser = crate::commands::service::parse_service_name)]
+        names: Vec<String>,
+    },
+    /// Print the logs of every replica, each line prefixed with NAME.SLOT@NODE
+    Logs(ServiceLogsArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceMode {
+    Replicated,
+    Global,
+}
+
+/// `--update-*`: how a rolling update proceeds.
+#[derive(Debug, Args, Clone)]
+pub struct UpdateFlags {
+    /// Slots replaced at a time [default: 1]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub update_parallelism: Option<u32>,
+    /// Wait between batches (e.g. 10s) [default: 0s]
+    #[arg(long, value_name = "D", value_parser = parse_update_wait)]
+    pub update_delay: Option<std::time::Duration>,
+    /// How long a new replica must keep running before the next batch [default: 5s]
+    #[arg(long, value_name = "D", value_parser = parse_update_wait)]
+    pub update_monitor: Option<std::time::Duration>,
+    /// stop-first or start-first [default: stop-first]
+    #[arg(long, value_name = "ORDER", value_parser = berth_shared::service::UpdateOrder::parse)]
+    pub update_order: Option<berth_shared::service::UpdateOrder>,
+    /// pause or rollback, when a new replica fails [default: pause]
+    #[arg(long, value_name = "ACTION", value_parser = berth_shared::service::FailureAction::parse)]
+    pub update_failure_action: Option<berth_shared::service::FailureAction>,
+}
+
+fn parse_update_wait(s: &str) -> Result<std::time::Duration, ValidationError> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| ValidationError::new("update-delay", format!("{s:?}: {e}")))?;
+    if d > berth_shared::service::MAX_UPDATE_WAIT {
+        return Err(ValidationError::new("update-delay", "longer than an hour"));
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceCreateArgs {
+    /// The service's name (replicas are named NAME.SLOT.SUFFIX)
+    #[arg(long, value_name = "N", required = true, allow_hyphen_values = true,
+          value_parser = crate::commands::service::parse_service_name)]
+    pub name: String,
+    /// How many replicas [default: 1]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = berth_shared::service::parse_replicas)]
+    pub replicas: Option<u32>,
+    /// replicated (N replicas) or global (one on every node that meets the constraints)
+    #[arg(long, value_enum, default_value_t = ServiceMode::Replicated)]
+    pub mode: ServiceMode,
+    /// Return once the service is stored, without waiting for its replicas
+    #[arg(short, long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub update: UpdateFlags,
+    #[command(flatten)]
+    pub c: ContainerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceUpdateArgs {
+    /// A new image
+    #[arg(long, value_name = "IMAGE", value_parser = parse_image)]
+    pub image: Option<ImageRef>,
+    /// A new replica count
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = berth_shared::service::parse_replicas)]
+    pub replicas: Option<u32>,
+    /// Add or replace an environment variable
+    #[arg(short, long = "env", value_name = "K=V", value_parser = spec::parse_env)]
+    pub env: Vec<EnvArg>,
+    /// A new CPU limit
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = quantity::parse_cpus)]
+    pub cpus: Option<f64>,
+    /// A new memory limit
+    #[arg(short, long, value_name = "SIZE", allow_hyphen_values = true, value_parser = quantity::parse_memory)]
+    pub memory: Option<u64>,
+    /// A new restart policy
+    #[arg(long, value_name = "POLICY", value_parser = RestartPolicy::parse)]
+    pub restart: Option<RestartPolicy>,
+    #[command(flatten)]
+    pub update: UpdateFlags,
+    /// The service
+    #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
+    pub name: String,
+}
+
+impl ServiceUpdateArgs {
+    pub fn changes_anything(&self) -> bool {
+        let u = &self.update;
+        self.image.is_some()
+            || self.replicas.is_some()
+            || !self.env.is_empty()
+            || self.cpus.is_some()
+            || self.memory.is_some()
+            || self.restart.is_some()
+            || u.update_parallelism.is_some()
+            || u.update_delay.is_some()
+            || u.update_monitor.is_some()
+            || u.update_order.is_some()
+            || u.update_failure_action.is_some()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceLogsArgs {
+    /// Follow the output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines of each replica
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<u32>,
+    /// The service
+    #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

@@ -795,3 +795,162 @@ mod cluster {
         assert!(docker_ps.stdout.trim().is_empty(), "removed on B");
     }
 }
+
+mod services {
+    use super::*;
+
+    /// service create (waits for its replicas) → ls and ps, table and JSON → scale → rm.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn create_ls_ps_scale_rm() {
+        let s = setup(AgentOptions::default()).await;
+        let name = berth_testkit::unique("svc");
+        let create = s
+            .berth()
+            .args([
+                "service",
+                "create",
+                "--name",
+                &name,
+                "--replicas",
+                "2",
+                &s.image,
+            ])
+            .args(["--", "--interval-ms", "500", "--forever"])
+            .run()
+            .ok();
+        let id = create.stdout.trim().to_owned();
+        assert_eq!(id.len(), 24, "{}", create.report("create prints the id"));
+        assert_contains(&create, "stderr", &format!("{name}: 2/2 replicas running"));
+
+        let ls = s.berth().args(["-o", "json", "service", "ls"]).run().ok();
+        let all: serde_json::Value = serde_json::from_str(&ls.stdout).expect("json");
+        let mine = all
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == name.as_str()))
+            .unwrap_or_else(|| panic!("{}", ls.report("lists the service")))
+            .clone();
+        assert_eq!(
+            keys(&mine),
+            [
+                "created",
+                "id",
+                "image",
+                "mode",
+                "name",
+                "replicas_desired",
+                "replicas_running",
+                "state",
+                "updated",
+                "version"
+            ]
+        );
+        assert_eq!(mine["replicas_running"], 2);
+        assert_eq!(mine["state"], "converged");
+
+        let ps = s
+            .berth()
+            .args(["-o", "json", "service", "ps", &name])
+            .run()
+            .ok();
+        let rows: serde_json::Value = serde_json::from_str(&ps.stdout).expect("json");
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        assert_eq!(rows.len(), 2, "{}", ps.report("one row per slot"));
+        assert_eq!(
+            keys(&rows[0]),
+            [
+                "error", "id", "name", "node", "service", "slot", "state", "version"
+            ]
+        );
+        assert_eq!(rows[0]["slot"], "1");
+        assert!(
+            rows[0]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(&format!("{name}.1."))),
+            "NAME.SLOT.SUFFIX: {}",
+            rows[0]
+        );
+        let table = s.berth().args(["service", "ls"]).run().ok();
+        assert_contains(&table, "stdout", "REPLICAS");
+        assert_contains(&table, "stdout", "2/2");
+
+        s.berth()
+            .args(["service", "scale", &format!("{name}=3")])
+            .run()
+            .ok();
+        eventually("3 replicas after scale", || {
+            let ps = s.berth().args(["-o", "json", "service", "ps", &name]).run();
+            let v: serde_json::Value = serde_json::from_str(&ps.stdout).ok()?;
+            let rows = v.as_array()?.clone();
+            (rows.len() == 3 && rows.iter().all(|r| r["state"] == "running")).then_some(())
+        });
+        // Service replicas are ordinary containers: `ps` lists them.
+        eventually("ps to list the replicas", || {
+            let n = s
+                .ps_json()
+                .iter()
+                .filter(|c| {
+                    c["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(&format!("{name}.")))
+                })
+                .count();
+            (n == 3).then_some(())
+        });
+
+        s.berth().args(["service", "rm", &name]).run().ok();
+        eventually("every replica removed", || {
+            let n = s
+                .ps_json()
+                .iter()
+                .filter(|c| {
+                    c["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(&format!("{name}.")))
+                })
+                .count();
+            (n == 0).then_some(())
+        });
+        let gone = s.berth().args(["service", "ps", &name]).run().fail();
+        assert_contains(&gone, "stderr", "no service named");
+    }
+
+    /// Bad input is refused by the console, naming the field, before anything is sent.
+    #[test]
+    fn bad_input_is_refused_before_sending() {
+        // Nothing listens here: a refusal cannot come from an agent.
+        let berth = || Cmd::berth("http://127.0.0.1:9");
+        for (args, needle) in [
+            (vec!["--replicas", "-1"], "replicas"),
+            (vec!["--replicas", "abc"], "replicas"),
+            (vec!["--replicas", "100000"], "replicas"),
+            (vec!["--mode", "global", "--replicas", "2"], "replicas"),
+        ] {
+            let out = berth()
+                .args(["service", "create", "--name", "web"])
+                .args(&args)
+                .arg("handmade/app:1")
+                .run()
+                .fail();
+            assert_contains(&out, "stderr", needle);
+            assert!(
+                !out.stderr.contains("cannot reach"),
+                "{}",
+                out.report("refused before connecting")
+            );
+        }
+        let bad_name = berth()
+            .args(["service", "create", "--name", "web.1", "handmade/app:1"])
+            .run()
+            .fail();
+        assert_contains(&bad_name, "stderr", "name");
+        let no_change = berth().args(["service", "update", "web"]).run().fail();
+        assert_contains(&no_change, "stderr", "names no change");
+        let scale = berth().args(["service", "scale", "web"]).run().fail();
+        assert_contains(&scale, "stderr", "NAME=REPLICAS");
+        let health = berth()
+            .args(["service", "update", "--update-order", "sideways", "web"])
+            .run()
+            .fail();
+        assert_contains(&health, "stderr", "update-order");
+    }
+}

@@ -79,7 +79,7 @@ impl RestartPolicy {
         Ok(policy)
     }
 
-    fn to_proto(&self) -> pb::RestartPolicy {
+    pub fn to_proto(&self) -> pb::RestartPolicy {
         use pb::restart_policy::Kind;
         let (kind, max_retries) = match self {
             RestartPolicy::No => (Kind::No, 0),

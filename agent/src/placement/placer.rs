@@ -290,4 +290,31 @@ impl Placer {
             node.name
         )))
     }
+
+    /// Removes a container wherever it runs (killing it first): through this node's runtime,
+    /// or forwarded once to its owner. A container already gone is not an error.
+    pub async fn remove(&self, id: &str, node: &str) -> Result<(), Status> {
+        if node == self.me() {
+            self.runtime.remove(id, true).await?;
+            self.state.apply(Change::Removed(id.to_owned()));
+            return Ok(());
+        }
+        let peer = self
+            .state
+            .peer(node)
+            .ok_or_else(|| Status::unavailable(format!("node {node} left the view")))?;
+        let mut client = self.peers.client(&peer)?;
+        let req = pb::RemoveRequest {
+            container: id.to_owned(),
+            force: true,
+        };
+        match client
+            .remove(forwarded(req, &MetadataMap::new(), self.me()))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => Err(s),
+        }
+    }
 }

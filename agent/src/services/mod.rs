@@ -57,6 +57,9 @@ pub struct ServicesConfig {
     pub reschedule_after: Duration,
     pub workers: usize,
     pub tombstone_ttl: Duration,
+    /// Whether this agent has peers at all; a single node (the console's embedded agent) has
+    /// nobody to wait for after a restart.
+    pub gossip: bool,
 }
 
 impl Default for ServicesConfig {
@@ -65,12 +68,16 @@ impl Default for ServicesConfig {
             reschedule_after: DEFAULT_RESCHEDULE_AFTER,
             workers: DEFAULT_PLACEMENT_WORKERS,
             tombstone_ttl: store::DEFAULT_TOMBSTONE_TTL,
+            gossip: true,
         }
     }
 }
 
 struct InFlight {
     at: Instant,
+    /// The node the placement was planned for (its first choice), so that the next slots of
+    /// the same round, and of the next rounds until the view shows it, spread around it.
+    planned: Option<String>,
     /// The container, once started: the slot stays in flight until the view shows it.
     placed: Option<(String, String)>,
 }
@@ -80,6 +87,8 @@ struct SlotError {
     version: u64,
     until: Instant,
     backoff: Duration,
+    /// The placement itself failed (not a replica that ran and died).
+    placement: bool,
 }
 
 /// What the reconciler remembers between rounds (lost on restart; the view is the truth).
@@ -88,6 +97,8 @@ struct Memory {
     in_flight: HashMap<(String, String), InFlight>,
     errors: HashMap<(String, String), SlotError>,
     removing: BTreeSet<String>,
+    /// Services in a rolling update, and to which version.
+    rollouts: HashMap<String, u64>,
 }
 
 pub struct Services {
@@ -99,6 +110,7 @@ pub struct Services {
     cfg: ServicesConfig,
     memory: Mutex<Memory>,
     workers: Arc<Semaphore>,
+    started: Instant,
 }
 
 fn now_ms() -> i64 {
@@ -194,6 +206,7 @@ impl Services {
             workers: Arc::new(Semaphore::new(cfg.workers.max(1))),
             cfg,
             memory: Mutex::default(),
+            started: Instant::now(),
         }
     }
 
@@ -337,6 +350,13 @@ impl Services {
     }
 
     fn round(self: &Arc<Self>) {
+        // A node this agent has not heard from yet is as good as down for it. Until it has
+        // been up for `reschedule_after`, its peers (and their replicas) may simply not be in
+        // its view yet: after a restart of every agent, acting at once would replace replicas
+        // that are running fine on nodes it has not heard from.
+        if self.cfg.gossip && self.started.elapsed() < self.cfg.reschedule_after {
+            return;
+        }
         let snapshot = self.state.snapshot();
         let health = health(&snapshot.nodes, self.cfg.reschedule_after);
         let all = replicas(&snapshot.containers);
@@ -368,8 +388,16 @@ impl Services {
             };
             let replicas = all.get(&entry.id).cloned().unwrap_or_default();
             let desired = self.desired(&entry, spec.as_ref(), &snapshot.nodes, &health);
-            let actions = reconcile::reconcile(&desired, &replicas, &health, now_ms());
-            for action in actions {
+            let decision = reconcile::reconcile(&desired, &replicas, &health, now_ms());
+            {
+                let mut mem = self.memory();
+                if decision.outdated {
+                    mem.rollouts.insert(entry.id.clone(), entry.version);
+                } else if decision.settled {
+                    mem.rollouts.remove(&entry.id);
+                }
+            }
+            for action in decision.actions {
                 self.act(&entry, spec.as_ref(), &replicas, action);
             }
         }
@@ -405,7 +433,9 @@ impl Services {
             .filter(|(_, e)| e.until > Instant::now())
             .map(|(s, _)| (*s).clone())
             .collect();
-        let placement_failed = errors.iter().any(|(_, e)| e.version == entry.version);
+        let placement_failed = errors
+            .iter()
+            .any(|(_, e)| e.placement && e.version == entry.version);
         let update = spec.map(|s| s.update).unwrap_or_default();
         Desired {
             slots,
@@ -418,6 +448,7 @@ impl Services {
             in_flight,
             backing_off,
             placement_failed,
+            updating: mem.rollouts.get(&entry.id) == Some(&entry.version),
         }
     }
 
@@ -441,13 +472,35 @@ impl Services {
                         key.clone(),
                         InFlight {
                             at: Instant::now(),
+                            planned: None,
                             placed: None,
                         },
                     );
                 }
+                // Replicas already in the view, and placements under way, count as siblings:
+                // ranking here, one slot after the other, spreads the slots of one round.
                 let mut siblings: HashMap<String, u32> = HashMap::new();
                 for r in replicas {
                     *siblings.entry(r.node.clone()).or_default() += 1;
+                }
+                for ((id, _), f) in &self.memory().in_flight {
+                    if *id == entry.id
+                        && let Some(n) = f.placed.as_ref().map(|p| &p.0).or(f.planned.as_ref())
+                    {
+                        *siblings.entry(n.clone()).or_default() += 1;
+                    }
+                }
+                let (container, request) = self.replica(entry, &spec, &slot, siblings);
+                let ranked = match self.placer.rank(&request) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.memory().in_flight.remove(&key);
+                        self.slot_failed(entry, key, e.to_string(), true);
+                        return;
+                    }
+                };
+                if let Some(f) = self.memory().in_flight.get_mut(&key) {
+                    f.planned = ranked.first().cloned();
                 }
                 let this = self.clone();
                 let entry = entry.clone();
@@ -455,7 +508,7 @@ impl Services {
                     let Ok(_permit) = this.workers.clone().acquire_owned().await else {
                         return;
                     };
-                    this.place(&entry, spec, slot, siblings, key).await;
+                    this.place(&entry, container, request, ranked, key).await;
                 });
             }
             Action::Remove { id, node, why } => {
@@ -469,24 +522,27 @@ impl Services {
                         return;
                     };
                     tracing::info!(%service, container = %id, %node, reason = why, "removing a replica");
-                    if let Err(e) = this.remove(&id, &node).await {
+                    if let Err(e) = this.placer.remove(&id, &node).await {
                         tracing::info!(%service, container = %id, error = %e, "cannot remove a replica");
                         this.memory().removing.remove(&id);
                     }
                 });
             }
+            Action::Crashed { slot, why } => {
+                self.slot_failed(entry, (entry.id.clone(), slot), why, false);
+            }
             Action::UpdateFailed { why } => self.update_failed(entry, spec, why),
         }
     }
 
-    async fn place(
+    /// The container of one slot, and where it may go.
+    fn replica(
         &self,
         entry: &pb::ServiceEntry,
-        spec: ServiceSpec,
-        slot: String,
+        spec: &ServiceSpec,
+        slot: &str,
         siblings: HashMap<String, u32>,
-        key: (String, String),
-    ) {
+    ) -> (berth_shared::spec::ContainerSpec, scheduler::Request) {
         let suffix: String = {
             use sha2::Digest;
             let d = sha2::Sha256::digest(
@@ -499,13 +555,13 @@ impl Services {
         container.slot = Some(SlotRef {
             service_id: entry.id.clone(),
             service: spec.name.clone(),
-            slot: slot.clone(),
+            slot: slot.to_owned(),
             version: entry.version,
         });
         let request = scheduler::Request {
             cpus: container.cpus,
             memory: container.memory_bytes,
-            node: matches!(spec.mode, Mode::Global).then(|| slot.clone()),
+            node: matches!(spec.mode, Mode::Global).then(|| slot.to_owned()),
             constraints: spec.constraints.clone(),
             strategy: if spec.binpack {
                 Strategy::Binpack
@@ -514,12 +570,25 @@ impl Services {
             },
             siblings,
         };
+        (container, request)
+    }
+
+    async fn place(
+        &self,
+        entry: &pb::ServiceEntry,
+        container: berth_shared::spec::ContainerSpec,
+        request: scheduler::Request,
+        ranked: Vec<String>,
+        key: (String, String),
+    ) {
+        let slot = key.1.clone();
+        let service = entry.name.clone();
         let (progress, mut events) = tokio::sync::mpsc::channel(16);
         let drain = async move { while events.recv().await.is_some() {} };
         let place = async {
             let r = self
                 .placer
-                .place(&container, &request, &MetadataMap::new(), &progress)
+                .offer(&container, &request, ranked, &MetadataMap::new(), &progress)
                 .await;
             drop(progress);
             r
@@ -528,7 +597,7 @@ impl Services {
         let mut mem = self.memory();
         match result {
             Ok(c) => {
-                tracing::info!(service = %spec.name, %slot, container = %c.name, node = %c.node, "replica placed");
+                tracing::info!(%service, %slot, container = %c.name, node = %c.node, "replica placed");
                 mem.errors.remove(&key);
                 if let Some(f) = mem.in_flight.get_mut(&key) {
                     f.placed = Some((c.node.clone(), c.id.clone()));
@@ -536,49 +605,40 @@ impl Services {
                 }
             }
             Err(e) => {
-                tracing::info!(service = %spec.name, %slot, error = %e, "cannot place a replica");
+                tracing::info!(%service, %slot, error = %e, "cannot place a replica");
                 mem.in_flight.remove(&key);
-                let backoff = mem
-                    .errors
-                    .get(&key)
-                    .map(|e| (e.backoff * 2).min(MAX_BACKOFF))
-                    .unwrap_or(MIN_BACKOFF);
-                mem.errors.insert(
-                    key,
-                    SlotError {
-                        message: e.to_string(),
-                        version: entry.version,
-                        until: Instant::now() + backoff,
-                        backoff,
-                    },
-                );
+                drop(mem);
+                self.slot_failed(entry, key, e.to_string(), true);
             }
         }
     }
 
-    async fn remove(&self, id: &str, node: &str) -> Result<(), tonic::Status> {
-        if node == self.me() {
-            self.runtime.remove(id, true).await?;
-            self.state.apply(Change::Removed(id.to_owned()));
-            return Ok(());
-        }
-        let peer = self
-            .state
-            .peer(node)
-            .ok_or_else(|| tonic::Status::unavailable(format!("node {node} left the view")))?;
-        let mut client = self.peers.client(&peer)?;
-        let req = pb::RemoveRequest {
-            container: id.to_owned(),
-            force: true,
-        };
-        match client
-            .remove(forwarded(req, &MetadataMap::new(), self.me()))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
-            Err(s) => Err(s),
-        }
+    /// Records why a slot failed and backs it off (doubling up to [`MAX_BACKOFF`]).
+    fn slot_failed(
+        &self,
+        entry: &pb::ServiceEntry,
+        key: (String, String),
+        why: String,
+        placement: bool,
+    ) {
+        let mut mem = self.memory();
+        let backoff = mem
+            .errors
+            .get(&key)
+            .filter(|e| e.until.elapsed() < MAX_BACKOFF * 2)
+            .map(|e| (e.backoff * 2).min(MAX_BACKOFF))
+            .unwrap_or(MIN_BACKOFF);
+        tracing::info!(service = %entry.name, slot = %key.1, reason = %why, backoff_ms = backoff.as_millis() as u64, "replica failed; backing off");
+        mem.errors.insert(
+            key,
+            SlotError {
+                message: why,
+                version: entry.version,
+                until: Instant::now() + backoff,
+                backoff,
+                placement,
+            },
+        );
     }
 
     fn update_failed(

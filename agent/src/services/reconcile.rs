@@ -70,6 +70,19 @@ pub struct Desired {
     pub backing_off: BTreeSet<String>,
     /// A placement of this version failed (during an update: a failure).
     pub placement_failed: bool,
+    /// A rolling update to this version is under way (the driver remembers it from the round
+    /// that first saw an older replica until every slot settled).
+    pub updating: bool,
+}
+
+/// What one round decided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decision {
+    pub actions: Vec<Action>,
+    /// Some slot still runs an older version.
+    pub outdated: bool,
+    /// Every slot runs this version and has settled.
+    pub settled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +94,12 @@ pub enum Action {
         id: String,
         node: String,
         why: &'static str,
+    },
+    /// A replica of `slot` died: back off before the slot is filled again, so a container that
+    /// exits at once does not turn into a placement a second.
+    Crashed {
+        slot: String,
+        why: String,
     },
     /// The update failed: apply the service's failure action.
     UpdateFailed {
@@ -102,7 +121,7 @@ pub fn reconcile(
     replicas: &[Replica],
     health: &HashMap<String, NodeHealth>,
     now_ms: i64,
-) -> Vec<Action> {
+) -> Decision {
     let mut out = Vec::new();
     let health_of = |n: &str| health.get(n).copied().unwrap_or(NodeHealth::Lost);
     let Some(slots) = &desired.slots else {
@@ -115,11 +134,15 @@ pub fn reconcile(
                 });
             }
         }
-        return out;
+        return Decision {
+            actions: out,
+            ..Default::default()
+        };
     };
     let wanted: BTreeSet<&str> = slots.iter().map(String::as_str).collect();
     let mut by_slot: BTreeMap<&str, Vec<&Replica>> = BTreeMap::new();
     let mut failed_new = false;
+    let mut crashed: BTreeSet<&str> = BTreeSet::new();
     for r in replicas {
         let h = health_of(&r.node);
         if h == NodeHealth::Lost {
@@ -154,6 +177,12 @@ pub fn reconcile(
                     "it is not running"
                 },
             });
+            if !stuck && crashed.insert(r.slot.as_str()) {
+                out.push(Action::Crashed {
+                    slot: r.slot.clone(),
+                    why: format!("container {} {} on {}", short(&r.id), r.state, r.node),
+                });
+            }
             continue;
         }
         if h == NodeHealth::Ready
@@ -174,7 +203,10 @@ pub fn reconcile(
         let slot = slot.as_str();
         let mut copies = by_slot.remove(slot).unwrap_or_default();
         if copies.is_empty() {
-            if !desired.in_flight.contains(slot) && !desired.backing_off.contains(slot) {
+            if !desired.in_flight.contains(slot)
+                && !desired.backing_off.contains(slot)
+                && !crashed.contains(slot)
+            {
                 out.push(Action::Place {
                     slot: slot.to_owned(),
                 });
@@ -223,7 +255,17 @@ pub fn reconcile(
         }
     }
 
-    let updating = !outdated.is_empty() || in_progress > 0;
+    let any_outdated = !outdated.is_empty()
+        || replicas
+            .iter()
+            .any(|r| r.version < desired.version && health_of(&r.node) != NodeHealth::Lost);
+    let settled = !any_outdated && in_progress == 0 && crashed.is_empty();
+    let decision = |actions| Decision {
+        actions,
+        outdated: any_outdated,
+        settled,
+    };
+    let updating = desired.updating || any_outdated;
     if updating && (failed_new || desired.placement_failed) && !desired.paused {
         // No more replicas of the failing version: the failure action decides what next.
         out.retain(|a| !matches!(a, Action::Place { .. }));
@@ -234,10 +276,10 @@ pub fn reconcile(
                 "a new replica stopped running within its monitor period".into()
             },
         });
-        return out;
+        return decision(out);
     }
     if desired.paused {
-        return out;
+        return decision(out);
     }
     let budget = desired.parallelism.saturating_sub(in_progress) as usize;
     for (slot, old) in outdated.into_iter().take(budget) {
@@ -254,7 +296,11 @@ pub fn reconcile(
             });
         }
     }
-    out
+    decision(out)
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// The node responsible for a service: the one of `ready` nodes with the highest rendezvous
@@ -288,6 +334,7 @@ mod tests {
             in_flight: BTreeSet::new(),
             backing_off: BTreeSet::new(),
             placement_failed: false,
+            updating: false,
         }
     }
 
@@ -334,11 +381,14 @@ mod tests {
         let mut d = desired(3, 1);
         let reps = [rep("a", "n1", "1", 1, "running", 0)];
         assert_eq!(
-            places(&reconcile(&d, &reps, &ready(&["n1"]), NOW)),
+            places(&reconcile(&d, &reps, &ready(&["n1"]), NOW).actions),
             ["2", "3"]
         );
         d.in_flight.insert("2".into());
-        assert_eq!(places(&reconcile(&d, &reps, &ready(&["n1"]), NOW)), ["3"]);
+        assert_eq!(
+            places(&reconcile(&d, &reps, &ready(&["n1"]), NOW).actions),
+            ["3"]
+        );
     }
 
     #[test]
@@ -348,13 +398,13 @@ mod tests {
             rep("old", "n1", "1", 1, "running", 100),
             rep("new", "n2", "1", 1, "running", 200),
         ];
-        let a = reconcile(&d, &reps, &ready(&["n1", "n2"]), NOW);
+        let a = reconcile(&d, &reps, &ready(&["n1", "n2"]), NOW).actions;
         assert_eq!(removes(&a), ["old"]);
         assert!(places(&a).is_empty());
         // The same answer whatever order the view lists them in.
         let swapped = [reps[1].clone(), reps[0].clone()];
         assert_eq!(
-            removes(&reconcile(&d, &swapped, &ready(&["n1", "n2"]), NOW)),
+            removes(&reconcile(&d, &swapped, &ready(&["n1", "n2"]), NOW).actions),
             ["old"]
         );
     }
@@ -366,32 +416,44 @@ mod tests {
         let mut h = ready(&["n2"]);
         h.insert("n1".into(), NodeHealth::Unsure);
         assert!(
-            reconcile(&d, &reps, &h, NOW).is_empty(),
+            reconcile(&d, &reps, &h, NOW).actions.is_empty(),
             "no churn while unsure"
         );
         h.insert("n1".into(), NodeHealth::Lost);
-        assert_eq!(places(&reconcile(&d, &reps, &h, NOW)), ["1"]);
+        assert_eq!(places(&reconcile(&d, &reps, &h, NOW).actions), ["1"]);
         // Back with its stale copy while the replacement runs: the replacement survives.
         let back = [
             rep("a", "n1", "1", 1, "running", 0),
             rep("b", "n2", "1", 1, "running", 500),
         ];
         assert_eq!(
-            removes(&reconcile(&d, &back, &ready(&["n1", "n2"]), NOW)),
+            removes(&reconcile(&d, &back, &ready(&["n1", "n2"]), NOW).actions),
             ["a"]
         );
     }
 
     #[test]
     fn stopped_replicas_and_extra_slots_go() {
-        let d = desired(1, 1);
+        let mut d = desired(1, 1);
         let reps = [
             rep("a", "n1", "1", 1, "exited", 0),
             rep("b", "n1", "2", 1, "running", 0),
         ];
-        let a = reconcile(&d, &reps, &ready(&["n1"]), NOW);
+        let a = reconcile(&d, &reps, &ready(&["n1"]), NOW).actions;
         assert_eq!(removes(&a), ["a", "b"]);
-        assert_eq!(places(&a), ["1"]);
+        // The dead replica's slot backs off instead of being refilled at once.
+        assert!(places(&a).is_empty(), "{a:?}");
+        assert!(
+            a.iter()
+                .any(|a| matches!(a, Action::Crashed { slot, .. } if slot == "1"))
+        );
+        d.backing_off.insert("1".into());
+        assert!(places(&reconcile(&d, &[], &ready(&["n1"]), NOW).actions).is_empty());
+        d.backing_off.clear();
+        assert_eq!(
+            places(&reconcile(&d, &[], &ready(&["n1"]), NOW).actions),
+            ["1"]
+        );
     }
 
     #[test]
@@ -404,7 +466,7 @@ mod tests {
         ];
         let mut h = ready(&["n1"]);
         h.insert("n2".into(), NodeHealth::Unsure);
-        assert_eq!(removes(&reconcile(&d, &reps, &h, NOW)), ["a"]);
+        assert_eq!(removes(&reconcile(&d, &reps, &h, NOW).actions), ["a"]);
     }
 
     #[test]
@@ -413,16 +475,23 @@ mod tests {
         let mut reps: Vec<Replica> = (1..=3)
             .map(|i| rep(&format!("o{i}"), "n1", &i.to_string(), 1, "running", 0))
             .collect();
-        let a = reconcile(&d, &reps, &ready(&["n1"]), NOW);
+        let a = reconcile(&d, &reps, &ready(&["n1"]), NOW).actions;
         assert_eq!(removes(&a), ["o1"]);
         assert_eq!(places(&a), ["1"]);
         // Slot 1 is new but not settled yet: nothing more.
         reps[0] = rep("n1x", "n1", "1", 2, "running", NOW);
         reps[0].running_ms = 1_000;
-        assert!(reconcile(&d, &reps, &ready(&["n1"]), NOW).is_empty());
+        assert!(
+            reconcile(&d, &reps, &ready(&["n1"]), NOW)
+                .actions
+                .is_empty()
+        );
         // Settled: the next one.
         reps[0].running_ms = 10_000;
-        assert_eq!(places(&reconcile(&d, &reps, &ready(&["n1"]), NOW)), ["2"]);
+        assert_eq!(
+            places(&reconcile(&d, &reps, &ready(&["n1"]), NOW).actions),
+            ["2"]
+        );
     }
 
     #[test]
@@ -432,7 +501,7 @@ mod tests {
             rep("new", "n1", "1", 2, "exited", NOW - 1_000),
             rep("o2", "n1", "2", 1, "running", 0),
         ];
-        let a = reconcile(&d, &reps, &ready(&["n1"]), NOW);
+        let a = reconcile(&d, &reps, &ready(&["n1"]), NOW).actions;
         assert!(
             a.iter().any(|a| matches!(a, Action::UpdateFailed { .. })),
             "{a:?}"
@@ -445,17 +514,17 @@ mod tests {
         let mut d = desired(1, 2);
         d.start_first = true;
         let old = rep("old", "n1", "1", 1, "running", 0);
-        let a = reconcile(&d, std::slice::from_ref(&old), &ready(&["n1"]), NOW);
+        let a = reconcile(&d, std::slice::from_ref(&old), &ready(&["n1"]), NOW).actions;
         assert_eq!(places(&a), ["1"]);
         assert!(removes(&a).is_empty());
         let mut new = rep("new", "n2", "1", 2, "running", NOW);
         new.running_ms = 1_000;
         let both = [old.clone(), new.clone()];
-        assert!(removes(&reconcile(&d, &both, &ready(&["n1", "n2"]), NOW)).is_empty());
+        assert!(removes(&reconcile(&d, &both, &ready(&["n1", "n2"]), NOW).actions).is_empty());
         new.running_ms = 6_000;
         let both = [old, new];
         assert_eq!(
-            removes(&reconcile(&d, &both, &ready(&["n1", "n2"]), NOW)),
+            removes(&reconcile(&d, &both, &ready(&["n1", "n2"]), NOW).actions),
             ["old"]
         );
     }

@@ -359,3 +359,121 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, replicas: u32) -> pb::ServiceSpec {
+        pb::ServiceSpec {
+            name: name.into(),
+            mode: pb::ServiceMode::Replicated as i32,
+            replicas,
+            container: Some(pb::ContainerSpec {
+                image: "handmade/app:1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn entry(name: &str, replicas: u32, hlc: u64, node: &str) -> pb::ServiceEntry {
+        pb::ServiceEntry {
+            id: "0abc".into(),
+            name: name.into(),
+            spec: Some(spec(name, replicas)),
+            version: 1,
+            stamp: Some(pb::Stamp {
+                hlc,
+                node: node.into(),
+            }),
+            updated_unix_ms: now_ms() as i64,
+            ..Default::default()
+        }
+    }
+
+    fn replicas(s: &Store, name: &str) -> u32 {
+        s.get(name)
+            .and_then(|e| e.spec)
+            .map(|s| s.replicas)
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn the_newest_stamp_wins_in_any_order() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("a")).expect("dir");
+        std::fs::create_dir_all(dir.path().join("b")).expect("dir");
+        let (a, b) = (
+            Store::open(&dir.path().join("a"), "a", DEFAULT_TOMBSTONE_TTL),
+            Store::open(&dir.path().join("b"), "b", DEFAULT_TOMBSTONE_TTL),
+        );
+        let old = entry("web", 2, 10, "n1");
+        let new = entry("web", 5, 11, "n1");
+        // Same clock, greater node name: breaks the tie the same way everywhere.
+        let tie = entry("web", 7, 11, "n2");
+        a.merge(vec![old.clone(), new.clone(), tie.clone()])
+            .expect("merge");
+        b.merge(vec![tie, new, old]).expect("merge");
+        assert_eq!(replicas(&a, "web"), 7);
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.all(), b.all());
+    }
+
+    #[test]
+    fn a_tombstone_keeps_an_older_write_from_coming_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(dir.path(), "a", DEFAULT_TOMBSTONE_TTL);
+        s.merge(vec![entry("web", 2, 10, "n1")]).expect("merge");
+        let mut gone = entry("web", 0, 20, "n2");
+        gone.deleted = true;
+        gone.spec = None;
+        s.merge(vec![gone]).expect("merge");
+        // A node that was away sends its old copy.
+        assert!(
+            s.merge(vec![entry("web", 2, 10, "n1")])
+                .expect("merge")
+                .is_empty()
+        );
+        assert!(s.get("web").expect("tombstone").deleted);
+        // A tombstone older than its TTL is not taken back in.
+        std::fs::create_dir_all(dir.path().join("x")).expect("dir");
+        let short = Store::open(&dir.path().join("x"), "a", Duration::from_millis(1));
+        let mut old_gone = entry("db", 0, 5, "n2");
+        old_gone.deleted = true;
+        old_gone.spec = None;
+        old_gone.updated_unix_ms = 1;
+        assert!(short.merge(vec![old_gone]).expect("merge").is_empty());
+    }
+
+    #[test]
+    fn bad_entries_are_dropped_and_writes_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(dir.path(), "a", DEFAULT_TOMBSTONE_TTL);
+        let mut bad = entry("web", 2, 10, "n1");
+        bad.spec = Some(spec("other", 2));
+        let mut huge = entry("db", MAX_REPLICAS_PLUS, 10, "n1");
+        huge.name = "db".into();
+        let changed = s.merge(vec![bad, huge]).expect("merge");
+        assert!(changed.is_empty(), "{changed:?}");
+        let written = s
+            .write("api", |cur| {
+                assert!(cur.is_none());
+                Ok::<_, StoreError>(entry("api", 3, 0, "ignored"))
+            })
+            .expect("write");
+        let stamp = written.stamp.expect("stamped");
+        assert_eq!(stamp.node, "a");
+        let again = Store::open(dir.path(), "a", DEFAULT_TOMBSTONE_TTL);
+        assert_eq!(replicas(&again, "api"), 3);
+        // The clock moved past what the file holds: the next write orders after it.
+        let next = again
+            .write("api", |cur| {
+                Ok::<_, StoreError>(cur.cloned().expect("there"))
+            })
+            .expect("write");
+        assert!(next.stamp.expect("stamped").hlc > stamp.hlc);
+    }
+
+    const MAX_REPLICAS_PLUS: u32 = berth_shared::service::MAX_REPLICAS + 1;
+}

@@ -13,14 +13,14 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
-struct Cluster {
-    agents: Vec<AgentProcess>,
+pub(crate) struct Cluster {
+    pub(crate) agents: Vec<AgentProcess>,
     _guards: Vec<ContainerGuard>,
 }
 
 impl Cluster {
     /// `n` agents; the first starts the cluster, the others join it. `args(i)` adds flags.
-    async fn start(n: usize, args: impl Fn(usize) -> Vec<String>) -> Result<Self> {
+    pub(crate) async fn start(n: usize, args: impl Fn(usize) -> Vec<String>) -> Result<Self> {
         let mut agents: Vec<AgentProcess> = Vec::new();
         let mut guards = Vec::new();
         for i in 0..n {
@@ -49,7 +49,7 @@ impl Cluster {
     }
 
     /// Waits until every agent lists every node alive; returns how long it took.
-    async fn converge(&self) -> Result<Duration> {
+    pub(crate) async fn converge(&self) -> Result<Duration> {
         let t0 = Instant::now();
         for a in &self.agents {
             let client = a.client().await?;

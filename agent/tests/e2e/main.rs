@@ -3,4 +3,5 @@
 
 mod api;
 mod cluster;
+mod services;
 mod support;

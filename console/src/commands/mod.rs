@@ -7,6 +7,7 @@ pub mod logs;
 pub mod nodes;
 pub mod ps;
 pub mod run;
+pub mod service;
 
 use crate::cli::{Command, OutputFormat};
 use crate::session::Session;
@@ -23,6 +24,7 @@ pub enum Plan {
     Rm(crate::cli::RmArgs),
     Inspect(String),
     Logs(logs::LogsPlan),
+    Service(Box<service::ServicePlan>),
 }
 
 impl Plan {
@@ -36,6 +38,7 @@ impl Plan {
             Command::Rm(a) => Plan::Rm(a),
             Command::Inspect(a) => Plan::Inspect(a.container),
             Command::Logs(a) => Plan::Logs(logs::prepare(a, chrono::Utc::now())?),
+            Command::Service(c) => Plan::Service(Box::new(service::prepare(c)?)),
         })
     }
 
@@ -48,6 +51,7 @@ impl Plan {
             Plan::Rm(a) => containers::remove(session, output, a).await,
             Plan::Inspect(c) => inspect::execute(session, &c).await,
             Plan::Logs(p) => logs::execute(session, p).await,
+            Plan::Service(p) => service::execute(session, output, *p).await,
         }
     }
 }

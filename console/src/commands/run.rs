@@ -2,7 +2,7 @@
 //! the new container's id on stdout.
 
 use super::print;
-use crate::cli::{OutputFormat, RunArgs};
+use crate::cli::{ContainerArgs, OutputFormat, RunArgs};
 use crate::errors::status_report;
 use crate::output::{RunJson, short_id, to_json};
 use crate::session::Session;
@@ -33,8 +33,21 @@ pub fn command_words(words: &[String]) -> &[String] {
 
 /// Checks the whole spec as the agent will; `lookup` reads the console's environment for `-e KEY`.
 pub fn prepare(args: RunArgs, lookup: impl Fn(&str) -> Option<String>) -> Result<RunPlan> {
-    let (name, node) = (args.name, args.node);
-    let args = args.c;
+    let (spec, constraints, strategy) = container_spec(args.c, args.name, lookup)?;
+    Ok(RunPlan {
+        spec,
+        node: args.node.unwrap_or_default(),
+        constraints,
+        strategy,
+    })
+}
+
+/// The checked container spec of `args`, with its constraints and strategy for the wire.
+pub fn container_spec(
+    args: ContainerArgs,
+    name: Option<String>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(pb::ContainerSpec, Vec<String>, pb::Strategy)> {
     let mut env = Vec::with_capacity(args.env.len());
     for arg in args.env {
         match arg {
@@ -66,15 +79,15 @@ pub fn prepare(args: RunArgs, lookup: impl Fn(&str) -> Option<String>) -> Result
         slot: None,
     };
     spec.validate().map_err(refused)?;
-    Ok(RunPlan {
-        spec: spec.to_proto(),
-        node: node.unwrap_or_default(),
-        constraints: args.constraints.iter().map(ToString::to_string).collect(),
-        strategy: match args.strategy {
-            crate::cli::Strategy::Spread => pb::Strategy::Spread,
-            crate::cli::Strategy::Binpack => pb::Strategy::Binpack,
-        },
-    })
+    let strategy = match args.strategy {
+        crate::cli::Strategy::Spread => pb::Strategy::Spread,
+        crate::cli::Strategy::Binpack => pb::Strategy::Binpack,
+    };
+    Ok((
+        spec.to_proto(),
+        args.constraints.iter().map(ToString::to_string).collect(),
+        strategy,
+    ))
 }
 
 fn refused(e: ValidationError) -> color_eyre::eyre::Report {
