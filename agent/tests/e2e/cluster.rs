@@ -44,6 +44,22 @@ impl Cluster {
         })
     }
 
+    /// One more agent, joined through the first.
+    pub(crate) async fn add(&mut self, mut extra: Vec<String>) -> Result<()> {
+        let i = self.agents.len();
+        extra.extend(["--join".to_string(), self.agents[0].addr.to_string()]);
+        let agent = AgentProcess::spawn(AgentOptions {
+            name: Some(unique(&format!("n{i}"))),
+            ip: Some(Ipv4Addr::new(127, 0, 0, 2 + i as u8)),
+            extra_args: extra,
+            ..Default::default()
+        })
+        .await?;
+        self._guards.push(ContainerGuard::node(&agent.name));
+        self.agents.push(agent);
+        Ok(())
+    }
+
     fn names(&self) -> Vec<String> {
         self.agents.iter().map(|a| a.name.clone()).collect()
     }
