@@ -98,7 +98,7 @@ struct Args {
 
     /// How long a node must be down before its service replicas are placed elsewhere (0s: at
     /// once). A node that left gracefully is rescheduled at once whatever this says.
-    #[arg(long, env = "BERTH_RESCHEDULE_AFTER", value_parser = humantime_duration,
+    #[arg(long, env = "BERTH_RESCHEDULE_AFTER", value_parser = wait_duration,
           default_value = "10s")]
     reschedule_after: Duration,
 
@@ -149,6 +149,15 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
     if d < Duration::from_millis(100) {
         return Err("must be at least 100ms".into());
+    }
+    Ok(d)
+}
+
+/// A wait that may be zero (`--reschedule-after 0s`), at most a day.
+fn wait_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > Duration::from_secs(24 * 3600) {
+        return Err("must be at most 24h".into());
     }
     Ok(d)
 }

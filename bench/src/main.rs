@@ -70,10 +70,13 @@ enum Bench {
     Scale,
     /// The console: TUI frame time (criterion), start-to-first-output and memory of `berth`
     Console,
+    /// Services: create 30 replicas vs a swarm service; kill -9 of a node until its replica
+    /// runs elsewhere
+    Services,
 }
 
 impl Bench {
-    const EACH: [Bench; 7] = [
+    const EACH: [Bench; 8] = [
         Bench::RunLatency,
         Bench::Ps,
         Bench::Logs,
@@ -81,6 +84,7 @@ impl Bench {
         Bench::Footprint,
         Bench::Scale,
         Bench::Console,
+        Bench::Services,
     ];
 
     fn name(self) -> &'static str {
@@ -93,6 +97,7 @@ impl Bench {
             Bench::Footprint => "footprint",
             Bench::Scale => "scale",
             Bench::Console => "console",
+            Bench::Services => "services",
         }
     }
 }
@@ -275,6 +280,7 @@ async fn run_one(ctx: &Ctx, bench: Bench) -> Result<Vec<Row>> {
         Bench::Footprint => benches::footprint::run(ctx).await,
         Bench::Scale => benches::scale::run(ctx).await,
         Bench::Console => benches::console::run(ctx).await,
+        Bench::Services => benches::services::run(ctx).await,
     };
     eprintln!(
         "== {} done in {:.0} s ==",

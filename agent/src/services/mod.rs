@@ -27,11 +27,12 @@ use store::Store;
 use tokio::sync::{Semaphore, watch};
 use tonic::metadata::MetadataMap;
 
-/// `--reschedule-after`: how long a node must be down before its replicas are placed elsewhere.
-/// The failure detector already takes about 3 s to call a node down; 10 s more rides out an
-/// agent restart or a short network blip without moving replicas (churn), and still restores
-/// the count far sooner than Swarm (a 5 s heartbeat, then a node is down after ~15 s and its
-/// tasks are rescheduled) or Nomad (a 50 s heartbeat TTL by default, then `reschedule` delays).
+/// `--reschedule-after`: how long a down node must have been silent before its replicas are
+/// placed elsewhere. The failure detector calls a node down after about 3 s of silence; 10 s
+/// rides out an agent restart or a short network blip without moving replicas (churn), and
+/// still restores the count sooner than Swarm (a node is down after three missed 5 s
+/// heartbeats, 15 s, before its tasks are replaced) or Nomad (a heartbeat TTL of at least 10 s
+/// plus a 10 s grace, then the reschedule delay).
 pub const DEFAULT_RESCHEDULE_AFTER: Duration = Duration::from_secs(10);
 /// `--placement-workers`: placements and removals carried out at once by one reconciler; 500
 /// missing replicas queue behind these instead of starting 500 pulls at once.

@@ -8,6 +8,7 @@ pub mod logs;
 pub mod ps;
 pub mod run_latency;
 pub mod scale;
+pub mod services;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};

@@ -174,13 +174,13 @@ async fn wait_peer_alive(a: &Local, peer: &str) -> Result<()> {
 
 /// A single-node swarm on loopback that we created, left on `leave` (and by the cleanup
 /// registry when interrupted).
-struct Swarm {
+pub(super) struct Swarm {
     services: std::sync::Mutex<Vec<String>>,
     made: cleanup::SwarmMade,
 }
 
 impl Swarm {
-    async fn init() -> std::result::Result<Self, String> {
+    pub(super) async fn init() -> std::result::Result<Self, String> {
         let state =
             procs::output(&docker().args(["info", "--format", "{{.Swarm.LocalNodeState}}"]))
                 .await
@@ -229,6 +229,20 @@ impl Swarm {
         name: &str,
         image: &str,
     ) -> Result<Duration> {
+        self.run_replicas(ctx, api, name, image, 1, &[]).await
+    }
+
+    /// Creates a service of `replicas` tasks running `command` and waits until all of them run;
+    /// returns the time taken.
+    pub(super) async fn run_replicas(
+        &self,
+        ctx: &Ctx,
+        api: &bollard::Docker,
+        name: &str,
+        image: &str,
+        replicas: usize,
+        command: &[&str],
+    ) -> Result<Duration> {
         cleanup::track_service(name);
         self.services
             .lock()
@@ -248,8 +262,11 @@ impl Swarm {
                 &label,
                 "--container-label",
                 &label,
+                "--replicas",
+                &replicas.to_string(),
             ])
-            .arg(image);
+            .arg(image)
+            .args(command.iter().copied());
         let t0 = Instant::now();
         procs::time(&cmd).await?;
         let options = ListTasksOptions {
@@ -263,18 +280,21 @@ impl Swarm {
                 .list_tasks(Some(options.clone()))
                 .await
                 .map_err(|e| err(format!("cannot list the tasks of {name}: {e}")))?;
-            let running = tasks.iter().any(|t| {
-                t.status
-                    .as_ref()
-                    .and_then(|s| s.state)
-                    .is_some_and(|s| s == bollard::models::TaskState::RUNNING)
-            });
-            if running {
+            let running = tasks
+                .iter()
+                .filter(|t| {
+                    t.status
+                        .as_ref()
+                        .and_then(|s| s.state)
+                        .is_some_and(|s| s == bollard::models::TaskState::RUNNING)
+                })
+                .count();
+            if running >= replicas {
                 return Ok(t0.elapsed());
             }
             if t0.elapsed() > SWARM_TASK_TIMEOUT {
                 return Err(err(format!(
-                    "swarm service {name}: no running task after {} s",
+                    "swarm service {name}: {running} of {replicas} tasks running after {} s",
                     SWARM_TASK_TIMEOUT.as_secs()
                 )));
             }
@@ -282,7 +302,7 @@ impl Swarm {
         }
     }
 
-    async fn remove_services(&self) {
+    pub(super) async fn remove_services(&self) {
         let names: Vec<String> =
             std::mem::take(&mut *self.services.lock().unwrap_or_else(|p| p.into_inner()));
         if names.is_empty() {
@@ -294,7 +314,7 @@ impl Swarm {
         }
     }
 
-    async fn leave(self) {
+    pub(super) async fn leave(self) {
         self.remove_services().await;
         cleanup::set_swarm(None);
         cleanup::leave_swarm(self.made).await;
