@@ -712,17 +712,7 @@ impl Services {
                             && health.get(&r.node).is_some_and(|h| *h != NodeHealth::Lost)
                     })
                     .collect();
-                copies.sort_by(|a, b| {
-                    let key = |r: &Replica| {
-                        (
-                            r.version == entry.version,
-                            r.state == "running",
-                            r.created_ms,
-                            r.id.clone(),
-                        )
-                    };
-                    key(b).cmp(&key(a))
-                });
+                reconcile::best_first(&mut copies, entry.version);
                 let error = mem
                     .errors
                     .get(&(entry.id.clone(), slot.clone()))

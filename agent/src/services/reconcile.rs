@@ -216,18 +216,7 @@ pub fn reconcile(
             }
             continue;
         }
-        // Best first.
-        copies.sort_by(|a, b| {
-            let key = |r: &Replica| {
-                (
-                    r.version == desired.version,
-                    r.state == "running",
-                    r.created_ms,
-                    r.id.clone(),
-                )
-            };
-            key(b).cmp(&key(a))
-        });
+        best_first(&mut copies, desired.version);
         let best = copies[0];
         // An update with start-first keeps the old copy until the new one has proven itself.
         let keep_old = best.version == desired.version && !proven(best);
@@ -297,6 +286,15 @@ pub fn reconcile(
         }
     }
     decision(out)
+}
+
+/// Orders the copies of one slot best first: the one that survives a duplicate is the one
+/// that runs `version`, then a running one, then the one created last, then the greater id.
+pub fn best_first(copies: &mut [&Replica], version: u64) {
+    copies.sort_by(|a, b| {
+        let key = |r: &Replica| (r.version == version, r.state == "running", r.created_ms);
+        key(b).cmp(&key(a)).then_with(|| b.id.cmp(&a.id))
+    });
 }
 
 fn short(id: &str) -> &str {

@@ -21,33 +21,22 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// `n` agents; the first starts the cluster, the others join it. `args(i)` adds flags.
     pub(crate) async fn start(n: usize, args: impl Fn(usize) -> Vec<String>) -> Result<Self> {
-        let mut agents: Vec<AgentProcess> = Vec::new();
-        let mut guards = Vec::new();
+        let mut cluster = Self {
+            agents: Vec::new(),
+            _guards: Vec::new(),
+        };
         for i in 0..n {
-            let mut extra = args(i);
-            if let Some(first) = agents.first() {
-                extra.extend(["--join".to_string(), first.addr.to_string()]);
-            }
-            let agent = AgentProcess::spawn(AgentOptions {
-                name: Some(unique(&format!("n{i}"))),
-                ip: Some(Ipv4Addr::new(127, 0, 0, 2 + i as u8)),
-                extra_args: extra,
-                ..Default::default()
-            })
-            .await?;
-            guards.push(ContainerGuard::node(&agent.name));
-            agents.push(agent);
+            cluster.add(args(i)).await?;
         }
-        Ok(Self {
-            agents,
-            _guards: guards,
-        })
+        Ok(cluster)
     }
 
-    /// One more agent, joined through the first.
+    /// One more agent: the first starts the cluster, the others join it through the first.
     pub(crate) async fn add(&mut self, mut extra: Vec<String>) -> Result<()> {
         let i = self.agents.len();
-        extra.extend(["--join".to_string(), self.agents[0].addr.to_string()]);
+        if let Some(first) = self.agents.first() {
+            extra.extend(["--join".to_string(), first.addr.to_string()]);
+        }
         let agent = AgentProcess::spawn(AgentOptions {
             name: Some(unique(&format!("n{i}"))),
             ip: Some(Ipv4Addr::new(127, 0, 0, 2 + i as u8)),
