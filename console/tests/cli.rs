@@ -897,6 +897,17 @@ mod services {
             (n == 3).then_some(())
         });
 
+        // A stop of a replica says it will be undone, and is.
+        let first = rows[0]["name"].as_str().unwrap_or_default().to_owned();
+        let stop = s.berth().args(["stop", "-t", "1", &first]).run().ok();
+        assert_contains(&stop, "stderr", &format!("is replica 1 of service {name}"));
+        eventually("slot 1 filled again by another container", || {
+            let ps = s.berth().args(["-o", "json", "service", "ps", &name]).run();
+            let v: serde_json::Value = serde_json::from_str(&ps.stdout).ok()?;
+            let slot1 = v.as_array()?.iter().find(|r| r["slot"] == "1")?.clone();
+            (slot1["state"] == "running" && slot1["name"] != first.as_str()).then_some(())
+        });
+
         s.berth().args(["service", "rm", &name]).run().ok();
         eventually("every replica removed", || {
             let n = s

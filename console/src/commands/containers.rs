@@ -21,6 +21,7 @@ pub async fn stop(session: &mut Session, output: OutputFormat, args: StopArgs) -
             Ok(r) => {
                 let r = r.into_inner();
                 let c = r.container.unwrap_or_default();
+                replica_note(&c, "stopped");
                 done.push(StopJson {
                     id: c.id,
                     name: c.name,
@@ -101,6 +102,24 @@ impl std::fmt::Display for Failed {
 }
 
 impl std::error::Error for Failed {}
+
+/// A service replica that is stopped or removed by hand comes back: the cluster keeps the
+/// service's count, as Swarm does. Says so on stderr.
+fn replica_note(c: &pb::ContainerSummary, what: &str) {
+    if let Some(slot) = &c.slot {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {} is replica {} of service {}; the cluster replaces what is {what} \
+             (use `berth service scale {}=N` or `berth service rm {}`)",
+            c.name,
+            slot.slot,
+            slot.service,
+            slot.service,
+            slot.service
+        );
+    }
+}
 
 #[cfg(test)]
 mod tests {
