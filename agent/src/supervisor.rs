@@ -150,8 +150,8 @@ async fn follow(
             continue;
         };
         let action = msg.action.unwrap_or_default();
-        // exec_* and health events change nothing we show.
-        if action.starts_with("exec_") || action.starts_with("health_status") {
+        // exec_* events change nothing we show (health_status does: it is inspected).
+        if action.starts_with("exec_") {
             continue;
         }
         if action == "destroy" {

@@ -175,6 +175,31 @@ pub struct UpdateFlags {
     pub update_failure_action: Option<berth_shared::service::FailureAction>,
 }
 
+fn parse_health_wait(s: &str) -> Result<std::time::Duration, ValidationError> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| ValidationError::new("health", format!("{s:?} is not a duration: {e}")))?;
+    if d.as_millis() > u128::from(spec::MAX_HEALTH_WAIT_MS) {
+        return Err(ValidationError::new(
+            "health",
+            format!("{s:?} is longer than 24h"),
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_health_retries(s: &str) -> Result<u32, ValidationError> {
+    match s.parse::<u32>() {
+        Ok(n) if n <= spec::MAX_HEALTH_RETRIES => Ok(n),
+        _ => Err(ValidationError::new(
+            "health-retries",
+            format!(
+                "{s:?} is not a number from 0 to {}",
+                spec::MAX_HEALTH_RETRIES
+            ),
+        )),
+    }
+}
+
 fn parse_update_wait(s: &str) -> Result<std::time::Duration, ValidationError> {
     let d = humantime::parse_duration(s)
         .map_err(|e| ValidationError::new("update-delay", format!("{s:?}: {e}")))?;
@@ -336,6 +361,25 @@ pub struct ContainerArgs {
     /// spread: the least reserved node first; binpack: the fullest node that still fits
     #[arg(long, value_enum, default_value_t = Strategy::Spread)]
     pub strategy: Strategy,
+
+    /// Health check command, run with the container's shell (Docker's CMD-SHELL)
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s) [default: Docker's, 30s]
+    #[arg(long, value_name = "D", value_parser = parse_health_wait)]
+    pub health_interval: Option<std::time::Duration>,
+    /// Longest a health check may run [default: Docker's, 30s]
+    #[arg(long, value_name = "D", value_parser = parse_health_wait)]
+    pub health_timeout: Option<std::time::Duration>,
+    /// Failures in a row before the container is unhealthy [default: Docker's, 3]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_health_retries)]
+    pub health_retries: Option<u32>,
+    /// Grace after start before failures count [default: 0s]
+    #[arg(long, value_name = "D", value_parser = parse_health_wait)]
+    pub health_start_period: Option<std::time::Duration>,
+    /// Turn off the image's own health check
+    #[arg(long, conflicts_with = "health_cmd")]
+    pub no_healthcheck: bool,
 
     /// The image to run
     #[arg(value_name = "IMAGE", value_parser = parse_image)]

@@ -70,6 +70,8 @@ pub struct ContainerJson {
     pub cpu_percent: f64,
     pub memory_bytes: u64,
     pub ports: Vec<PortJson>,
+    /// `starting`, `healthy` or `unhealthy`; null when the container has no health check.
+    pub health: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -201,6 +203,7 @@ pub fn container_json(c: &pb::ContainerSummary, now: DateTime<Utc>) -> Container
         cpu_percent: c.cpu_percent,
         memory_bytes: c.memory_bytes,
         ports: c.ports.iter().map(port_json).collect(),
+        health: (!c.health.is_empty()).then(|| c.health.clone()),
     }
 }
 
@@ -564,6 +567,7 @@ mod tests {
             memory_limit_bytes: 0,
             labels: Default::default(),
             slot: None,
+            health: String::new(),
         }
     }
 
@@ -723,6 +727,7 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
                 "cpu_percent": 1.5,
                 "memory_bytes": 536_870_912_u64,
                 "ports": [{"host_ip": "", "host_port": 8080, "container_port": 80, "protocol": "tcp"}],
+                "health": null,
             })
         );
     }

@@ -495,6 +495,7 @@ mod json {
             [
                 "cpu_percent",
                 "created",
+                "health",
                 "id",
                 "image",
                 "memory_bytes",
@@ -963,5 +964,48 @@ mod services {
             .run()
             .fail();
         assert_contains(&health, "stderr", "update-order");
+    }
+}
+
+mod health {
+    use super::*;
+
+    /// A health check reaches Docker and its verdict comes back in `ps`. The workload image is
+    /// `FROM scratch`, so a `CMD-SHELL` check (Docker runs it with /bin/sh) always fails: the
+    /// container turns unhealthy, which is what this test waits for.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_check_shows_unhealthy_in_ps() {
+        let s = setup(AgentOptions::default()).await;
+        let name = berth_testkit::unique("health");
+        s.berth()
+            .args(["run", "--name", &name, "--health-cmd", "true"])
+            .args([
+                "--health-interval",
+                "300ms",
+                "--health-retries",
+                "1",
+                &s.image,
+            ])
+            .args(["--forever", "--interval-ms", "1000"])
+            .run()
+            .ok();
+        let c = eventually("ps to show it unhealthy", || {
+            s.ps_find(&name).filter(|c| c["health"] == "unhealthy")
+        });
+        assert!(
+            c["status"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("(unhealthy)")),
+            "{c}"
+        );
+        let table = s.berth().args(["ps"]).run().ok();
+        assert_contains(&table, "stdout", "(unhealthy)");
+        // A check's timing without a check is refused before anything is sent.
+        let out = s
+            .berth()
+            .args(["run", "--health-interval", "1s", &s.image])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "health-cmd");
     }
 }

@@ -151,6 +151,91 @@ pub struct ContainerSpec {
     /// The service slot this container fills; set only by the service reconciler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<SlotRef>,
+    /// Docker's HEALTHCHECK; `None`: the image's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
+}
+
+/// The longest health check interval, timeout or start period accepted.
+pub const MAX_HEALTH_WAIT_MS: u64 = 24 * 3600 * 1000;
+/// The most health check retries accepted.
+pub const MAX_HEALTH_RETRIES: u32 = 100;
+
+/// Docker's HEALTHCHECK, as `--health-*` and `--no-healthcheck` give it. Zero times and retries
+/// mean Docker's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct HealthCheck {
+    pub disabled: bool,
+    /// Run with the container's shell (Docker's `CMD-SHELL`).
+    pub cmd: String,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub start_period_ms: u64,
+}
+
+impl HealthCheck {
+    /// Field names: `health-cmd`, `health-interval`, … as the flags.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.disabled {
+            if !self.cmd.is_empty() {
+                return Err(ValidationError::new(
+                    "health-cmd",
+                    "cannot be given with --no-healthcheck",
+                ));
+            }
+            return Ok(());
+        }
+        if self.cmd.trim().is_empty() {
+            return Err(ValidationError::new("health-cmd", "is empty"));
+        }
+        if self.cmd.len() > 4096 || self.cmd.contains('\0') {
+            return Err(ValidationError::new(
+                "health-cmd",
+                "is longer than 4096 bytes or holds a NUL",
+            ));
+        }
+        for (field, ms) in [
+            ("health-interval", self.interval_ms),
+            ("health-timeout", self.timeout_ms),
+            ("health-start-period", self.start_period_ms),
+        ] {
+            if ms > MAX_HEALTH_WAIT_MS {
+                return Err(ValidationError::new(field, "is longer than 24h"));
+            }
+        }
+        if self.retries > MAX_HEALTH_RETRIES {
+            return Err(ValidationError::new(
+                "health-retries",
+                format!("{} is more than {MAX_HEALTH_RETRIES}", self.retries),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn from_proto(p: &pb::HealthCheck) -> Result<Self, ValidationError> {
+        let h = Self {
+            disabled: p.disabled,
+            cmd: p.cmd.clone(),
+            interval_ms: p.interval_ms,
+            timeout_ms: p.timeout_ms,
+            retries: p.retries,
+            start_period_ms: p.start_period_ms,
+        };
+        h.validate()?;
+        Ok(h)
+    }
+
+    pub fn to_proto(&self) -> pb::HealthCheck {
+        pb::HealthCheck {
+            disabled: self.disabled,
+            cmd: self.cmd.clone(),
+            interval_ms: self.interval_ms,
+            timeout_ms: self.timeout_ms,
+            retries: self.retries,
+            start_period_ms: self.start_period_ms,
+        }
+    }
 }
 
 /// Which service slot a container fills (see `berth_proto::v1::ServiceSlot`).
@@ -306,6 +391,9 @@ impl ContainerSpec {
                 ),
             ));
         }
+        if let Some(h) = &self.health {
+            h.validate()?;
+        }
         self.validate_labels()
     }
 
@@ -422,6 +510,7 @@ impl ContainerSpec {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             slot: p.slot.as_ref().map(SlotRef::from_proto).transpose()?,
+            health: p.health.as_ref().map(HealthCheck::from_proto).transpose()?,
         };
         spec.validate()?;
         Ok(spec)
@@ -451,6 +540,7 @@ impl ContainerSpec {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             slot: self.slot.as_ref().map(SlotRef::to_proto),
+            health: self.health.as_ref().map(HealthCheck::to_proto),
         }
     }
 
@@ -478,6 +568,7 @@ mod tests {
             restart: RestartPolicy::No,
             labels: BTreeMap::new(),
             slot: None,
+            health: None,
         }
     }
 
@@ -497,6 +588,7 @@ mod tests {
             restart: RestartPolicy::OnFailure { max_retries: 3 },
             labels: BTreeMap::from([("team".into(), "web".into()), ("x".into(), String::new())]),
             slot: None,
+            health: None,
         }
     }
 

@@ -109,9 +109,15 @@ pub fn status_text(c: &berth_proto::v1::ContainerSummary, now: DateTime<Utc>) ->
         Some(d) => format!("{word} ({}) {d} ago", c.exit_code),
         None => format!("{word} ({})", c.exit_code),
     };
+    let health = match c.health.as_str() {
+        "starting" => " (health: starting)",
+        "healthy" => " (healthy)",
+        "unhealthy" => " (unhealthy)",
+        _ => "",
+    };
     match c.state.as_str() {
         "created" => "Created".into(),
-        "running" => up(),
+        "running" => format!("{}{health}", up()),
         "paused" => format!("{} (Paused)", up()),
         "restarting" => ago("Restarting"),
         "exited" => ago("Exited"),

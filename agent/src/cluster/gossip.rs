@@ -179,6 +179,9 @@ struct ContainerInfo {
     p: Vec<String>,
     #[serde(default)]
     l: BTreeMap<String, String>,
+    /// Docker's health status, when the container has a check.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    h: String,
     /// The service slot: `[service id, service name, slot, version]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sv: Option<(String, String, String, u64)>,
@@ -247,6 +250,7 @@ fn container_info(c: &pb::ContainerSummary) -> ContainerInfo {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        h: c.health.clone(),
         sv: c.slot.as_ref().map(|s| {
             (
                 s.service_id.clone(),
@@ -288,6 +292,7 @@ fn summary_from_info(node: &str, id: &str, c: ContainerInfo) -> pb::ContainerSum
         cpus: c.lc,
         memory_limit_bytes: c.lm,
         labels: c.l.into_iter().collect(),
+        health: c.h,
         slot: c
             .sv
             .map(|(service_id, service, slot, version)| pb::ServiceSlot {
@@ -759,6 +764,7 @@ mod tests {
             cpus: 0.5,
             memory_limit_bytes: 64 * MIB,
             labels: [("team".to_string(), "infra".to_string())].into(),
+            health: "healthy".into(),
             slot: Some(pb::ServiceSlot {
                 service_id: "0a1b".into(),
                 service: "web".into(),

@@ -601,8 +601,30 @@ pub fn create_body(node: &str, spec: &ContainerSpec) -> Result<ContainerCreateBo
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             ..Default::default()
         }),
+        healthcheck: spec.health.as_ref().map(health_config),
         ..Default::default()
     })
+}
+
+/// Docker's `HealthConfig` for a validated check: `CMD-SHELL` as `docker run --health-cmd`,
+/// `NONE` for `--no-healthcheck`, zero for Docker's defaults.
+fn health_config(h: &berth_shared::spec::HealthCheck) -> bollard::models::HealthConfig {
+    let ns =
+        |ms: u64| (ms > 0).then(|| i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX));
+    if h.disabled {
+        return bollard::models::HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        };
+    }
+    bollard::models::HealthConfig {
+        test: Some(vec!["CMD-SHELL".into(), h.cmd.clone()]),
+        interval: ns(h.interval_ms),
+        timeout: ns(h.timeout_ms),
+        retries: (h.retries > 0).then_some(i64::from(h.retries)),
+        start_period: ns(h.start_period_ms),
+        ..Default::default()
+    }
 }
 
 fn proto_name(p: berth_shared::port::Protocol) -> &'static str {
@@ -706,6 +728,13 @@ pub fn summary_from_inspect(node: &str, c: &ContainerInspectResponse) -> pb::Con
             .as_ref()
             .and_then(|s| s.slot.as_ref())
             .map(|s| s.to_proto()),
+        health: state
+            .health
+            .as_ref()
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .filter(|s| matches!(s.as_str(), "starting" | "healthy" | "unhealthy"))
+            .unwrap_or_default(),
     }
 }
 

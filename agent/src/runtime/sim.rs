@@ -222,6 +222,7 @@ mod tests {
             restart: berth_shared::spec::RestartPolicy::No,
             labels: Default::default(),
             slot: None,
+            health: None,
         }
     }
 

@@ -161,6 +161,7 @@ pub fn replicas(containers: &[pb::ContainerSummary]) -> HashMap<String, Vec<Repl
                     0
                 },
                 restart_count: c.restart_count,
+                health: c.health.clone(),
             });
     }
     out

@@ -50,6 +50,8 @@ pub struct Replica {
     /// How long it has been running (0 when not running).
     pub running_ms: u64,
     pub restart_count: u32,
+    /// Docker's health status (`starting`, `healthy`, `unhealthy`), empty without a check.
+    pub health: String,
 }
 
 /// One service to reconcile.
@@ -160,7 +162,8 @@ pub fn reconcile(
         }
         let stuck =
             r.state == "created" && now_ms.saturating_sub(r.created_ms) > STUCK_CREATED_MS as i64;
-        if h == NodeHealth::Ready && (!live_state(r) || stuck) {
+        let unhealthy = r.health == "unhealthy";
+        if h == NodeHealth::Ready && (!live_state(r) || stuck || unhealthy) {
             // A replica of the current version that died soon after it was made: during an
             // update, the update's failure.
             let young = now_ms.saturating_sub(r.created_ms)
@@ -173,6 +176,8 @@ pub fn reconcile(
                 node: r.node.clone(),
                 why: if stuck {
                     "it was never started"
+                } else if unhealthy {
+                    "it is unhealthy"
                 } else {
                     "it is not running"
                 },
@@ -180,7 +185,16 @@ pub fn reconcile(
             if !stuck && crashed.insert(r.slot.as_str()) {
                 out.push(Action::Crashed {
                     slot: r.slot.clone(),
-                    why: format!("container {} {} on {}", short(&r.id), r.state, r.node),
+                    why: format!(
+                        "container {} {} on {}",
+                        short(&r.id),
+                        if unhealthy {
+                            "unhealthy"
+                        } else {
+                            r.state.as_str()
+                        },
+                        r.node
+                    ),
                 });
             }
             continue;
@@ -195,8 +209,12 @@ pub fn reconcile(
         by_slot.entry(r.slot.as_str()).or_default().push(r);
     }
 
-    let settled = |r: &Replica| r.state == "running" && r.running_ms >= desired.settle_ms;
-    let proven = |r: &Replica| r.state == "running" && r.running_ms >= desired.monitor_ms;
+    // With a health check, a replica proves itself by being healthy, not only by running.
+    let healthy = |r: &Replica| r.health.is_empty() || r.health == "healthy";
+    let settled =
+        |r: &Replica| r.state == "running" && healthy(r) && r.running_ms >= desired.settle_ms;
+    let proven =
+        |r: &Replica| r.state == "running" && healthy(r) && r.running_ms >= desired.monitor_ms;
     let mut outdated: Vec<(&str, &Replica)> = Vec::new();
     let mut in_progress = 0u32;
     for slot in slots {
@@ -346,6 +364,7 @@ mod tests {
             created_ms: created,
             running_ms: if state == "running" { 60_000 } else { 0 },
             restart_count: 0,
+            health: String::new(),
         }
     }
 
@@ -505,6 +524,28 @@ mod tests {
             "{a:?}"
         );
         assert!(places(&a).is_empty(), "no more slots once it failed");
+    }
+
+    #[test]
+    fn an_unhealthy_new_replica_fails_the_update_and_a_starting_one_holds_it() {
+        let d = desired(2, 2);
+        let mut new = rep("new", "n1", "1", 2, "running", NOW - 1_000);
+        new.health = "starting".into();
+        new.running_ms = 60_000;
+        let old = rep("o2", "n1", "2", 1, "running", 0);
+        // Running for long, but not healthy yet: the next slot waits.
+        let a = reconcile(&d, &[new.clone(), old.clone()], &ready(&["n1"]), NOW).actions;
+        assert!(a.is_empty(), "{a:?}");
+        new.health = "unhealthy".into();
+        let a = reconcile(&d, &[new.clone(), old.clone()], &ready(&["n1"]), NOW).actions;
+        assert_eq!(removes(&a), ["new"]);
+        assert!(
+            a.iter().any(|a| matches!(a, Action::UpdateFailed { .. })),
+            "{a:?}"
+        );
+        new.health = "healthy".into();
+        let a = reconcile(&d, &[new, old], &ready(&["n1"]), NOW).actions;
+        assert_eq!(places(&a), ["2"]);
     }
 
     #[test]

@@ -307,6 +307,42 @@ async fn scale_and_a_failed_update_that_rolls_back() -> Result<()> {
         Some(image.clone())
     );
     exactly("1 replica of the old image", &entry.id, 1, &names, RESTORE).await?;
+
+    // An update whose health check never passes (the image has no shell for CMD-SHELL) fails
+    // on its health and rolls back too.
+    let current = status(&mut via_a, &name).await.expect("exists");
+    let mut unhealthy = current.entry.and_then(|e| e.spec).expect("spec");
+    if let Some(c) = unhealthy.container.as_mut() {
+        c.health = Some(pb::HealthCheck {
+            cmd: "true".into(),
+            interval_ms: 300,
+            retries: 1,
+            ..Default::default()
+        });
+    }
+    via_a
+        .update_service(pb::UpdateServiceRequest {
+            name: name.clone(),
+            spec: Some(unhealthy),
+            ..Default::default()
+        })
+        .await?;
+    let rolled = wait_for("the rollback after an unhealthy replica", RESTORE, || {
+        let mut c = via_c.clone();
+        let name = name.clone();
+        async move {
+            let e = status(&mut c, &name).await?.entry?;
+            (e.rolled_back && e.version == 5).then_some(e)
+        }
+    })
+    .await?;
+    assert!(
+        rolled
+            .spec
+            .and_then(|s| s.container)
+            .is_some_and(|c| c.health.is_none()),
+        "rolled back to the spec without the check"
+    );
     Ok(())
 }
 

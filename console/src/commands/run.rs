@@ -63,6 +63,33 @@ pub fn container_spec(
             },
         }
     }
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64).unwrap_or(0);
+    let timing_given = args.health_interval.is_some()
+        || args.health_timeout.is_some()
+        || args.health_retries.is_some()
+        || args.health_start_period.is_some();
+    let health = if args.no_healthcheck {
+        Some(berth_shared::spec::HealthCheck {
+            disabled: true,
+            ..Default::default()
+        })
+    } else if let Some(cmd) = args.health_cmd {
+        Some(berth_shared::spec::HealthCheck {
+            disabled: false,
+            cmd,
+            interval_ms: ms(args.health_interval),
+            timeout_ms: ms(args.health_timeout),
+            retries: args.health_retries.unwrap_or(0),
+            start_period_ms: ms(args.health_start_period),
+        })
+    } else if timing_given {
+        return Err(eyre!(
+            "invalid health-cmd: --health-interval, --health-timeout, --health-retries and \
+             --health-start-period need --health-cmd"
+        ));
+    } else {
+        None
+    };
     // Docker's `--entrypoint ""` sends [""], which resets the image's entrypoint.
     let entrypoint = args.entrypoint.map(|e| vec![e]);
     let spec = ContainerSpec {
@@ -77,6 +104,7 @@ pub fn container_spec(
         restart: args.restart.unwrap_or(RestartPolicy::No),
         labels: args.label.into_iter().collect::<BTreeMap<_, _>>(),
         slot: None,
+        health,
     };
     spec.validate().map_err(refused)?;
     let strategy = match args.strategy {

@@ -23,7 +23,7 @@ pub const DEFAULT_CONVERGE_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug)]
 pub enum ServicePlan {
-    Create(pb::ServiceSpec, bool),
+    Create(Box<pb::ServiceSpec>, bool),
     Ls,
     Ps(String),
     Inspect(String),
@@ -92,7 +92,7 @@ pub fn prepare(cmd: ServiceCommand) -> Result<ServicePlan> {
     Ok(match cmd {
         ServiceCommand::Create(a) => {
             let detach = a.detach;
-            ServicePlan::Create(create_spec(*a)?, detach)
+            ServicePlan::Create(Box::new(create_spec(*a)?), detach)
         }
         ServiceCommand::Ls => ServicePlan::Ls,
         ServiceCommand::Ps { name } => ServicePlan::Ps(name),
@@ -152,7 +152,7 @@ pub async fn execute(session: &mut Session, output: OutputFormat, plan: ServiceP
             let name = spec.name.clone();
             let r = session
                 .client
-                .create_service(pb::CreateServiceRequest { spec: Some(spec) })
+                .create_service(pb::CreateServiceRequest { spec: Some(*spec) })
                 .await
                 .map_err(|s| service_report(s, &address))?
                 .into_inner();

@@ -82,6 +82,7 @@ pub fn container(id: u64, name: &str, node: &str, state: &str, cpu: f64) -> pb::
         memory_limit_bytes: 0,
         labels: Default::default(),
         slot: None,
+        health: String::new(),
     }
 }
 

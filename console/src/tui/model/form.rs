@@ -399,6 +399,7 @@ impl RunForm {
             restart,
             labels: BTreeMap::new(),
             slot: None,
+            health: None,
         };
         // The whole-spec rules (counts, lengths, clashing ports), as the agent applies them.
         if errors.is_empty()
