@@ -782,6 +782,7 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
                 "created",
                 "exit_code",
                 "finished",
+                "health",
                 "id",
                 "image",
                 "labels",
