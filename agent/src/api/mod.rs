@@ -539,7 +539,9 @@ impl Berth for Service {
         &self,
         req: Request<pb::SyncServicesRequest>,
     ) -> Result<Response<pb::SyncServicesResponse>, Status> {
-        self.sync_services_impl(req.into_inner()).map(Response::new)
+        self.sync_services_impl(req.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type LogsStream = BoxStream<pb::LogLine>;

@@ -17,6 +17,7 @@ impl From<StoreError> for Status {
         match e {
             StoreError::Full => Status::resource_exhausted(e.to_string()),
             StoreError::Write { ref source, .. } => Status::internal(format!("{e}: {source}")),
+            StoreError::Writer(_) => Status::internal(e.to_string()),
         }
     }
 }
@@ -66,23 +67,28 @@ impl Service {
             .ok_or_else(|| ValidationError::new("spec", "is missing"))?;
         let spec = ServiceSpec::from_proto(&wire)?;
         let me = self.me().to_owned();
-        let entry = self.services.store.write(&spec.name, |current| {
-            if let Some(c) = current.filter(|c| !c.deleted) {
-                return Err(Status::already_exists(format!(
-                    "service {:?} already exists (id {})",
-                    c.name, c.id
-                )));
-            }
-            let now = chrono::Utc::now().timestamp_millis();
-            Ok(pb::ServiceEntry {
-                id: new_id(&spec.name, &me),
-                name: spec.name.clone(),
-                spec: Some(spec.to_proto()),
-                version: 1,
-                created_unix_ms: now,
-                ..Default::default()
+        let name = spec.name.clone();
+        let entry = self
+            .services
+            .store
+            .write_off_thread(name, move |current| {
+                if let Some(c) = current.filter(|c| !c.deleted) {
+                    return Err(Status::already_exists(format!(
+                        "service {:?} already exists (id {})",
+                        c.name, c.id
+                    )));
+                }
+                let now = chrono::Utc::now().timestamp_millis();
+                Ok(pb::ServiceEntry {
+                    id: new_id(&spec.name, &me),
+                    name: spec.name.clone(),
+                    spec: Some(spec.to_proto()),
+                    version: 1,
+                    created_unix_ms: now,
+                    ..Default::default()
+                })
             })
-        })?;
+            .await?;
         Ok(self.answer_write(entry).await)
     }
 
@@ -113,69 +119,72 @@ impl Service {
         if let Some(n) = req.replicas {
             berth_shared::service::parse_replicas(&n.to_string())?;
         }
-        let mut unchanged = None;
-        let entry = self.services.store.write(&req.name, |current| {
-            let current = current
-                .filter(|c| !c.deleted)
-                .ok_or_else(|| not_found(&req.name))?;
-            let now_spec = current
+        // Scaling to the count it has is not a write (as `docker service scale`).
+        if let (Some(n), Some(current)) = (req.replicas, self.services.store.get(&req.name))
+            && !current.deleted
+            && current
                 .spec
                 .as_ref()
-                .map(ServiceSpec::from_proto)
-                .transpose()?
-                .ok_or_else(|| Status::internal("stored service has no spec"))?;
-            let mut next = current.clone();
-            if let Some(n) = req.replicas {
-                let Mode::Replicated(had) = now_spec.mode else {
-                    return Err(ValidationError::new(
-                        "replicas",
-                        "a global service runs one replica per node; it cannot be scaled",
-                    )
-                    .into());
-                };
-                if had == n {
-                    unchanged = Some(current.clone());
-                    return Err(Status::ok(""));
+                .is_some_and(|s| s.mode != pb::ServiceMode::Global as i32 && s.replicas == n)
+        {
+            return Ok(pb::ServiceWriteResponse {
+                entry: Some(current),
+                ..Default::default()
+            });
+        }
+        let name = req.name.clone();
+        let entry = self
+            .services
+            .store
+            .write_off_thread(name, move |current| {
+                let current = current
+                    .filter(|c| !c.deleted)
+                    .ok_or_else(|| not_found(&req.name))?;
+                let now_spec = current
+                    .spec
+                    .as_ref()
+                    .map(ServiceSpec::from_proto)
+                    .transpose()?
+                    .ok_or_else(|| Status::internal("stored service has no spec"))?;
+                let mut next = current.clone();
+                if let Some(n) = req.replicas {
+                    let Mode::Replicated(_) = now_spec.mode else {
+                        return Err(ValidationError::new(
+                            "replicas",
+                            "a global service runs one replica per node; it cannot be scaled",
+                        )
+                        .into());
+                    };
+                    let mut s = now_spec;
+                    s.mode = Mode::Replicated(n);
+                    next.spec = Some(s.to_proto());
+                } else if req.rollback {
+                    let Some(prev) = current.previous.clone() else {
+                        return Err(Status::failed_precondition(format!(
+                            "service {:?} has no previous spec to roll back to",
+                            current.name
+                        )));
+                    };
+                    next.previous = current.spec.clone();
+                    next.spec = Some(prev);
+                    next.version += 1;
+                    next.rolled_back = true;
+                    next.paused = false;
+                    next.message = "rolled back by request".into();
+                } else if let Some(s) = &spec {
+                    if *s == now_spec {
+                        return Err(ValidationError::new("update", "names no change").into());
+                    }
+                    next.previous = current.spec.clone();
+                    next.spec = Some(s.to_proto());
+                    next.version += 1;
+                    next.rolled_back = false;
+                    next.paused = false;
+                    next.message.clear();
                 }
-                let mut s = now_spec;
-                s.mode = Mode::Replicated(n);
-                next.spec = Some(s.to_proto());
-            } else if req.rollback {
-                let Some(prev) = current.previous.clone() else {
-                    return Err(Status::failed_precondition(format!(
-                        "service {:?} has no previous spec to roll back to",
-                        current.name
-                    )));
-                };
-                next.previous = current.spec.clone();
-                next.spec = Some(prev);
-                next.version += 1;
-                next.rolled_back = true;
-                next.paused = false;
-                next.message = "rolled back by request".into();
-            } else if let Some(s) = &spec {
-                if *s == now_spec {
-                    return Err(ValidationError::new("update", "names no change").into());
-                }
-                next.previous = current.spec.clone();
-                next.spec = Some(s.to_proto());
-                next.version += 1;
-                next.rolled_back = false;
-                next.paused = false;
-                next.message.clear();
-            }
-            Ok(next)
-        });
-        let entry = match (entry, unchanged) {
-            (Ok(e), _) => e,
-            (Err(_), Some(same)) => {
-                return Ok(pb::ServiceWriteResponse {
-                    entry: Some(same),
-                    ..Default::default()
-                });
-            }
-            (Err(e), None) => return Err(e),
-        };
+                Ok(next)
+            })
+            .await?;
         Ok(self.answer_write(entry).await)
     }
 
@@ -184,19 +193,24 @@ impl Service {
         req: pb::RemoveServiceRequest,
     ) -> Result<pb::ServiceWriteResponse, Status> {
         validate_service_name(&req.name)?;
-        let entry = self.services.store.write(&req.name, |current| {
-            let current = current
-                .filter(|c| !c.deleted)
-                .ok_or_else(|| not_found(&req.name))?;
-            Ok::<_, Status>(pb::ServiceEntry {
-                id: current.id.clone(),
-                name: current.name.clone(),
-                version: current.version,
-                created_unix_ms: current.created_unix_ms,
-                deleted: true,
-                ..Default::default()
+        let name = req.name.clone();
+        let entry = self
+            .services
+            .store
+            .write_off_thread(name, move |current| {
+                let current = current
+                    .filter(|c| !c.deleted)
+                    .ok_or_else(|| not_found(&req.name))?;
+                Ok::<_, Status>(pb::ServiceEntry {
+                    id: current.id.clone(),
+                    name: current.name.clone(),
+                    version: current.version,
+                    created_unix_ms: current.created_unix_ms,
+                    deleted: true,
+                    ..Default::default()
+                })
             })
-        })?;
+            .await?;
         Ok(self.answer_write(entry).await)
     }
 
@@ -217,7 +231,7 @@ impl Service {
         Ok(pb::ListServicesResponse { services })
     }
 
-    pub(super) fn sync_services_impl(
+    pub(super) async fn sync_services_impl(
         &self,
         req: pb::SyncServicesRequest,
     ) -> Result<pb::SyncServicesResponse, Status> {
@@ -232,7 +246,7 @@ impl Service {
             .into());
         }
         if !req.push.is_empty() {
-            self.services.store.merge(req.push)?;
+            self.services.store.merge_off_thread(req.push).await?;
         }
         Ok(pb::SyncServicesResponse {
             newer: self.services.store.newer_than(&req.have),

@@ -267,7 +267,7 @@ impl Services {
             newer.extend(n);
         }
         if !newer.is_empty()
-            && let Err(e) = self.store.merge(newer.clone())
+            && let Err(e) = self.store.merge_off_thread(newer.clone()).await
         {
             tracing::warn!(error = %e, "cannot store a peer's newer service entries");
         }
@@ -300,7 +300,8 @@ impl Services {
             // One peer a round, a different one each time: the others pull from us too.
             let Some(node) = differ.get(round % differ.len().max(1)).cloned() else {
                 if round.is_multiple_of(600) {
-                    self.store.collect_tombstones();
+                    let store = self.store.clone();
+                    let _ = tokio::task::spawn_blocking(move || store.collect_tombstones()).await;
                 }
                 continue;
             };
@@ -319,7 +320,7 @@ impl Services {
             match client.sync_services(req).await {
                 Ok(r) => {
                     let newer = r.into_inner().newer;
-                    match self.store.merge(newer) {
+                    match self.store.merge_off_thread(newer).await {
                         Ok(changed) if !changed.is_empty() => {
                             tracing::info!(from = %node.name, services = ?changed, "services synced")
                         }
@@ -654,31 +655,33 @@ impl Services {
             && entry.previous.is_some()
             && !entry.rolled_back;
         let version = entry.version;
-        let written = self.store.write(&entry.name, |current| {
-            let Some(current) = current.filter(|c| c.version == version && !c.deleted) else {
-                return Err(WriteSkipped);
-            };
-            let mut next = current.clone();
-            if rollback {
-                next.previous = current.spec.clone();
-                next.spec = current.previous.clone();
-                next.version += 1;
-                next.rolled_back = true;
-                next.paused = false;
-                next.message = format!("rolled back from version {version}: {why}");
-            } else {
-                next.paused = true;
-                next.message = format!("update to version {version} paused: {why}");
-            }
-            Ok(next)
-        });
-        if let Ok(e) = written {
-            tracing::warn!(service = %e.name, message = %e.message, "service update failed");
-            let this = self.clone();
-            tokio::spawn(async move {
-                this.push(vec![e]).await;
+        let this = self.clone();
+        let name = entry.name.clone();
+        // Off the reconciler's round: the write fsyncs, then the result is pushed.
+        tokio::spawn(async move {
+            let written = this.store.write_off_thread(name, move |current| {
+                let Some(current) = current.filter(|c| c.version == version && !c.deleted) else {
+                    return Err(WriteSkipped);
+                };
+                let mut next = current.clone();
+                if rollback {
+                    next.previous = current.spec.clone();
+                    next.spec = current.previous.clone();
+                    next.version += 1;
+                    next.rolled_back = true;
+                    next.paused = false;
+                    next.message = format!("rolled back from version {version}: {why}");
+                } else {
+                    next.paused = true;
+                    next.message = format!("update to version {version} paused: {why}");
+                }
+                Ok(next)
             });
-        }
+            if let Ok(e) = written.await {
+                tracing::warn!(service = %e.name, message = %e.message, "service update failed");
+                this.push(vec![e]).await;
+            }
+        });
     }
 
     /// Each service with its slots, as this agent sees them.

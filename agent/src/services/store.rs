@@ -14,7 +14,7 @@ use berth_shared::service::{ServiceSpec, validate_service_id, validate_service_n
 use prost::Message;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -70,6 +70,8 @@ pub enum StoreError {
     },
     #[error("the cluster holds {MAX_SERVICES} services already")]
     Full,
+    #[error("the service store's writer stopped: {0}")]
+    Writer(String),
 }
 
 /// Checks an entry from the network as if it were a request: a bad one is dropped whole.
@@ -317,6 +319,34 @@ impl Store {
         }
         self.digest.send_replace(digest_of(&inner.entries));
         Ok(changed)
+    }
+
+    /// [`Store::write`] on a blocking thread: a write fsyncs, which must not stall the async
+    /// runtime (the console's embedded agent runs on a single thread).
+    pub async fn write_off_thread<E, F>(
+        self: &Arc<Self>,
+        name: String,
+        change: F,
+    ) -> Result<pb::ServiceEntry, E>
+    where
+        F: FnOnce(Option<&pb::ServiceEntry>) -> Result<pb::ServiceEntry, E> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write(&name, change))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Writer(e.to_string()).into()))
+    }
+
+    /// [`Store::merge`] on a blocking thread (it fsyncs when anything changed).
+    pub async fn merge_off_thread(
+        self: &Arc<Self>,
+        entries: Vec<pb::ServiceEntry>,
+    ) -> Result<Vec<String>, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.merge(entries))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Writer(e.to_string())))
     }
 
     /// Drops tombstones older than the TTL.
