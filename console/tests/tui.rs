@@ -225,7 +225,8 @@ async fn run_logs_stop_remove_and_quit() {
     tmux.text(&image);
     tmux.keys(&["Tab"]);
     tmux.text(&name);
-    tmux.keys(&["Tab"]);
+    // Past `replicas`: empty, so a plain container.
+    tmux.keys(&["Tab", "Tab"]);
     tmux.text("--forever --interval-ms 100 --stderr-every 4");
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("the new container, running and selected", |s| {
@@ -284,6 +285,126 @@ async fn run_logs_stop_remove_and_quit() {
     // The alternate screen is gone: the command line typed before is back.
     assert!(screen.contains("--agent"), "{screen}");
     tmux.assert_terminal_restored();
+}
+
+/// The services view on a real agent: create a service of 2 replicas from the run form, see it
+/// converge, read the replicas' merged logs, open its slots, scale it to 1, remove it after the
+/// confirmation, and see its containers gone from Docker.
+#[tokio::test(flavor = "multi_thread")]
+async fn services_view_creates_scales_follows_and_removes_a_service() {
+    let Some(tmux) = Tmux::start() else { return };
+    let image = berth_testkit::workload_image()
+        .await
+        .unwrap_or_else(|e| panic!("cannot build the workload image: {e}"));
+    // A lone agent: no peer to wait for before it reconciles.
+    let agent = AgentProcess::spawn(AgentOptions {
+        extra_args: vec!["--reschedule-after".into(), "0s".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+    let _guard = ContainerGuard::node(&agent.name);
+    let name = berth_testkit::unique("tuisvc");
+    let row = |s: &str, want: &[&str]| {
+        s.lines()
+            .any(|l| l.contains(&format!("│{name} ")) && want.iter().all(|w| l.contains(w)))
+    };
+
+    tmux.start_berth(berth_bin(), &agent.url(), "");
+    tmux.wait_for("connected", |s| s.contains("● connected"));
+    tmux.keys(&["v"]);
+    tmux.wait_for("the empty services view", |s| {
+        s.contains("services [0]") && s.contains("no services yet")
+    });
+
+    tmux.keys(&["r"]);
+    tmux.wait_for("the form, making a service", |s| {
+        s.contains("create a service")
+    });
+    tmux.text(&image);
+    tmux.keys(&["Tab"]);
+    tmux.text(&name);
+    tmux.keys(&["Tab", "C-u"]);
+    tmux.text("2");
+    tmux.keys(&["Tab"]);
+    tmux.text("--forever --interval-ms 100");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the service created and converged at 2/2", |s| {
+        row(s, &["2/2", "converged", "replicated"])
+    });
+    keep("services", &screen);
+
+    tmux.keys(&["l"]);
+    tmux.wait_for("both replicas' lines, prefixed with slot and node", |s| {
+        s.contains(&format!("logs of service {name}"))
+            && s.contains(&format!("{name}.1@{} | line", agent.name))
+            && s.contains(&format!("{name}.2@{} | line", agent.name))
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("back in the services view", |s| s.contains("services [1]"));
+
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the two slots, running", |s| {
+        s.contains(&format!("slots of {name} · 2/2 running"))
+            && s.lines()
+                .filter(|l| l.contains(&format!("{name}.")) && l.contains("running"))
+                .count()
+                == 2
+    });
+    keep("slots", &screen);
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the services view", |s| s.contains("services [1]"));
+
+    tmux.keys(&["s"]);
+    tmux.wait_for("the scale prompt, at the current count", |s| {
+        s.contains(&format!("scale {name} to: 2"))
+    });
+    tmux.keys(&["C-u"]);
+    tmux.text("abc");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("a bad count refused", |s| {
+        s.contains(&format!("cannot scale {name}")) && row(s, &["2/2"])
+    });
+    tmux.keys(&["s", "C-u"]);
+    tmux.text("1");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("scaled to 1/1", |s| row(s, &["1/1", "converged"]));
+
+    tmux.keys(&["C-d"]);
+    tmux.wait_for("the confirmation", |s| {
+        s.contains(&format!("Remove service {name} and its replica?"))
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("cancel, the default", |s| {
+        s.contains("remove cancelled") && row(s, &["1/1"])
+    });
+    tmux.keys(&["C-d"]);
+    tmux.wait_for("the confirmation again", |s| s.contains("Remove service"));
+    tmux.keys(&["y"]);
+    tmux.wait_for("the service gone", |s| {
+        s.contains(&format!("removed service {name}")) && s.contains("services [0]")
+    });
+    // Its replicas, by the service label (the guard removes any that are left).
+    let replicas = ContainerGuard::label("berth.service.name", name.as_str());
+    let deadline = Instant::now() + EVENTUALLY;
+    loop {
+        let left = replicas
+            .containers()
+            .await
+            .unwrap_or_else(|e| panic!("cannot list containers: {e}"));
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} replicas of {name} still in Docker after the removal",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tmux.keys(&["q"]);
+    let (code, screen) = tmux.wait_for_exit();
+    assert_eq!(code, 0, "{screen}");
 }
 
 /// A panic inside the TUI restores the terminal before the message is printed.

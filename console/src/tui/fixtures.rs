@@ -180,3 +180,150 @@ pub fn synthetic(nodes: usize, containers: usize, width: u16, height: u16) -> Mo
     m.settle();
     m
 }
+
+/// A slot's container id: `id` in hex, repeated to 64 digits (none for 0).
+pub fn slot_container_id(id: u64) -> String {
+    if id == 0 {
+        return String::new();
+    }
+    format!("{id:x}").repeat(64)[..64].to_owned()
+}
+
+fn slot(
+    slot: &str,
+    id: u64,
+    container: &str,
+    node: &str,
+    state: &str,
+    error: &str,
+) -> pb::ServiceSlotStatus {
+    pb::ServiceSlotStatus {
+        slot: slot.into(),
+        container_id: slot_container_id(id),
+        container_name: container.into(),
+        node: node.into(),
+        state: state.into(),
+        version: 2,
+        error: error.into(),
+    }
+}
+
+fn service(
+    name: &str,
+    mode: pb::ServiceMode,
+    desired: u32,
+    running: u32,
+    state: &str,
+    slots: Vec<pb::ServiceSlotStatus>,
+) -> pb::ServiceStatus {
+    pb::ServiceStatus {
+        entry: Some(pb::ServiceEntry {
+            id: format!("{:064x}", name.len()),
+            name: name.into(),
+            spec: Some(pb::ServiceSpec {
+                name: name.into(),
+                mode: mode as i32,
+                replicas: if mode == pb::ServiceMode::Global {
+                    0
+                } else {
+                    desired
+                },
+                container: Some(pb::ContainerSpec {
+                    image: format!("registry.local/{name}:2"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            version: 2,
+            created_unix_ms: NOW_MS - 7_200_000,
+            updated_unix_ms: NOW_MS - 60_000,
+            message: if state == "paused" {
+                "update to version 2 failed: slot 1 exited (1)".into()
+            } else {
+                String::new()
+            },
+            ..Default::default()
+        }),
+        replicas_desired: desired,
+        replicas_running: running,
+        state: state.into(),
+        slots,
+        responsible: "alpha".into(),
+    }
+}
+
+/// Three services: one converging with a pending slot, one global and converged, one paused.
+pub fn services() -> Vec<pb::ServiceStatus> {
+    vec![
+        service(
+            "web",
+            pb::ServiceMode::Replicated,
+            3,
+            2,
+            "converging",
+            vec![
+                slot("1", 11, "web.1.a1b2c3", "alpha", "running", ""),
+                slot(
+                    "2",
+                    12,
+                    "web.2.d4e5f6",
+                    "beta-long-node-name",
+                    "running",
+                    "",
+                ),
+                slot(
+                    "3",
+                    0,
+                    "",
+                    "",
+                    "pending",
+                    "no node has 512.0MiB of memory free",
+                ),
+            ],
+        ),
+        service(
+            "agent",
+            pb::ServiceMode::Global,
+            2,
+            2,
+            "converged",
+            vec![
+                slot("alpha", 21, "agent.alpha.0a0b0c", "alpha", "running", ""),
+                slot(
+                    "beta-long-node-name",
+                    22,
+                    "agent.beta-long-node-name.1a1b1c",
+                    "beta-long-node-name",
+                    "running",
+                    "",
+                ),
+            ],
+        ),
+        service(
+            "batch",
+            pb::ServiceMode::Replicated,
+            1,
+            0,
+            "paused",
+            vec![slot(
+                "1",
+                31,
+                "batch.1.ffeedd",
+                "alpha",
+                "exited",
+                "exited (1)",
+            )],
+        ),
+    ]
+}
+
+/// The small cluster in the services view, with [`services`] listed.
+pub fn services_view(color: bool, width: u16, height: u16) -> (Model, Vec<super::model::Effect>) {
+    let mut m = small(color, width, height);
+    let mut effects = Vec::new();
+    m.run_command("services", &mut effects);
+    effects.extend(m.update(Msg::Tick));
+    m.update(Msg::Services(Ok(services())));
+    m.settle();
+    (m, effects)
+}

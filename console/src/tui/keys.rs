@@ -76,6 +76,10 @@ pub enum Action {
     /// `enter`: drill in (a node's containers, a container's detail).
     Open,
     Containers,
+    /// The services view.
+    Services,
+    /// Ask for a service's new replica count.
+    Scale,
     Detail,
     Logs,
     Run,
@@ -151,7 +155,7 @@ pub static GLOBAL: &[Binding] = &[
     b(
         &[Key::ch(':')],
         ":",
-        "command: :nodes :containers :logs NAME :run :q",
+        "command: :nodes :containers :services [NAME] :logs NAME :run :q",
         Action::Command,
         None,
     ),
@@ -191,6 +195,13 @@ pub static NODES: &[Binding] = &[
         "all containers (every node)",
         Action::Containers,
         Some("containers"),
+    ),
+    b(
+        &[Key::ch('v')],
+        "v",
+        "services",
+        Action::Services,
+        Some("services"),
     ),
     b(
         &[Key::ch('r')],
@@ -250,6 +261,7 @@ pub static CONTAINERS: &[Binding] = &[
         Action::Mark,
         None,
     ),
+    b(&[Key::ch('v')], "v", "services", Action::Services, None),
     b(
         &[Key::ch('/')],
         "/",
@@ -326,6 +338,100 @@ pub static CONTAINERS: &[Binding] = &[
         "sort by ports",
         Action::Sort(SortKey::Ports),
         None,
+    ),
+];
+
+pub static SERVICES: &[Binding] = &[
+    b(UP, "↑/k", "up", Action::Up, None),
+    b(DOWN, "↓/j", "down", Action::Down, None),
+    b(PAGE_UP, "pgup/ctrl-b", "page up", Action::PageUp, None),
+    b(
+        PAGE_DOWN,
+        "pgdn/ctrl-f",
+        "page down",
+        Action::PageDown,
+        None,
+    ),
+    b(TOP, "g/home", "first service", Action::Top, None),
+    b(BOTTOM, "G/end", "last service", Action::Bottom, None),
+    b(
+        ENTER,
+        "enter",
+        "show the service's slots",
+        Action::Open,
+        Some("slots"),
+    ),
+    b(
+        &[Key::ch('l')],
+        "l",
+        "logs of every replica, merged",
+        Action::Logs,
+        Some("logs"),
+    ),
+    b(
+        &[Key::ch('s')],
+        "s",
+        "scale (type the replica count)",
+        Action::Scale,
+        Some("scale"),
+    ),
+    b(
+        &[Key::ctrl('d')],
+        "ctrl-d",
+        "remove the service and its replicas (asks first)",
+        Action::Remove,
+        Some("remove"),
+    ),
+    b(
+        &[Key::ch('r')],
+        "r",
+        "create a service (the run form, 1 replica)",
+        Action::Run,
+        Some("create"),
+    ),
+    b(
+        &[Key::ch('c')],
+        "c",
+        "all containers (every node)",
+        Action::Containers,
+        None,
+    ),
+    b(ESC, "esc", "back", Action::Back, Some("back")),
+];
+
+pub static SLOTS: &[Binding] = &[
+    b(UP, "↑/k", "up", Action::Up, None),
+    b(DOWN, "↓/j", "down", Action::Down, None),
+    b(PAGE_UP, "pgup/ctrl-b", "page up", Action::PageUp, None),
+    b(
+        PAGE_DOWN,
+        "pgdn/ctrl-f",
+        "page down",
+        Action::PageDown,
+        None,
+    ),
+    b(TOP, "g/home", "first slot", Action::Top, None),
+    b(BOTTOM, "G/end", "last slot", Action::Bottom, None),
+    b(
+        &[Key::code(KeyCode::Enter), Key::ch('d')],
+        "enter/d",
+        "the slot's container (inspect)",
+        Action::Detail,
+        Some("detail"),
+    ),
+    b(
+        &[Key::ch('l')],
+        "l",
+        "the slot's logs",
+        Action::Logs,
+        Some("logs"),
+    ),
+    b(
+        ESC,
+        "esc",
+        "back to the services",
+        Action::Back,
+        Some("back"),
     ),
 ];
 
@@ -574,6 +680,8 @@ pub fn of_view(view: View) -> &'static [Binding] {
         View::Logs => LOGS,
         View::Detail => DETAIL,
         View::Run => FORM,
+        View::Services => SERVICES,
+        View::Slots => SLOTS,
     }
 }
 
@@ -597,6 +705,8 @@ mod tests {
             View::Logs,
             View::Detail,
             View::Run,
+            View::Services,
+            View::Slots,
         ] {
             let mut seen: Vec<Key> = Vec::new();
             let tables: &[&[Binding]] = if view == View::Run {
@@ -620,7 +730,7 @@ mod tests {
         let doc = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         for table in [
-            GLOBAL, NODES, CONTAINERS, LOGS, DETAIL, FORM, INPUT, CONFIRM,
+            GLOBAL, NODES, CONTAINERS, SERVICES, SLOTS, LOGS, DETAIL, FORM, INPUT, CONFIRM,
         ] {
             for binding in table {
                 let row = format!("| `{}` | {} |", binding.label, binding.help);

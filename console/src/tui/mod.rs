@@ -30,7 +30,7 @@ use crossterm::event::{
 };
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen};
 use futures::{FutureExt, StreamExt};
-use model::{Clock, Config, Effect, Model, Msg, Target};
+use model::{Clock, Config, Effect, LogSource, Model, Msg, Target};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{IsTerminal, Write};
@@ -274,9 +274,84 @@ impl Runner {
                 if let Some(task) = self.logs.take() {
                     task.abort();
                 }
+                let sources = vec![LogSource {
+                    container,
+                    prefix: String::new(),
+                }];
                 self.logs = Some(tokio::spawn(follow_logs(
-                    client, address, stream, container, tail, tx,
+                    client, address, stream, sources, tail, tx,
                 )));
+            }
+            Effect::OpenMergedLogs {
+                stream,
+                sources,
+                tail,
+            } => {
+                if let Some(task) = self.logs.take() {
+                    task.abort();
+                }
+                self.logs = Some(tokio::spawn(follow_logs(
+                    client, address, stream, sources, tail, tx,
+                )));
+            }
+            Effect::ListServices => {
+                tokio::spawn(async move {
+                    let result = client
+                        .list_services(pb::ListServicesRequest::default())
+                        .await
+                        .map(|r| r.into_inner().services)
+                        .map_err(|s| report(s, &address));
+                    let _ = tx.send(Msg::Services(result)).await;
+                });
+            }
+            Effect::CreateService(spec) => {
+                tokio::spawn(async move {
+                    let name = spec.name.clone();
+                    let replicas = spec.replicas;
+                    let result = client
+                        .create_service(pb::CreateServiceRequest { spec: Some(*spec) })
+                        .await
+                        .map(|r| {
+                            let id = r.into_inner().entry.map(|e| e.id).unwrap_or_default();
+                            format!(
+                                "created service {name} ({replicas} replica{}, id {})",
+                                if replicas == 1 { "" } else { "s" },
+                                crate::output::short_id(&id)
+                            )
+                        })
+                        .map_err(|s| report(s, &address));
+                    let _ = tx.send(Msg::ServiceCreated { name, result }).await;
+                });
+            }
+            Effect::ScaleService { name, replicas } => {
+                tokio::spawn(async move {
+                    let result = client
+                        .update_service(pb::UpdateServiceRequest {
+                            name: name.clone(),
+                            spec: None,
+                            replicas: Some(replicas),
+                            rollback: false,
+                        })
+                        .await
+                        .map(|r| written(&r.into_inner(), format!("scaled {name} to {replicas}")))
+                        .map_err(|s| report(s, &address));
+                    let _ = tx.send(Msg::ServiceWritten(result)).await;
+                });
+            }
+            Effect::RemoveService { name } => {
+                tokio::spawn(async move {
+                    let result = client
+                        .remove_service(pb::RemoveServiceRequest { name: name.clone() })
+                        .await
+                        .map(|r| {
+                            written(
+                                &r.into_inner(),
+                                format!("removed service {name}; its replicas stop everywhere"),
+                            )
+                        })
+                        .map_err(|s| report(s, &address));
+                    let _ = tx.send(Msg::ServiceWritten(result)).await;
+                });
             }
             Effect::Inspect { id } => {
                 tokio::spawn(async move {
@@ -353,6 +428,14 @@ impl Runner {
     }
 }
 
+/// What to say after a service write: `done`, and which write won when a newer one did.
+fn written(r: &pb::ServiceWriteResponse, done: String) -> String {
+    match &r.superseded_by {
+        Some(s) => format!("{done}, but a newer write through {} won", s.node),
+        None => done,
+    }
+}
+
 async fn follow_run(
     client: &mut Client,
     request: pb::RunRequest,
@@ -371,56 +454,106 @@ async fn follow_run(
     Ok(started)
 }
 
-/// Follows one container's logs, sending lines in batches of up to [`LOG_BATCH`] (whatever
-/// has already arrived), until the stream ends or the task is aborted.
+/// Follows the logs of one container, or of several merged (each line then starts with its
+/// source's prefix), sending lines in batches of up to [`LOG_BATCH`] (whatever has already
+/// arrived), until every stream ends or the task is aborted. In merged logs a source whose
+/// stream fails says so in one stderr line and the others go on.
 async fn follow_logs(
     mut client: Client,
     address: String,
     stream: u64,
-    container: String,
+    sources: Vec<LogSource>,
     tail: u32,
     tx: mpsc::Sender<Msg>,
 ) {
     let ended = |error: Option<String>| Msg::LogEnded { stream, error };
-    let request = pb::LogsRequest {
-        container,
-        follow: true,
-        tail: Some(tail),
-        since_unix_ms: 0,
-    };
-    let mut lines = match client.logs(request).await {
-        Ok(response) => response.into_inner(),
-        Err(s) => {
-            let _ = tx
-                .send(ended(Some(status_report(s, &address).to_string())))
-                .await;
-            return;
-        }
-    };
-    loop {
-        let mut batch = match lines.message().await {
-            Ok(Some(line)) => vec![line],
-            Ok(None) => {
-                let _ = tx.send(ended(None)).await;
-                return;
+    let merged = sources.len() > 1;
+    let mut streams = Vec::with_capacity(sources.len());
+    let mut failures = Vec::new();
+    for source in sources {
+        let request = pb::LogsRequest {
+            container: source.container.clone(),
+            follow: true,
+            tail: Some(tail),
+            since_unix_ms: 0,
+        };
+        match client.logs(request).await {
+            Ok(response) => {
+                let prefix = source.prefix;
+                streams.push(
+                    response
+                        .into_inner()
+                        .map(move |item| (prefix.clone(), item)),
+                );
             }
+            Err(s) if merged => failures.push(note(
+                &source.prefix,
+                &status_report(s, &address).to_string(),
+            )),
             Err(s) => {
                 let _ = tx
                     .send(ended(Some(status_report(s, &address).to_string())))
                     .await;
                 return;
             }
+        }
+    }
+    if !failures.is_empty()
+        && tx
+            .send(Msg::LogLines {
+                stream,
+                lines: failures,
+            })
+            .await
+            .is_err()
+    {
+        return;
+    }
+    if streams.is_empty() {
+        let _ = tx
+            .send(ended(Some("no replica's logs could be opened".into())))
+            .await;
+        return;
+    }
+    let mut lines = futures::stream::select_all(streams);
+    // A line as shown: with its source's prefix; an error ends a single stream, and is one
+    // line of merged logs.
+    let shown = |(prefix, item): (String, Result<pb::LogLine, tonic::Status>)| match item {
+        Ok(mut line) => {
+            if !prefix.is_empty() {
+                let mut text = prefix.into_bytes();
+                text.extend_from_slice(&line.line);
+                line.line = text;
+            }
+            Ok(line)
+        }
+        Err(s) if merged => Ok(note(&prefix, &status_report(s, &address).to_string())),
+        Err(s) => Err(status_report(s, &address).to_string()),
+    };
+    loop {
+        let mut batch = match lines.next().await.map(&shown) {
+            Some(Ok(line)) => vec![line],
+            None => {
+                let _ = tx.send(ended(None)).await;
+                return;
+            }
+            Some(Err(e)) => {
+                let _ = tx.send(ended(Some(e))).await;
+                return;
+            }
         };
         let mut end = None;
         while batch.len() < LOG_BATCH {
-            match lines.message().now_or_never() {
-                Some(Ok(Some(line))) => batch.push(line),
-                Some(Ok(None)) => {
+            match lines.next().now_or_never() {
+                Some(Some(item)) => match shown(item) {
+                    Ok(line) => batch.push(line),
+                    Err(e) => {
+                        end = Some(Some(e));
+                        break;
+                    }
+                },
+                Some(None) => {
                     end = Some(None);
-                    break;
-                }
-                Some(Err(s)) => {
-                    end = Some(Some(status_report(s, &address).to_string()));
                     break;
                 }
                 None => break,
@@ -440,6 +573,15 @@ async fn follow_logs(
             let _ = tx.send(ended(error)).await;
             return;
         }
+    }
+}
+
+/// A line of merged logs that says something about its source rather than from it.
+fn note(prefix: &str, text: &str) -> pb::LogLine {
+    pb::LogLine {
+        stream: pb::log_line::Stream::Stderr as i32,
+        timestamp_unix_ns: chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        line: format!("{prefix}[berth: this replica's log stream ended: {text}]").into_bytes(),
     }
 }
 

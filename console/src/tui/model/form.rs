@@ -6,6 +6,7 @@ use berth_shared::ValidationError;
 use berth_shared::image::ImageRef;
 use berth_shared::port::PortSpec;
 use berth_shared::quantity::{parse_cpus, parse_memory};
+use berth_shared::service;
 use berth_shared::spec::{self, ContainerSpec, EnvArg, RestartPolicy};
 // The scheduler's own parser, so the form refuses exactly what the agent would.
 use berth_shared::constraint::Constraint;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 pub enum FieldId {
     Image,
     Name,
+    Replicas,
     Command,
     Env,
     Ports,
@@ -90,6 +92,22 @@ impl RunProgress {
     }
 }
 
+/// What a good form asks for: a one-shot run, or a service (the replicas field is set).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submission {
+    Run(pb::RunRequest),
+    Service(pb::ServiceSpec),
+}
+
+impl Submission {
+    pub fn into_run(self) -> Option<pb::RunRequest> {
+        match self {
+            Submission::Run(r) => Some(r),
+            Submission::Service(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
     Editing,
@@ -128,6 +146,11 @@ impl Default for RunForm {
                     FieldId::Name,
                     "name",
                     "optional; Docker picks one when empty",
+                ),
+                f(
+                    FieldId::Replicas,
+                    "replicas",
+                    "empty: one container; N: a service kept at N replicas (needs a name)",
                 ),
                 f(
                     FieldId::Command,
@@ -276,7 +299,7 @@ impl RunForm {
     /// Checks every field as `berth run` checks its flags, puts each error under its field,
     /// and returns the request when all are good. `lookup` reads this environment for `KEY`
     /// without a value, as `-e KEY` does.
-    pub fn validate(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Option<pb::RunRequest> {
+    pub fn validate(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Option<Submission> {
         self.checked = true;
         for field in &mut self.fields {
             field.error = None;
@@ -293,8 +316,29 @@ impl RunForm {
         }
         let name = text(FieldId::Name);
         let name = (!name.is_empty()).then_some(name);
-        if let Some(Err(e)) = name.as_deref().map(spec::validate_container_name) {
-            fail(FieldId::Name, message(&e));
+        let replicas = match text(FieldId::Replicas).as_str() {
+            "" => None,
+            s => match service::parse_replicas(s) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    fail(FieldId::Replicas, message(&e));
+                    Some(1)
+                }
+            },
+        };
+        match (&name, replicas) {
+            (None, Some(_)) => fail(FieldId::Name, "required for a service".into()),
+            (Some(n), Some(_)) => {
+                if let Err(e) = service::validate_service_name(n) {
+                    fail(FieldId::Name, message(&e));
+                }
+            }
+            (Some(n), None) => {
+                if let Err(e) = spec::validate_container_name(n) {
+                    fail(FieldId::Name, message(&e));
+                }
+            }
+            (None, None) => {}
         }
         let command = split_words(&self.field(FieldId::Command).value).unwrap_or_else(|e| {
             fail(FieldId::Command, e);
@@ -389,7 +433,12 @@ impl RunForm {
             image: ImageRef::parse(&image)
                 .map(|i| i.to_string())
                 .unwrap_or(image),
-            name,
+            // A service's replicas are named by the cluster (NAME.SLOT.SUFFIX).
+            name: if replicas.is_some() {
+                None
+            } else {
+                name.clone()
+            },
             entrypoint: None,
             command,
             env,
@@ -407,6 +456,40 @@ impl RunForm {
         {
             errors.push((field_of(&e), message(&e)));
         }
+        let mut submission = None;
+        if errors.is_empty() {
+            submission = Some(match replicas {
+                None => Submission::Run(pb::RunRequest {
+                    spec: Some(spec.to_proto()),
+                    node,
+                    constraints,
+                    strategy: strategy as i32,
+                }),
+                Some(replicas) => {
+                    // A pin to one node is a constraint for a service: every replica goes there.
+                    if !node.is_empty() {
+                        constraints.push(format!("node=={node}"));
+                    }
+                    let wire = pb::ServiceSpec {
+                        name: name.unwrap_or_default(),
+                        mode: pb::ServiceMode::Replicated as i32,
+                        replicas,
+                        container: Some(spec.to_proto()),
+                        constraints,
+                        strategy: strategy as i32,
+                        update: None,
+                    };
+                    // The service rules, as `berth service create` and the agent apply them.
+                    match service::ServiceSpec::from_proto(&wire) {
+                        Ok(_) => Submission::Service(wire),
+                        Err(e) => {
+                            errors.push((field_of(&e), message(&e)));
+                            Submission::Service(wire)
+                        }
+                    }
+                }
+            });
+        }
         let ok = errors.is_empty();
         for (id, error) in errors {
             if let Some(field) = self.field_mut(id)
@@ -418,12 +501,7 @@ impl RunForm {
         if let Some(first) = self.fields.iter().position(|f| f.error.is_some()) {
             self.focus = first;
         }
-        ok.then(|| pb::RunRequest {
-            spec: Some(spec.to_proto()),
-            node,
-            constraints,
-            strategy: strategy as i32,
-        })
+        submission.filter(|_| ok)
     }
 
     pub fn has_errors(&self) -> bool {
@@ -444,6 +522,10 @@ fn field_of(e: &ValidationError) -> FieldId {
         FieldId::Image
     } else if f.starts_with("name") {
         FieldId::Name
+    } else if f.starts_with("replicas") {
+        FieldId::Replicas
+    } else if f.starts_with("constraint") {
+        FieldId::Constraints
     } else if f.starts_with("command") || f.starts_with("entrypoint") {
         FieldId::Command
     } else if f.starts_with("env") {
@@ -507,6 +589,7 @@ mod tests {
         f.field_mut(FieldId::Strategy).expect("field").value = "binpack".into();
         let request = f
             .validate(|k| (k == "C").then(|| "from-here".to_owned()))
+            .and_then(Submission::into_run)
             .expect("valid");
         assert_eq!(request.node, "alpha");
         assert_eq!(request.constraints, ["zone==east", "node!=b"]);
@@ -579,7 +662,11 @@ mod tests {
             "{:?}",
             f.field(FieldId::Ports).error
         );
-        f.focus = 4;
+        f.focus = f
+            .fields
+            .iter()
+            .position(|x| x.id == FieldId::Ports)
+            .expect("ports");
         f.edit(|v| *v = "8080:80".into());
         assert!(!f.has_errors(), "re-checked while typing after a submit");
         let mut empty = RunForm::default();
@@ -592,13 +679,69 @@ mod tests {
 
     #[test]
     fn focus_wraps_around() {
+        let last = RunForm::default().fields.len() - 1;
         let mut f = RunForm {
-            focus: 10,
+            focus: last,
             ..Default::default()
         };
         f.move_focus(true);
         assert_eq!(f.focus, 0);
         f.move_focus(false);
-        assert_eq!(f.focus, 10);
+        assert_eq!(f.focus, last);
+    }
+
+    #[test]
+    fn a_replicas_count_makes_a_service_named_by_the_name_field() {
+        let mut f = form(&[
+            (FieldId::Image, "img:1"),
+            (FieldId::Name, "web"),
+            (FieldId::Replicas, "3"),
+            (FieldId::Memory, "64m"),
+            (FieldId::Node, "alpha"),
+            (FieldId::Constraints, "zone==east"),
+        ]);
+        let Some(Submission::Service(spec)) = f.validate(no_env) else {
+            panic!("a service: {:?}", f.fields);
+        };
+        assert_eq!(spec.name, "web");
+        assert_eq!(spec.replicas, 3);
+        assert_eq!(spec.mode, pb::ServiceMode::Replicated as i32);
+        assert_eq!(spec.constraints, ["zone==east", "node==alpha"]);
+        let c = spec.container.expect("container");
+        assert_eq!(c.name, "", "the cluster names replicas");
+        assert_eq!(c.memory_bytes, 64 * 1024 * 1024);
+        // Empty replicas: a plain run, as before.
+        f.field_mut(FieldId::Replicas).expect("field").value.clear();
+        assert!(matches!(f.validate(no_env), Some(Submission::Run(_))));
+    }
+
+    #[test]
+    fn a_service_needs_a_name_and_a_count_the_cli_would_take() {
+        for (replicas, name, field) in [
+            ("3", "", FieldId::Name),
+            ("-1", "web", FieldId::Replicas),
+            ("abc", "web", FieldId::Replicas),
+            ("100000", "web", FieldId::Replicas),
+            ("2", "web.v2", FieldId::Name),
+        ] {
+            let mut f = form(&[
+                (FieldId::Image, "img"),
+                (FieldId::Name, name),
+                (FieldId::Replicas, replicas),
+            ]);
+            assert!(f.validate(no_env).is_none(), "{replicas} {name:?}");
+            assert!(
+                f.field(field).error.is_some(),
+                "{replicas} {name:?}: {field:?} has no error: {:?}",
+                f.fields
+            );
+        }
+        let mut f = form(&[(FieldId::Image, "img"), (FieldId::Replicas, "100000")]);
+        f.validate(no_env);
+        assert_eq!(
+            f.field(FieldId::Replicas).error,
+            service::parse_replicas("100000").err().map(|e| e.message),
+            "the same words as the CLI"
+        );
     }
 }

@@ -200,6 +200,9 @@ pub struct LogView {
     pub container_id: String,
     pub name: String,
     pub node: String,
+    /// Set for a service's merged logs: every replica's lines, each prefixed with its slot
+    /// and node (`container_id` is then empty).
+    pub service: Option<String>,
     /// Which log stream feeds this view: lines of an older stream are ignored.
     pub stream: u64,
     pub buffer: LogBuffer,
@@ -226,6 +229,7 @@ impl LogView {
             container_id,
             name,
             node,
+            service: None,
             stream,
             buffer: LogBuffer::new(capacity),
             follow: true,

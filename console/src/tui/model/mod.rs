@@ -9,6 +9,7 @@ pub mod form;
 pub mod list;
 pub mod logs;
 pub mod nodes;
+pub mod services;
 
 pub use containers::{Containers, SortKey};
 pub use list::ListState;
@@ -25,6 +26,7 @@ use form::{Phase, RunForm};
 use logs::{LogView, StreamStatus, Viewport};
 use nodes::Nodes;
 use ratatui::layout::Rect;
+use services::Services;
 use std::collections::HashSet;
 
 /// A flash message is shown in full this long…
@@ -42,6 +44,9 @@ pub enum View {
     Logs,
     Detail,
     Run,
+    Services,
+    /// One service's slots.
+    Slots,
 }
 
 impl View {
@@ -52,6 +57,8 @@ impl View {
             View::Logs => "logs",
             View::Detail => "detail",
             View::Run => "run",
+            View::Services => "services",
+            View::Slots => "slots",
         }
     }
 }
@@ -83,6 +90,15 @@ pub enum Msg {
     Inspected {
         id: String,
         result: Result<Box<pb::ContainerDetail>, String>,
+    },
+    /// The `ListServices` answer.
+    Services(Result<Vec<pb::ServiceStatus>, String>),
+    /// A service write (scale, remove) answered: what to say, or the error.
+    ServiceWritten(Result<String, String>),
+    /// `CreateService` from the run form answered.
+    ServiceCreated {
+        name: String,
+        result: Result<String, String>,
     },
 }
 
@@ -125,8 +141,32 @@ pub enum Effect {
         container: String,
         tail: u32,
     },
+    /// Follow several containers' logs at once (a service's replicas), each line starting with
+    /// its source's prefix.
+    OpenMergedLogs {
+        stream: u64,
+        sources: Vec<LogSource>,
+        tail: u32,
+    },
     CloseLogs,
+    ListServices,
+    CreateService(Box<pb::ServiceSpec>),
+    ScaleService {
+        name: String,
+        replicas: u32,
+    },
+    RemoveService {
+        name: String,
+    },
     Quit,
+}
+
+/// One container of merged logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSource {
+    pub container: String,
+    /// Put before each of its lines, e.g. `web.2@node-a | `.
+    pub prefix: String,
 }
 
 /// What the model reads the time from; the loop sets it, tests fix it.
@@ -167,9 +207,11 @@ pub struct Flash {
     pub at_ms: u64,
 }
 
-/// The remove confirmation.
+/// The remove confirmation: of containers, or of a service (and with it its replicas).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirm {
+    /// The service to remove; `targets` are then its replicas, to show.
+    pub service: Option<String>,
     pub targets: Vec<Target>,
     /// How many of them run (they are killed first).
     pub running: usize,
@@ -198,10 +240,27 @@ pub enum Mode {
         scroll: usize,
     },
     Confirm(Confirm),
+    /// Typing a service's new replica count.
+    Scale(ScalePrompt),
+}
+
+/// The scale prompt (`s` in the services view).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScalePrompt {
+    pub service: String,
+    pub input: String,
 }
 
 /// The `:` commands, for completion.
-pub const COMMANDS: &[&str] = &["nodes", "containers", "logs", "run", "help", "quit"];
+pub const COMMANDS: &[&str] = &[
+    "nodes",
+    "containers",
+    "services",
+    "logs",
+    "run",
+    "help",
+    "quit",
+];
 
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -232,6 +291,14 @@ pub struct Model {
     pub logs: Option<LogView>,
     pub detail: Option<DetailView>,
     pub form: Option<RunForm>,
+    /// The last services list (polled while a services view shows).
+    pub services: Services,
+    pub service_list: ListState,
+    /// The service selected in the services view: the selection follows its name.
+    pub selected_service: Option<String>,
+    /// The service whose slots the slots view shows.
+    pub slots_of: Option<String>,
+    pub slot_list: ListState,
     pub flash: Option<Flash>,
     /// A container to select as soon as it is listed (a run just started it).
     pub pending_select: Option<String>,
@@ -263,6 +330,11 @@ impl Model {
             logs: None,
             detail: None,
             form: None,
+            services: Services::default(),
+            service_list: ListState::default(),
+            selected_service: None,
+            slots_of: None,
+            slot_list: ListState::default(),
             flash: None,
             pending_select: None,
             seen_generation: u64::MAX,
@@ -321,6 +393,41 @@ impl Model {
         }
         self.node_list.clamp(self.nodes.len(), rows);
         self.selected_node = self.nodes.name_at(self.node_list.cursor).map(str::to_owned);
+        if let Some(pos) = self
+            .selected_service
+            .as_deref()
+            .and_then(|n| self.services.position(n))
+        {
+            self.service_list.cursor = pos;
+        }
+        self.service_list.clamp(self.services.len(), rows);
+        if self.services.loaded {
+            self.selected_service = self
+                .services
+                .at(self.service_list.cursor)
+                .map(|s| services::name(s).to_owned());
+        }
+        let slots = self.slots().len();
+        self.slot_list.clamp(slots, rows);
+    }
+
+    /// The slots of the service the slots view is about.
+    pub fn slots(&self) -> &[pb::ServiceSlotStatus] {
+        self.slots_of
+            .as_deref()
+            .and_then(|n| self.services.get(n))
+            .map_or(&[], |s| s.slots.as_slice())
+    }
+
+    /// The service selected in the services view.
+    pub fn selected_service_status(&self) -> Option<&pb::ServiceStatus> {
+        self.selected_service
+            .as_deref()
+            .and_then(|n| self.services.get(n))
+    }
+
+    fn selected_slot(&self) -> Option<&pb::ServiceSlotStatus> {
+        self.slots().get(self.slot_list.cursor)
     }
 
     /// Keeps the selection on the same container when the list changes; when it is gone (or
@@ -358,8 +465,24 @@ impl Model {
     /// The container the current view is about.
     fn current_target(&self) -> Option<Target> {
         let id = match self.view {
-            View::Logs => self.logs.as_ref().map(|l| l.container_id.clone()),
+            // Merged logs are about a service, not one container.
+            View::Logs => self
+                .logs
+                .as_ref()
+                .filter(|l| l.service.is_none())
+                .map(|l| l.container_id.clone()),
             View::Detail => self.detail.as_ref().map(|d| d.container_id.clone()),
+            View::Slots => {
+                let slot = self.selected_slot()?;
+                if slot.container_id.is_empty() {
+                    return None;
+                }
+                return Some(Target {
+                    id: slot.container_id.clone(),
+                    name: slot.container_name.clone(),
+                });
+            }
+            View::Services => None,
             _ => self.selected.clone(),
         }?;
         let name = self
@@ -459,6 +582,15 @@ impl Model {
             Msg::RunFinished(result) => self.on_run_finished(result),
             Msg::Stopped(results) => self.on_stopped(results),
             Msg::Removed(results) => self.on_removed(results, &mut effects),
+            Msg::Services(result) => self.services.answered(result, self.clock.mono_ms),
+            Msg::ServiceWritten(result) => {
+                self.services.invalidate();
+                match result {
+                    Ok(text) => self.flash_info(text),
+                    Err(e) => self.flash_error(e),
+                }
+            }
+            Msg::ServiceCreated { name, result } => self.on_service_created(name, result),
             Msg::Inspected { id, result } => {
                 let now = self.clock.now();
                 if let Some(detail) = self.detail.as_mut().filter(|d| d.container_id == id) {
@@ -468,6 +600,12 @@ impl Model {
                     };
                 }
             }
+        }
+        if matches!(self.view, View::Services | View::Slots)
+            && self.services.due(self.clock.mono_ms)
+        {
+            self.services.asked();
+            effects.push(Effect::ListServices);
         }
         if effects.contains(&Effect::Quit) {
             self.quit = true;
@@ -505,6 +643,7 @@ impl Model {
         match &self.mode {
             Mode::Help { .. } => self.on_help_key(key),
             Mode::Confirm(_) => self.on_confirm_key(key, effects),
+            Mode::Scale(_) => self.on_scale_key(key, effects),
             Mode::Command(_) => self.on_command_key(key, effects),
             Mode::Filter => self.on_filter_key(key),
             Mode::Search => self.on_search_key(key),
@@ -544,11 +683,19 @@ impl Model {
                         self.containers.set_scope(Some(node));
                     }
                 }
+                View::Services => match self.selected_service.clone() {
+                    Some(name) => self.open_slots(name, effects),
+                    None => self.flash_error("no service selected"),
+                },
                 _ => self.open_detail(effects),
             },
             Action::Detail => self.open_detail(effects),
+            Action::Logs if self.view == View::Services => self.open_service_logs(effects),
             Action::Logs => self.open_logs(effects),
             Action::Run => self.open_form(effects),
+            Action::Services => self.show_services(effects),
+            Action::Scale => self.open_scale(),
+            Action::Remove if self.view == View::Services => self.confirm_service_removal(),
             Action::Stop => {
                 let targets = self.targets();
                 if targets.is_empty() {
@@ -579,6 +726,7 @@ impl Model {
                     })
                     .count();
                 self.mode = Mode::Confirm(Confirm {
+                    service: None,
                     targets,
                     running,
                     on_remove: false,
@@ -703,6 +851,26 @@ impl Model {
                     };
                 }
             }
+            View::Services => {
+                let len = self.services.len();
+                match action {
+                    Action::Top => self.service_list.to_top(len, rows),
+                    Action::Bottom => self.service_list.to_bottom(len, rows),
+                    _ => self.service_list.move_by(delta, len, rows),
+                }
+                self.selected_service = self
+                    .services
+                    .at(self.service_list.cursor)
+                    .map(|s| services::name(s).to_owned());
+            }
+            View::Slots => {
+                let len = self.slots().len();
+                match action {
+                    Action::Top => self.slot_list.to_top(len, rows),
+                    Action::Bottom => self.slot_list.to_bottom(len, rows),
+                    _ => self.slot_list.move_by(delta, len, rows),
+                }
+            }
             View::Run => {}
         }
     }
@@ -735,7 +903,8 @@ impl Model {
                 View::Logs => self.logs.is_some() && self.view != View::Logs,
                 View::Detail => self.detail.is_some() && self.view != View::Detail,
                 View::Run => self.form.is_some() && self.view != View::Run,
-                View::Nodes | View::Containers => true,
+                View::Slots => self.slots_of.is_some() && self.view != View::Slots,
+                View::Nodes | View::Containers | View::Services => true,
             };
             if alive {
                 to = Some(view);
@@ -743,9 +912,14 @@ impl Model {
             }
         }
         let to = to.unwrap_or(match self.view {
-            View::Nodes | View::Containers => View::Nodes,
+            View::Nodes | View::Containers | View::Services => View::Nodes,
+            View::Slots => View::Services,
+            _ if self.logs.as_ref().is_some_and(|l| l.service.is_some()) => View::Services,
             _ => View::Containers,
         });
+        if self.view == View::Slots {
+            self.slots_of = None;
+        }
         if self.view == View::Run {
             self.form = None;
         }
@@ -825,9 +999,159 @@ impl Model {
 
     fn open_form(&mut self, effects: &mut Vec<Effect>) {
         if self.form.is_none() {
-            self.form = Some(RunForm::default());
+            let mut form = RunForm::default();
+            // From the services views the form makes a service: one replica unless changed.
+            if matches!(self.view, View::Services | View::Slots)
+                && let Some(f) = form.field_mut(form::FieldId::Replicas)
+            {
+                f.value = "1".into();
+            }
+            self.form = Some(form);
         }
         self.push(View::Run, effects);
+    }
+
+    fn show_services(&mut self, effects: &mut Vec<Effect>) {
+        self.back.clear();
+        self.form = None;
+        self.detail = None;
+        self.slots_of = None;
+        self.switch(View::Services, effects);
+    }
+
+    fn open_slots(&mut self, name: String, effects: &mut Vec<Effect>) {
+        if self.slots_of.as_deref() != Some(&name) {
+            self.slot_list = ListState::default();
+        }
+        self.slots_of = Some(name);
+        self.push(View::Slots, effects);
+    }
+
+    /// Every replica's logs in one view, each line prefixed with its slot and node.
+    fn open_service_logs(&mut self, effects: &mut Vec<Effect>) {
+        let Some(s) = self.selected_service_status() else {
+            self.flash_error("no service selected");
+            return;
+        };
+        let name = services::name(s).to_owned();
+        let sources: Vec<LogSource> = services::replicas(s)
+            .map(|slot| LogSource {
+                container: slot.container_id.clone(),
+                prefix: services::log_prefix(&name, slot),
+            })
+            .collect();
+        if sources.is_empty() {
+            self.flash_error(format!("service {name} has no replicas yet"));
+            return;
+        }
+        self.next_stream += 1;
+        let stream = self.next_stream;
+        let mut view = LogView::new(
+            String::new(),
+            name.clone(),
+            String::new(),
+            stream,
+            self.config.log_lines,
+        );
+        view.service = Some(name);
+        let per_source = self.config.log_lines / sources.len();
+        self.logs = Some(view);
+        self.search_input.clear();
+        self.push(View::Logs, effects);
+        effects.push(Effect::OpenMergedLogs {
+            stream,
+            sources,
+            tail: u32::try_from(per_source.max(1)).unwrap_or(u32::MAX),
+        });
+    }
+
+    fn open_scale(&mut self) {
+        let Some(s) = self.selected_service_status() else {
+            self.flash_error("no service selected");
+            return;
+        };
+        let name = services::name(s).to_owned();
+        if services::is_global(s) {
+            self.flash_error(format!(
+                "{name} is global: it runs one replica per node and cannot be scaled"
+            ));
+            return;
+        }
+        self.mode = Mode::Scale(ScalePrompt {
+            service: name,
+            input: s.replicas_desired.to_string(),
+        });
+    }
+
+    fn confirm_service_removal(&mut self) {
+        let Some(s) = self.selected_service_status() else {
+            self.flash_error("no service selected");
+            return;
+        };
+        let targets: Vec<Target> = services::replicas(s)
+            .map(|slot| Target {
+                id: slot.container_id.clone(),
+                name: slot.container_name.clone(),
+            })
+            .collect();
+        let running = services::replicas(s)
+            .filter(|slot| slot.state == "running")
+            .count();
+        self.mode = Mode::Confirm(Confirm {
+            service: Some(services::name(s).to_owned()),
+            targets,
+            running,
+            on_remove: false,
+        });
+    }
+
+    fn on_scale_key(&mut self, key: Key, effects: &mut Vec<Effect>) {
+        let Mode::Scale(prompt) = &mut self.mode else {
+            return;
+        };
+        match keys::lookup(keys::INPUT, key) {
+            Some(Action::Accept) => {
+                let name = std::mem::take(&mut prompt.service);
+                let input = std::mem::take(&mut prompt.input);
+                self.mode = Mode::Normal;
+                match berth_shared::service::parse_replicas(input.trim()) {
+                    Ok(replicas) => {
+                        self.flash_info(format!("scaling {name} to {replicas}"));
+                        effects.push(Effect::ScaleService { name, replicas });
+                    }
+                    Err(e) => self.flash_error(format!("cannot scale {name}: {e}")),
+                }
+            }
+            Some(Action::Cancel) => {
+                self.mode = Mode::Normal;
+                self.flash_info("scale cancelled");
+            }
+            Some(Action::ClearInput) => prompt.input.clear(),
+            Some(Action::Backspace) => {
+                prompt.input.pop();
+            }
+            _ => {
+                if let Some(c) = key.text() {
+                    prompt.input.push(c);
+                }
+            }
+        }
+    }
+
+    fn on_service_created(&mut self, name: String, result: Result<String, String>) {
+        match result {
+            Ok(text) => {
+                self.services.invalidate();
+                self.form = None;
+                self.back.clear();
+                self.slots_of = None;
+                let mut effects = Vec::new();
+                self.switch(View::Services, &mut effects);
+                self.selected_service = Some(name);
+                self.flash_info(text);
+            }
+            Err(message) => self.run_failed(message),
+        }
     }
 
     fn on_help_key(&mut self, key: Key) {
@@ -857,7 +1181,17 @@ impl Model {
             _ => return,
         };
         let targets = std::mem::take(&mut confirm.targets);
+        let service = confirm.service.take();
         self.mode = Mode::Normal;
+        if let Some(name) = service {
+            if remove {
+                self.flash_info(format!("removing service {name} and its replicas"));
+                effects.push(Effect::RemoveService { name });
+            } else {
+                self.flash_info("remove cancelled");
+            }
+            return;
+        }
         if remove {
             self.flash_info(format!("removing {}", labels(&targets)));
             effects.push(Effect::Remove {
@@ -944,9 +1278,13 @@ impl Model {
             Some(Action::Submit) => {
                 form.error = None;
                 match form.validate(|k| std::env::var(k).ok()) {
-                    Some(request) => {
+                    Some(form::Submission::Run(request)) => {
                         form.phase = Phase::Running(form::RunProgress::default());
                         effects.push(Effect::Run(Box::new(request)));
+                    }
+                    Some(form::Submission::Service(spec)) => {
+                        form.phase = Phase::Running(form::RunProgress::default());
+                        effects.push(Effect::CreateService(Box::new(spec)));
                     }
                     None => self.flash_error("the form has errors: see the fields in red"),
                 }
@@ -973,6 +1311,7 @@ impl Model {
                 }
             }
             Mode::Command(line) => line.input.push_str(&text),
+            Mode::Scale(prompt) => prompt.input.push_str(&text),
             Mode::Normal if self.view == View::Run => {
                 if let Some(form) = self.form.as_mut()
                     && form.phase == Phase::Editing
@@ -1041,6 +1380,7 @@ impl Model {
         let command = match word {
             "q" | "q!" | "quit" | "exit" => "quit",
             "ps" | "co" => "containers",
+            "svc" | "service" | "se" => "services",
             "no" => "nodes",
             w => {
                 let found: Vec<&str> = COMMANDS
@@ -1052,7 +1392,7 @@ impl Model {
                     [one] => *one,
                     [] => {
                         self.flash_error(format!(
-                            "unknown command :{w} (try :nodes :containers :logs NAME :run :q)"
+                            "unknown command :{w} (try :nodes :containers :services :logs NAME :run :q)"
                         ));
                         return;
                     }
@@ -1078,6 +1418,13 @@ impl Model {
                 self.show_containers(scope, effects);
             }
             "run" => self.open_form(effects),
+            "services" => {
+                self.show_services(effects);
+                if let Some(name) = arg {
+                    self.selected_service = Some(name.to_owned());
+                    self.open_slots(name.to_owned(), effects);
+                }
+            }
             "logs" => {
                 let target = match arg {
                     None => self.current_target(),
@@ -1156,6 +1503,16 @@ impl Model {
                             .click(row, self.containers.visible_len(), rows) =>
                     {
                         self.select_cursor();
+                    }
+                    View::Services if self.service_list.click(row, self.services.len(), rows) => {
+                        self.selected_service = self
+                            .services
+                            .at(self.service_list.cursor)
+                            .map(|s| services::name(s).to_owned());
+                    }
+                    View::Slots => {
+                        let len = self.slots().len();
+                        self.slot_list.click(row, len, rows);
                     }
                     _ => {}
                 }

@@ -421,6 +421,7 @@ fn the_run_form_checks_fields_sends_the_request_and_selects_the_new_container() 
     key(&mut m, KeyCode::Tab);
     typed(&mut m, "new-one");
     key(&mut m, KeyCode::Tab);
+    key(&mut m, KeyCode::Tab);
     typed(&mut m, "--lines 3");
     for _ in 0..3 {
         key(&mut m, KeyCode::Tab);
@@ -430,7 +431,11 @@ fn the_run_form_checks_fields_sends_the_request_and_selects_the_new_container() 
     assert!(effects.is_empty(), "bad cpus");
     let form = m.form.clone().expect("form");
     assert!(form.field(form::FieldId::Cpus).error.is_some());
-    assert_eq!(form.focus, 5, "focus on the bad field");
+    assert_eq!(
+        form.focused().map(|f| f.id),
+        Some(form::FieldId::Cpus),
+        "focus on the bad field"
+    );
     ctrl(&mut m, 'u');
     typed(&mut m, "0.5");
     let effects = key(&mut m, KeyCode::Enter);
@@ -657,4 +662,260 @@ fn detail_loads_and_scrolls() {
     assert!(m.logs.is_none());
     key(&mut m, KeyCode::Esc);
     assert_eq!(m.view, View::Containers);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services
+
+fn services_view() -> Model {
+    let (m, effects) = fixtures::services_view(true, 120, 40);
+    assert_eq!(effects, [Effect::ListServices]);
+    assert_eq!(m.view, View::Services);
+    m
+}
+
+#[test]
+fn the_services_view_polls_while_shown_one_call_at_a_time() {
+    let mut m = fixtures::small(true, 120, 40);
+    assert!(
+        !m.update(Msg::Tick).contains(&Effect::ListServices),
+        "not shown: no poll"
+    );
+    let effects = typed(&mut m, ":services");
+    assert!(effects.is_empty());
+    let effects = key(&mut m, KeyCode::Enter);
+    assert_eq!(effects, [Effect::ListServices]);
+    m.clock.mono_ms += 5_000;
+    assert!(m.update(Msg::Tick).is_empty(), "one call at a time");
+    m.update(Msg::Services(Ok(fixtures::services())));
+    assert!(m.update(Msg::Tick).is_empty(), "answered just now");
+    m.clock.mono_ms += services::POLL_MS;
+    assert_eq!(m.update(Msg::Tick), [Effect::ListServices]);
+    m.update(Msg::Services(Err("agent unreachable".into())));
+    assert_eq!(m.services.len(), 3, "the last list stays");
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.view, View::Nodes);
+    m.clock.mono_ms += 10 * services::POLL_MS;
+    assert!(
+        m.update(Msg::Tick).is_empty(),
+        "left the view: no more polls"
+    );
+}
+
+#[test]
+fn services_are_sorted_and_the_selection_follows_the_name() {
+    let mut m = services_view();
+    let names: Vec<&str> = m.services.names().collect();
+    assert_eq!(names, ["agent", "batch", "web"]);
+    typed(&mut m, "G");
+    assert_eq!(m.selected_service.as_deref(), Some("web"));
+    let mut fewer = fixtures::services();
+    fewer.retain(|s| services::name(s) != "agent");
+    m.update(Msg::Services(Ok(fewer)));
+    m.settle();
+    assert_eq!(m.selected_service.as_deref(), Some("web"), "kept");
+    assert_eq!(m.service_list.cursor, 1);
+}
+
+#[test]
+fn enter_shows_a_services_slots_and_a_slot_opens_its_container() {
+    let mut m = services_view();
+    typed(&mut m, "G");
+    key(&mut m, KeyCode::Enter);
+    assert_eq!(m.view, View::Slots);
+    assert_eq!(m.slots_of.as_deref(), Some("web"));
+    let slots: Vec<&str> = m.slots().iter().map(|s| s.slot.as_str()).collect();
+    assert_eq!(slots, ["1", "2", "3"]);
+    key(&mut m, KeyCode::Down);
+    let effects = typed(&mut m, "l");
+    let Some(Effect::OpenLogs { container, .. }) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(container, &fixtures::slot_container_id(12));
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.view, View::Slots);
+    key(&mut m, KeyCode::Down);
+    let effects = key(&mut m, KeyCode::Enter);
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Inspect { .. })),
+        "the pending slot has no container: {effects:?}"
+    );
+    assert!(m.flash.is_some());
+    key(&mut m, KeyCode::Up);
+    let effects = key(&mut m, KeyCode::Enter);
+    assert!(effects.contains(&Effect::Inspect {
+        id: fixtures::slot_container_id(12)
+    }));
+    assert_eq!(m.view, View::Detail);
+    key(&mut m, KeyCode::Esc);
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.view, View::Services);
+    assert_eq!(m.slots_of, None);
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.view, View::Nodes);
+}
+
+#[test]
+fn l_merges_every_replicas_logs_with_slot_and_node_prefixes() {
+    let mut m = services_view();
+    typed(&mut m, "G");
+    let effects = typed(&mut m, "l");
+    let Some(Effect::OpenMergedLogs { sources, .. }) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    let prefixes: Vec<&str> = sources.iter().map(|s| s.prefix.as_str()).collect();
+    assert_eq!(
+        prefixes,
+        ["web.1@alpha | ", "web.2@beta-long-node-name | "],
+        "the pending slot has no logs"
+    );
+    assert_eq!(m.view, View::Logs);
+    assert_eq!(
+        m.logs.as_ref().and_then(|l| l.service.as_deref()),
+        Some("web")
+    );
+    // `d` in merged logs is about no one container.
+    assert!(
+        !typed(&mut m, "d")
+            .iter()
+            .any(|e| matches!(e, Effect::Inspect { .. }))
+    );
+    let effects = key(&mut m, KeyCode::Esc);
+    assert!(effects.contains(&Effect::CloseLogs));
+    assert_eq!(m.view, View::Services);
+}
+
+#[test]
+fn s_scales_with_the_count_typed_and_refuses_what_the_cli_refuses() {
+    let mut m = services_view();
+    typed(&mut m, "G");
+    typed(&mut m, "s");
+    assert_eq!(
+        m.mode,
+        Mode::Scale(ScalePrompt {
+            service: "web".into(),
+            input: "3".into()
+        })
+    );
+    ctrl(&mut m, 'u');
+    typed(&mut m, "5");
+    let effects = key(&mut m, KeyCode::Enter);
+    assert_eq!(
+        effects,
+        [Effect::ScaleService {
+            name: "web".into(),
+            replicas: 5
+        }]
+    );
+    assert_eq!(m.mode, Mode::Normal);
+    m.update(Msg::Services(Ok(fixtures::services())));
+    let effects = m.update(Msg::ServiceWritten(Ok("scaled web to 5".into())));
+    assert_eq!(
+        effects,
+        [Effect::ListServices],
+        "a write asks again at once"
+    );
+    for bad in ["abc", "-1", "100000"] {
+        typed(&mut m, "s");
+        ctrl(&mut m, 'u');
+        typed(&mut m, bad);
+        let effects = key(&mut m, KeyCode::Enter);
+        assert!(
+            !effects
+                .iter()
+                .any(|e| matches!(e, Effect::ScaleService { .. })),
+            "{bad}: {effects:?}"
+        );
+        assert!(
+            m.flash
+                .as_ref()
+                .is_some_and(|f| f.level == Level::Error && f.text.contains("replicas")),
+            "{bad}: {:?}",
+            m.flash
+        );
+    }
+    typed(&mut m, "s");
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.mode, Mode::Normal, "esc cancels");
+    typed(&mut m, "g");
+    assert_eq!(m.selected_service.as_deref(), Some("agent"));
+    typed(&mut m, "s");
+    assert_eq!(m.mode, Mode::Normal, "a global service has no count");
+    assert!(m.flash.as_ref().is_some_and(|f| f.text.contains("global")));
+}
+
+#[test]
+fn ctrl_d_removes_a_service_only_after_the_confirmation() {
+    let mut m = services_view();
+    typed(&mut m, "G");
+    ctrl(&mut m, 'd');
+    let Mode::Confirm(c) = &m.mode else {
+        panic!("{:?}", m.mode);
+    };
+    assert_eq!(c.service.as_deref(), Some("web"));
+    assert_eq!(c.targets.len(), 2, "its two replicas");
+    assert!(!c.on_remove, "cancel first");
+    let effects = key(&mut m, KeyCode::Enter);
+    assert!(
+        !effects
+            .iter()
+            .any(|e| matches!(e, Effect::RemoveService { .. }))
+    );
+    ctrl(&mut m, 'd');
+    let effects = typed(&mut m, "y");
+    assert!(effects.contains(&Effect::RemoveService { name: "web".into() }));
+}
+
+#[test]
+fn the_run_form_creates_a_service_when_replicas_is_set() {
+    let mut m = services_view();
+    typed(&mut m, "r");
+    assert_eq!(m.view, View::Run);
+    let form = m.form.clone().expect("form");
+    assert_eq!(form.field(form::FieldId::Replicas).value, "1");
+    typed(&mut m, "img:1");
+    key(&mut m, KeyCode::Tab);
+    typed(&mut m, "api");
+    key(&mut m, KeyCode::Tab);
+    ctrl(&mut m, 'u');
+    typed(&mut m, "4");
+    let effects = key(&mut m, KeyCode::Enter);
+    let Some(Effect::CreateService(spec)) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!((spec.name.as_str(), spec.replicas), ("api", 4));
+    m.update(Msg::ServiceCreated {
+        name: "api".into(),
+        result: Err("invalid image: not found".into()),
+    });
+    assert_eq!(m.view, View::Run, "an error stays in the form");
+    assert!(m.form.as_ref().is_some_and(|f| f.error.is_some()));
+    key(&mut m, KeyCode::Enter);
+    m.update(Msg::ServiceCreated {
+        name: "api".into(),
+        result: Ok("created service api".into()),
+    });
+    assert_eq!(m.view, View::Services);
+    assert!(m.form.is_none());
+    assert_eq!(m.selected_service.as_deref(), Some("api"));
+    // From the containers view the form runs a container, as before.
+    let mut m = containers_view();
+    typed(&mut m, "r");
+    assert_eq!(
+        m.form
+            .as_ref()
+            .map(|f| f.field(form::FieldId::Replicas).value.clone()),
+        Some(String::new())
+    );
+}
+
+#[test]
+fn services_command_with_a_name_opens_its_slots() {
+    let mut m = fixtures::small(true, 120, 40);
+    typed(&mut m, ":svc web");
+    key(&mut m, KeyCode::Enter);
+    assert_eq!(m.view, View::Slots);
+    assert_eq!(m.slots_of.as_deref(), Some("web"));
+    key(&mut m, KeyCode::Esc);
+    assert_eq!(m.view, View::Services);
 }

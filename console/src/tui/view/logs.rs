@@ -17,7 +17,11 @@ pub const STDERR_MARK: &str = "▌";
 pub const STDERR_MARK_MONO: &str = "!";
 
 fn title<'a>(l: &'a LogView, theme: &Theme) -> Vec<Span<'a>> {
-    let mut t = vec![Span::styled(format!("logs {}", l.name), theme.title())];
+    let what = match &l.service {
+        Some(service) => format!("logs of service {service} (every replica)"),
+        None => format!("logs {}", l.name),
+    };
+    let mut t = vec![Span::styled(what, theme.title())];
     if !l.node.is_empty() {
         t.push(Span::styled(format!(" @ {}", l.node), theme.title()));
     }

@@ -44,6 +44,8 @@ pub fn render(buf: &mut Buffer, area: Rect, model: &Model) {
             View::Logs => logs::logs(buf, area, model, &theme),
             View::Detail => panels::detail(buf, area, model, &theme),
             View::Run => panels::form(buf, area, model, &theme),
+            View::Services => table::services(buf, area, model, &theme),
+            View::Slots => table::slots(buf, area, model, &theme),
         }
         if !model.conn.is_connected() {
             // The last data stays, dimmed, while we reconnect.
@@ -69,12 +71,17 @@ fn cursor(model: &Model, area: Rect) -> Option<(u16, u16)> {
         Mode::Filter => Some(at(FILTER_PROMPT, &model.filter_input)),
         Mode::Search => Some(at(SEARCH_PROMPT, &model.search_input)),
         Mode::Command(line) => Some(at(":", &line.input)),
+        Mode::Scale(p) => Some(at(&scale_prompt(&p.service), &p.input)),
         Mode::Normal if model.view == View::Run => panels::form_cursor(model, area),
         _ => None,
     }
 }
 
 const FILTER_PROMPT: &str = "filter: ";
+
+fn scale_prompt(service: &str) -> String {
+    format!("scale {service} to: ")
+}
 const SEARCH_PROMPT: &str = "search: ";
 
 /// Display width of a string (wide characters count two).
@@ -272,6 +279,11 @@ fn footer(buf: &mut Buffer, area: Rect, model: &Model, theme: &Theme) {
             }
             spans
         }
+        Mode::Scale(p) => vec![
+            Span::styled(scale_prompt(&p.service), theme.key()),
+            Span::raw(p.input.clone()),
+            Span::styled("   enter scale · esc cancel", theme.dim()),
+        ],
         Mode::Help { .. } => hints(&[keys::HELP], theme),
         Mode::Confirm(_) => hints(&[keys::CONFIRM], theme),
         Mode::Normal if model.view == View::Run => hints(&[keys::FORM], theme),

@@ -127,13 +127,22 @@ pub fn form(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
         return;
     };
     let running = matches!(f.phase, Phase::Running(_));
+    let service = !f.field(form::FieldId::Replicas).value.trim().is_empty();
     let title = vec![
-        Span::styled("run a container", theme.title()),
         Span::styled(
-            if running {
-                " · running…"
+            if service {
+                "create a service"
             } else {
-                " · enter runs it, esc cancels"
+                "run a container"
+            },
+            theme.title(),
+        ),
+        Span::styled(
+            match (running, service) {
+                (true, true) => " · creating…",
+                (true, false) => " · running…",
+                (false, true) => " · enter creates it, esc cancels",
+                (false, false) => " · enter runs it, esc cancels",
             },
             theme.dim(),
         ),
@@ -364,6 +373,11 @@ pub fn help_sections(view: View) -> Vec<(&'static str, &'static [Binding])> {
             sections.push(("everywhere", keys::GLOBAL));
             sections.push(("search (/) and command (:) line", keys::INPUT));
         }
+        View::Services => {
+            sections.push(("everywhere", keys::GLOBAL));
+            sections.push(("scale (s) and command (:) line", keys::INPUT));
+            sections.push(("remove confirmation", keys::CONFIRM));
+        }
         _ => {
             sections.push(("everywhere", keys::GLOBAL));
             sections.push(("command (:) line", keys::INPUT));
@@ -441,10 +455,12 @@ pub fn help(buf: &mut Buffer, screen: Rect, model: &Model, scroll: usize, theme:
 pub fn confirm(buf: &mut Buffer, screen: Rect, c: &Confirm, theme: &Theme) {
     let area = centered(screen, 56, 8);
     let inner = popup(buf, area, "remove", theme);
-    let question = if c.targets.len() == 1 {
-        "Remove this container?".to_owned()
-    } else {
-        format!("Remove these {} containers?", c.targets.len())
+    let question = match (&c.service, c.targets.len()) {
+        (Some(name), 0) => format!("Remove service {name}?"),
+        (Some(name), 1) => format!("Remove service {name} and its replica?"),
+        (Some(name), n) => format!("Remove service {name} and its {n} replicas?"),
+        (None, 1) => "Remove this container?".to_owned(),
+        (None, n) => format!("Remove these {n} containers?"),
     };
     put(
         buf,
@@ -463,7 +479,16 @@ pub fn confirm(buf: &mut Buffer, screen: Rect, c: &Confirm, theme: &Theme) {
         inner.width.saturating_sub(3),
         theme.base(),
     );
-    if c.running > 0 {
+    if c.service.is_some() {
+        put(
+            buf,
+            inner.x + 2,
+            inner.y + 2,
+            "Its replicas are removed on every node.",
+            inner.width.saturating_sub(3),
+            theme.warn(),
+        );
+    } else if c.running > 0 {
         let note = if c.targets.len() == 1 {
             "It is running: it will be killed first.".to_owned()
         } else {

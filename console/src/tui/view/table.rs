@@ -4,7 +4,7 @@
 use super::theme::Theme;
 use super::{body_block, put, width};
 use crate::tui::layout;
-use crate::tui::model::{Model, SortKey};
+use crate::tui::model::{Model, SortKey, services};
 use berth_proto::v1 as pb;
 use berth_shared::quantity::format_bytes;
 use berth_shared::time::status_text;
@@ -286,6 +286,222 @@ pub fn containers(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) 
                 Rect::new(rows.x, y, rows.width, 1),
                 Style::default().add_modifier(Modifier::ITALIC),
             );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services
+
+pub static SERVICE_COLUMNS: [Column; 8] = [
+    col("NAME", 10, 24, 0),
+    col("MODE", 10, 10, 5),
+    Column {
+        right: true,
+        ..col("REPLICAS", 8, 8, 1)
+    },
+    col("IMAGE", 14, 30, 3),
+    col("STATE", 11, 12, 2),
+    Column {
+        right: true,
+        ..col("VERSION", 7, 7, 6)
+    },
+    Column {
+        right: true,
+        ..col("AGE", 5, 5, 4)
+    },
+    col("NOTE", 10, 40, 7),
+];
+
+/// The first line of what the services list says when it has no rows.
+fn services_placeholder(model: &Model) -> &str {
+    let s = &model.services;
+    match (&s.error, s.loaded) {
+        (Some(e), _) => e,
+        (None, false) => "asking for the services…",
+        (None, true) => "no services yet: press r to create one",
+    }
+}
+
+pub fn services(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
+    let s = &model.services;
+    let mut title = vec![
+        Span::styled("services", theme.title()),
+        Span::raw(format!(" [{}]", s.len())),
+    ];
+    if let Some(e) = &s.error
+        && !s.is_empty()
+    {
+        title.push(Span::styled(format!(" · not refreshed: {e}"), theme.warn()));
+    }
+    body_block(buf, screen, title, theme);
+    let inner = layout::body_inner(screen);
+    let rows = layout::table_rows(screen);
+    let fitted = fit(&SERVICE_COLUMNS, inner.width);
+    let xs = header_row(buf, inner, &SERVICE_COLUMNS, &fitted, None, theme);
+    if s.is_empty() {
+        let style = if s.error.is_some() {
+            theme.error()
+        } else {
+            theme.dim()
+        };
+        put(
+            buf,
+            rows.x,
+            rows.y,
+            services_placeholder(model),
+            rows.width,
+            style,
+        );
+        return;
+    }
+    let now = model.clock.wall_ms;
+    let list = model.service_list;
+    for (i, st) in s.rows(list.offset, usize::from(rows.height)).enumerate() {
+        let y = rows.y + i as u16;
+        let entry = st.entry.clone().unwrap_or_default();
+        for (&(ci, w), &x) in fitted.iter().zip(&xs) {
+            let column = &SERVICE_COLUMNS[ci];
+            let base = theme.base();
+            match column.title {
+                "NAME" => cell(buf, x, y, w, column, &entry.name, theme.bold()),
+                "MODE" => cell(buf, x, y, w, column, services::mode_word(st), base),
+                "REPLICAS" => {
+                    let text = format!("{}/{}", st.replicas_running, st.replicas_desired);
+                    let style = if st.replicas_running < st.replicas_desired {
+                        theme.warn()
+                    } else {
+                        base
+                    };
+                    cell(buf, x, y, w, column, &text, style);
+                }
+                "IMAGE" => cell(buf, x, y, w, column, services::image(st), base),
+                "STATE" => cell(
+                    buf,
+                    x,
+                    y,
+                    w,
+                    column,
+                    &st.state,
+                    theme.service_state(&st.state),
+                ),
+                "VERSION" => cell(buf, x, y, w, column, &entry.version.to_string(), base),
+                "AGE" => cell(
+                    buf,
+                    x,
+                    y,
+                    w,
+                    column,
+                    &age(now - entry.created_unix_ms),
+                    base,
+                ),
+                _ => cell(buf, x, y, w, column, &entry.message, theme.dim()),
+            }
+        }
+        if list.offset + i == list.cursor {
+            buf.set_style(Rect::new(rows.x, y, rows.width, 1), theme.selected());
+        }
+    }
+}
+
+pub static SLOT_COLUMNS: [Column; 7] = [
+    col("SLOT", 4, 12, 0),
+    col("CONTAINER", 12, 30, 1),
+    col("ID", 12, 12, 5),
+    col("NODE", 10, 16, 2),
+    col("STATE", 9, 10, 3),
+    Column {
+        right: true,
+        ..col("VERSION", 7, 7, 6)
+    },
+    col("ERROR", 10, 50, 4),
+];
+
+pub fn slots(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
+    let name = model.slots_of.as_deref().unwrap_or_default();
+    let status = model.services.get(name);
+    let mut title = vec![Span::styled(format!("slots of {name}"), theme.title())];
+    if let Some(st) = status {
+        title.push(Span::raw(format!(
+            " · {}/{} running · ",
+            st.replicas_running, st.replicas_desired
+        )));
+        title.push(Span::styled(
+            st.state.clone(),
+            theme.service_state(&st.state),
+        ));
+        if !st.responsible.is_empty() {
+            title.push(Span::styled(
+                format!(" · reconciled by {}", st.responsible),
+                theme.dim(),
+            ));
+        }
+    }
+    body_block(buf, screen, title, theme);
+    let inner = layout::body_inner(screen);
+    let rows = layout::table_rows(screen);
+    let fitted = fit(&SLOT_COLUMNS, inner.width);
+    let xs = header_row(buf, inner, &SLOT_COLUMNS, &fitted, None, theme);
+    let Some(st) = status else {
+        let text = if model.services.loaded {
+            format!("no service named {name}: it was removed, or has not reached this agent")
+        } else {
+            services_placeholder(model).to_owned()
+        };
+        put(buf, rows.x, rows.y, &text, rows.width, theme.dim());
+        return;
+    };
+    if st.slots.is_empty() {
+        put(
+            buf,
+            rows.x,
+            rows.y,
+            "no slots: the service is scaled to 0 or no node meets its constraints",
+            rows.width,
+            theme.dim(),
+        );
+        return;
+    }
+    let list = model.slot_list;
+    for (i, slot) in st
+        .slots
+        .iter()
+        .skip(list.offset)
+        .take(usize::from(rows.height))
+        .enumerate()
+    {
+        let y = rows.y + i as u16;
+        for (&(ci, w), &x) in fitted.iter().zip(&xs) {
+            let column = &SLOT_COLUMNS[ci];
+            let base = theme.base();
+            match column.title {
+                "SLOT" => cell(buf, x, y, w, column, &slot.slot, theme.bold()),
+                "CONTAINER" => cell(buf, x, y, w, column, &slot.container_name, base),
+                "ID" => cell(
+                    buf,
+                    x,
+                    y,
+                    w,
+                    column,
+                    crate::output::short_id(&slot.container_id),
+                    theme.dim(),
+                ),
+                "NODE" => cell(buf, x, y, w, column, &slot.node, base),
+                "STATE" => cell(
+                    buf,
+                    x,
+                    y,
+                    w,
+                    column,
+                    &slot.state,
+                    theme.container_state(&slot.state),
+                ),
+                "VERSION" => cell(buf, x, y, w, column, &slot.version.to_string(), base),
+                _ => cell(buf, x, y, w, column, &slot.error, theme.error()),
+            }
+        }
+        if list.offset + i == list.cursor {
+            buf.set_style(Rect::new(rows.x, y, rows.width, 1), theme.selected());
         }
     }
 }

@@ -264,6 +264,7 @@ fn run_form_with_validation_errors() {
     key(&mut m, KeyCode::Tab);
     typed(&mut m, "-bad");
     key(&mut m, KeyCode::Tab);
+    key(&mut m, KeyCode::Tab);
     typed(&mut m, "--lines 3");
     key(&mut m, KeyCode::Tab);
     typed(&mut m, "A=1 =x");
@@ -413,4 +414,77 @@ fn every_view_draws_at_any_size_without_panicking() {
             let _ = screen(m);
         }
     }
+}
+
+#[test]
+fn services_view() {
+    let (m, _) = fixtures::services_view(true, 120, 24);
+    let s = screen(&m);
+    insta::assert_snapshot!("services_120x24", s);
+    for want in [
+        "2/3",
+        "converging",
+        "global",
+        "paused",
+        "update to version 2 failed",
+    ] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+}
+
+#[test]
+fn services_view_at_80x24_keeps_name_replicas_and_state() {
+    let (m, _) = fixtures::services_view(true, 80, 24);
+    let s = screen(&m);
+    insta::assert_snapshot!("services_80x24", s);
+    for want in ["NAME", "REPLICAS", "STATE", "2/3"] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+}
+
+#[test]
+fn services_view_before_the_first_answer_and_when_empty() {
+    let mut m = fixtures::small(true, 100, 12);
+    let mut effects = Vec::new();
+    m.run_command("services", &mut effects);
+    assert!(screen(&m).contains("asking for the services…"));
+    m.update(Msg::Services(Ok(Vec::new())));
+    assert!(screen(&m).contains("no services yet: press r to create one"));
+    m.update(Msg::Services(Err("cannot reach 127.0.0.1:7070".into())));
+    assert!(screen(&m).contains("cannot reach 127.0.0.1:7070"));
+}
+
+#[test]
+fn slots_view_shows_each_slot_with_its_error() {
+    let (mut m, _) = fixtures::services_view(true, 120, 24);
+    typed(&mut m, "G");
+    key(&mut m, KeyCode::Enter);
+    let s = screen(&m);
+    insta::assert_snapshot!("slots_120x24", s);
+    for want in [
+        "slots of web · 2/3 running · converging · reconciled by alpha",
+        "web.2.d4e5f6",
+        "pending",
+        "no node has 512.0MiB of memory free",
+    ] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+}
+
+#[test]
+fn scale_prompt_and_service_removal_confirmation() {
+    let (mut m, _) = fixtures::services_view(true, 100, 24);
+    typed(&mut m, "G");
+    typed(&mut m, "s");
+    typed(&mut m, "0");
+    let s = screen(&m);
+    assert!(s.contains("scale web to: 30"), "{s}");
+    key(&mut m, KeyCode::Esc);
+    m.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('d'),
+        KeyModifiers::CONTROL,
+    )));
+    let s = screen(&m);
+    insta::assert_snapshot!("confirm_remove_service", s);
+    assert!(s.contains("Remove service web and its 2 replicas?"), "{s}");
 }

@@ -157,6 +157,21 @@ impl Theme {
         Style::default().fg(color)
     }
 
+    /// A service's state (`service ls`'s words).
+    pub fn service_state(&self, state: &str) -> Style {
+        if !self.color {
+            return match state {
+                "converged" => self.base(),
+                _ => self.bold(),
+            };
+        }
+        match state {
+            "converged" => Style::default().fg(Color::Green),
+            "converging" | "updating" => Style::default().fg(Color::Yellow),
+            _ => Style::default().fg(Color::Red),
+        }
+    }
+
     pub fn container_state(&self, state: &str) -> Style {
         if !self.color {
             return match state {
