@@ -362,6 +362,25 @@ pub struct ContainerArgs {
     #[arg(long, value_enum, default_value_t = Strategy::Spread)]
     pub strategy: Strategy,
 
+    #[command(flatten)]
+    pub health: HealthFlags,
+
+    /// The image to run
+    #[arg(value_name = "IMAGE", value_parser = parse_image)]
+    pub image: ImageRef,
+
+    /// The command and its arguments (replace the image's command); `--` may come first
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// Docker's HEALTHCHECK flags, for `run`, `service create` and `service update`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HealthFlags {
     /// Health check command, run with the container's shell (Docker's CMD-SHELL)
     #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
     pub health_cmd: Option<String>,
@@ -380,18 +399,6 @@ pub struct ContainerArgs {
     /// Turn off the image's own health check
     #[arg(long, conflicts_with = "health_cmd")]
     pub no_healthcheck: bool,
-
-    /// The image to run
-    #[arg(value_name = "IMAGE", value_parser = parse_image)]
-    pub image: ImageRef,
-
-    /// The command and its arguments (replace the image's command); `--` may come first
-    #[arg(
-        value_name = "CMD",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

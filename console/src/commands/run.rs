@@ -2,7 +2,7 @@
 //! the new container's id on stdout.
 
 use super::print;
-use crate::cli::{ContainerArgs, OutputFormat, RunArgs};
+use crate::cli::{ContainerArgs, HealthFlags, OutputFormat, RunArgs};
 use crate::errors::status_report;
 use crate::output::{RunJson, short_id, to_json};
 use crate::session::Session;
@@ -42,6 +42,38 @@ pub fn prepare(args: RunArgs, lookup: impl Fn(&str) -> Option<String>) -> Result
     })
 }
 
+/// The health check `--health-*` / `--no-healthcheck` ask for (none: the image's own).
+pub fn health_check(h: HealthFlags) -> Result<Option<berth_shared::spec::HealthCheck>> {
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64).unwrap_or(0);
+    let timing_given = h.health_interval.is_some()
+        || h.health_timeout.is_some()
+        || h.health_retries.is_some()
+        || h.health_start_period.is_some();
+    let health = if h.no_healthcheck {
+        Some(berth_shared::spec::HealthCheck {
+            disabled: true,
+            ..Default::default()
+        })
+    } else if let Some(cmd) = h.health_cmd {
+        Some(berth_shared::spec::HealthCheck {
+            disabled: false,
+            cmd,
+            interval_ms: ms(h.health_interval),
+            timeout_ms: ms(h.health_timeout),
+            retries: h.health_retries.unwrap_or(0),
+            start_period_ms: ms(h.health_start_period),
+        })
+    } else if timing_given {
+        return Err(eyre!(
+            "invalid health-cmd: --health-interval, --health-timeout, --health-retries and \
+             --health-start-period need --health-cmd"
+        ));
+    } else {
+        None
+    };
+    Ok(health)
+}
+
 /// The checked container spec of `args`, with its constraints and strategy for the wire.
 pub fn container_spec(
     args: ContainerArgs,
@@ -63,33 +95,7 @@ pub fn container_spec(
             },
         }
     }
-    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64).unwrap_or(0);
-    let timing_given = args.health_interval.is_some()
-        || args.health_timeout.is_some()
-        || args.health_retries.is_some()
-        || args.health_start_period.is_some();
-    let health = if args.no_healthcheck {
-        Some(berth_shared::spec::HealthCheck {
-            disabled: true,
-            ..Default::default()
-        })
-    } else if let Some(cmd) = args.health_cmd {
-        Some(berth_shared::spec::HealthCheck {
-            disabled: false,
-            cmd,
-            interval_ms: ms(args.health_interval),
-            timeout_ms: ms(args.health_timeout),
-            retries: args.health_retries.unwrap_or(0),
-            start_period_ms: ms(args.health_start_period),
-        })
-    } else if timing_given {
-        return Err(eyre!(
-            "invalid health-cmd: --health-interval, --health-timeout, --health-retries and \
-             --health-start-period need --health-cmd"
-        ));
-    } else {
-        None
-    };
+    let health = health_check(args.health)?;
     // Docker's `--entrypoint ""` sends [""], which resets the image's entrypoint.
     let entrypoint = args.entrypoint.map(|e| vec![e]);
     let spec = ContainerSpec {
