@@ -251,10 +251,24 @@ pub struct ServiceUpdateArgs {
     #[arg(long, value_name = "POLICY", value_parser = RestartPolicy::parse)]
     pub restart: Option<RestartPolicy>,
     #[command(flatten)]
+    pub health: HealthFlags,
+    #[command(flatten)]
     pub update: UpdateFlags,
     /// The service
     #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
     pub name: String,
+}
+
+impl HealthFlags {
+    /// Whether any health flag was given.
+    pub fn given(&self) -> bool {
+        self.health_cmd.is_some()
+            || self.health_interval.is_some()
+            || self.health_timeout.is_some()
+            || self.health_retries.is_some()
+            || self.health_start_period.is_some()
+            || self.no_healthcheck
+    }
 }
 
 impl ServiceUpdateArgs {
@@ -266,6 +280,7 @@ impl ServiceUpdateArgs {
             || self.cpus.is_some()
             || self.memory.is_some()
             || self.restart.is_some()
+            || self.health.given()
             || u.update_parallelism.is_some()
             || u.update_delay.is_some()
             || u.update_monitor.is_some()

@@ -124,6 +124,20 @@ pub struct SpecJson {
     /// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
     pub restart: String,
     pub labels: BTreeMap<String, String>,
+    /// Null: the image's own check (if any).
+    pub healthcheck: Option<HealthJson>,
+}
+
+/// A container's health check as given (`--health-*`; 0 means Docker's default).
+#[derive(Debug, Serialize)]
+pub struct HealthJson {
+    /// `--no-healthcheck`: the image's check is off too.
+    pub disabled: bool,
+    pub cmd: String,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub start_period_ms: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -241,6 +255,14 @@ pub fn spec_json(s: &pb::ContainerSpec) -> SpecJson {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        healthcheck: s.health.as_ref().map(|h| HealthJson {
+            disabled: h.disabled,
+            cmd: h.cmd.clone(),
+            interval_ms: h.interval_ms,
+            timeout_ms: h.timeout_ms,
+            retries: h.retries,
+            start_period_ms: h.start_period_ms,
+        }),
     }
 }
 
@@ -804,6 +826,7 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
                 "cpus",
                 "entrypoint",
                 "env",
+                "healthcheck",
                 "image",
                 "labels",
                 "memory_bytes",

@@ -1008,4 +1008,64 @@ mod health {
             .fail();
         assert_contains(&out, "stderr", "health-cmd");
     }
+
+    /// `service update` adds a check to a service that had none, changing only what it names,
+    /// and the new replicas carry it: the check fails (the image has no shell), so the update
+    /// fails and pauses. A timing flag on a service with no check is refused and writes nothing.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn service_update_gives_replicas_a_health_check() {
+        let s = setup(AgentOptions::default()).await;
+        let name = berth_testkit::unique("svchealth");
+        s.berth()
+            .args(["service", "create", "--name", &name, &s.image])
+            .args(["--", "--forever", "--interval-ms", "1000"])
+            .run()
+            .ok();
+        let inspect = |s: &Setup| -> serde_json::Value {
+            let out = s.berth().args(["service", "inspect", &name]).run().ok();
+            serde_json::from_str(&out.stdout).expect("json")
+        };
+        let before = inspect(&s);
+        let out = s
+            .berth()
+            .args(["service", "update", "--health-retries", "2", &name])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "--health-cmd");
+        assert_eq!(
+            inspect(&s)["version"],
+            before["version"],
+            "a refused update writes nothing"
+        );
+        s.berth()
+            .args(["service", "update", "--health-cmd", "true"])
+            .args(["--health-interval", "300ms", "--health-retries", "1"])
+            .args(["--update-monitor", "1s", &name])
+            .run()
+            .ok();
+        let after = inspect(&s);
+        assert_ne!(after["version"], before["version"]);
+        let check = &after["spec"]["container"]["healthcheck"];
+        assert_eq!(check["cmd"], "true", "{after}");
+        assert_eq!(check["interval_ms"], 300);
+        assert_eq!(check["retries"], 1);
+        assert_eq!(check["timeout_ms"], 0, "not named: Docker's default");
+        eventually("the new replica unhealthy, the update paused", || {
+            let ls = s.berth().args(["-o", "json", "service", "ls"]).run();
+            let v: serde_json::Value = serde_json::from_str(&ls.stdout).ok()?;
+            let mine = v
+                .as_array()?
+                .iter()
+                .find(|x| x["name"] == name.as_str())?
+                .clone();
+            let unhealthy = s.ps_json().iter().any(|c| {
+                c["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&format!("{name}.")))
+                    && c["health"] == "unhealthy"
+            });
+            (mine["state"] == "paused" && unhealthy).then_some(())
+        });
+        s.berth().args(["service", "rm", &name]).run().ok();
+    }
 }

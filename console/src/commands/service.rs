@@ -28,7 +28,7 @@ pub enum ServicePlan {
     Ps(String),
     Inspect(String),
     Scale(Vec<(String, u32)>),
-    Update(ServiceUpdateArgs),
+    Update(Box<ServiceUpdateArgs>),
     Rollback(String),
     Rm(Vec<String>),
     Logs(ServiceLogsArgs),
@@ -101,9 +101,9 @@ pub fn prepare(cmd: ServiceCommand) -> Result<ServicePlan> {
         ServiceCommand::Update(a) => {
             if !a.changes_anything() {
                 return Err(eyre!("invalid update: names no change"))
-                    .suggestion("give --image, --replicas, -e, --cpus, --memory, --restart or an --update-* flag");
+                    .suggestion("give --image, --replicas, -e, --cpus, --memory, --restart, a --health-* flag or an --update-* flag");
             }
-            ServicePlan::Update(*a)
+            ServicePlan::Update(a)
         }
         ServiceCommand::Rollback { name } => ServicePlan::Rollback(name),
         ServiceCommand::Rm { names } => ServicePlan::Rm(names),
@@ -205,7 +205,7 @@ pub async fn execute(session: &mut Session, output: OutputFormat, plan: ServiceP
             }
             Ok(())
         }
-        ServicePlan::Update(a) => update(session, a).await,
+        ServicePlan::Update(a) => update(session, *a).await,
         ServicePlan::Rollback(name) => {
             let r = session
                 .client
@@ -272,6 +272,7 @@ async fn update(session: &mut Session, a: ServiceUpdateArgs) -> Result<()> {
     if let Some(r) = &a.restart {
         container.restart = Some(r.to_proto());
     }
+    container.health = updated_health(&a.health, container.health.take())?;
     spec.container = Some(container);
     if let Some(n) = a.replicas {
         spec.replicas = n;
@@ -291,6 +292,48 @@ async fn update(session: &mut Session, a: ServiceUpdateArgs) -> Result<()> {
     note_write(&r);
     let version = r.entry.map(|e| e.version).unwrap_or_default();
     print(&format!("{} updated to version {version}\n", a.name))
+}
+
+/// The health check after `service update`'s health flags, as Docker's `service update` reads
+/// them: `--no-healthcheck` turns it off, `--health-cmd` replaces the command, and each timing
+/// flag replaces its own setting, keeping the others.
+fn updated_health(
+    h: &crate::cli::HealthFlags,
+    current: Option<pb::HealthCheck>,
+) -> Result<Option<pb::HealthCheck>> {
+    if !h.given() {
+        return Ok(current);
+    }
+    if h.no_healthcheck {
+        return Ok(Some(pb::HealthCheck {
+            disabled: true,
+            ..Default::default()
+        }));
+    }
+    let mut check = current.filter(|c| !c.disabled && !c.cmd.is_empty());
+    if let Some(cmd) = &h.health_cmd {
+        let c = check.get_or_insert_with(Default::default);
+        c.cmd = cmd.clone();
+    }
+    let Some(mut c) = check else {
+        return Err(eyre!(
+            "invalid health-cmd: the service has no health check to change; give --health-cmd"
+        ));
+    };
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if let Some(d) = h.health_interval {
+        c.interval_ms = ms(d);
+    }
+    if let Some(d) = h.health_timeout {
+        c.timeout_ms = ms(d);
+    }
+    if let Some(n) = h.health_retries {
+        c.retries = n;
+    }
+    if let Some(d) = h.health_start_period {
+        c.start_period_ms = ms(d);
+    }
+    Ok(Some(c))
 }
 
 /// Waits until every replica runs, showing each slot's progress on stderr; fails with the
@@ -607,4 +650,82 @@ fn inspect_json(s: &pb::ServiceStatus) -> InspectJson {
 /// `NAME` of a service command.
 pub fn parse_service_name(s: &str) -> Result<String, berth_shared::ValidationError> {
     validate_service_name(s).map(|()| s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::HealthFlags;
+    use std::time::Duration;
+
+    fn check(cmd: &str) -> pb::HealthCheck {
+        pb::HealthCheck {
+            cmd: cmd.into(),
+            interval_ms: 30_000,
+            timeout_ms: 5_000,
+            retries: 3,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn health_flags_change_only_what_they_name() {
+        let none = HealthFlags::default();
+        assert_eq!(
+            updated_health(&none, Some(check("a"))).expect("ok"),
+            Some(check("a")),
+            "no flag: unchanged"
+        );
+        let retries = HealthFlags {
+            health_retries: Some(7),
+            ..Default::default()
+        };
+        let c = updated_health(&retries, Some(check("a")))
+            .expect("ok")
+            .expect("a check");
+        assert_eq!((c.cmd.as_str(), c.retries, c.interval_ms), ("a", 7, 30_000));
+        let cmd = HealthFlags {
+            health_cmd: Some("b".into()),
+            health_interval: Some(Duration::from_secs(2)),
+            ..Default::default()
+        };
+        let c = updated_health(&cmd, Some(check("a")))
+            .expect("ok")
+            .expect("a check");
+        assert_eq!(
+            (c.cmd.as_str(), c.interval_ms, c.timeout_ms),
+            ("b", 2_000, 5_000)
+        );
+        let c = updated_health(&cmd, None)
+            .expect("ok")
+            .expect("a new check");
+        assert_eq!((c.cmd.as_str(), c.interval_ms, c.retries), ("b", 2_000, 0));
+        let off = HealthFlags {
+            no_healthcheck: true,
+            ..Default::default()
+        };
+        assert!(
+            updated_health(&off, Some(check("a")))
+                .expect("ok")
+                .is_some_and(|c| c.disabled)
+        );
+    }
+
+    #[test]
+    fn a_timing_flag_needs_a_check_to_change() {
+        let retries = HealthFlags {
+            health_retries: Some(2),
+            ..Default::default()
+        };
+        for current in [
+            None,
+            Some(pb::HealthCheck {
+                disabled: true,
+                ..Default::default()
+            }),
+        ] {
+            let e = updated_health(&retries, current).expect_err("nothing to change");
+            assert!(e.to_string().contains("--health-cmd"), "{e}");
+        }
+    }
 }
