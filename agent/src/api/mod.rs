@@ -532,7 +532,8 @@ impl Berth for Service {
         &self,
         req: Request<pb::ListServicesRequest>,
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
-        self.list_services_impl(req.into_inner()).map(Response::new)
+        let (meta, _, req) = req.into_parts();
+        self.list_services_impl(req, &meta).await.map(Response::new)
     }
 
     async fn sync_services(

@@ -11,6 +11,19 @@ use tonic::Status;
 
 /// A sync may carry at most this many pushed entries.
 const MAX_PUSH: usize = 100;
+/// How long `ListServices` waits for the responsible node's slot errors.
+const PEER_ERRORS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// A peer's slot error is cut to this many bytes.
+const MAX_PEER_ERROR: usize = 1024;
+
+/// `e` cut to [`MAX_PEER_ERROR`] bytes at a character boundary.
+fn bounded(e: &str) -> String {
+    let mut end = e.len().min(MAX_PEER_ERROR);
+    while !e.is_char_boundary(end) {
+        end -= 1;
+    }
+    e[..end].to_owned()
+}
 
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
@@ -214,21 +227,84 @@ impl Service {
         Ok(self.answer_write(entry).await)
     }
 
-    pub(super) fn list_services_impl(
+    pub(super) async fn list_services_impl(
         &self,
         req: pb::ListServicesRequest,
+        meta: &tonic::metadata::MetadataMap,
     ) -> Result<pb::ListServicesResponse, Status> {
         let name = (!req.name.is_empty()).then_some(req.name.as_str());
         if let Some(n) = name {
             validate_service_name(n)?;
         }
-        let services = self.services.status(name);
+        let mut services = self.services.status(name);
         if let Some(n) = name
             && services.is_empty()
         {
             return Err(not_found(n));
         }
+        // Why a slot failed is known to the node that tried to place it: ask it, once, unless
+        // this call is itself such a question.
+        if !crate::cluster::peers::is_forwarded(meta) {
+            self.add_peer_errors(&mut services, meta).await;
+        }
         Ok(pb::ListServicesResponse { services })
+    }
+
+    /// Fills the error of each slot that is not running from the node responsible for its
+    /// service, when that is another node. A peer that does not answer within
+    /// [`PEER_ERRORS_TIMEOUT`] leaves the errors empty; what it says is bounded.
+    async fn add_peer_errors(
+        &self,
+        services: &mut [pb::ServiceStatus],
+        meta: &tonic::metadata::MetadataMap,
+    ) {
+        let me = self.me().to_owned();
+        let mut ask: std::collections::BTreeSet<String> = Default::default();
+        for s in services.iter() {
+            let waiting = s
+                .slots
+                .iter()
+                .any(|x| x.state != "running" && x.error.is_empty());
+            if waiting && !s.responsible.is_empty() && s.responsible != me {
+                ask.insert(s.responsible.clone());
+            }
+        }
+        let calls = ask.into_iter().filter_map(|node| {
+            let peer = self.state.peer(&node)?;
+            let mut client = self.peers.client(&peer).ok()?;
+            let mut req =
+                crate::cluster::peers::forwarded(pb::ListServicesRequest::default(), meta, &me);
+            req.set_timeout(PEER_ERRORS_TIMEOUT);
+            Some(async move {
+                let answer =
+                    tokio::time::timeout(PEER_ERRORS_TIMEOUT, client.list_services(req)).await;
+                match answer {
+                    Ok(Ok(r)) => Some((node, r.into_inner().services)),
+                    Ok(Err(e)) => {
+                        tracing::debug!(%node, error = %e.message(), "cannot ask for slot errors");
+                        None
+                    }
+                    Err(_) => None,
+                }
+            })
+        });
+        let answers = futures::future::join_all(calls).await;
+        for (node, theirs) in answers.into_iter().flatten() {
+            for s in services.iter_mut().filter(|s| s.responsible == node) {
+                let id = s.entry.as_ref().map(|e| e.id.as_str()).unwrap_or_default();
+                let Some(t) = theirs
+                    .iter()
+                    .find(|t| t.entry.as_ref().is_some_and(|e| e.id == id))
+                else {
+                    continue;
+                };
+                for slot in s.slots.iter_mut().filter(|x| x.error.is_empty()) {
+                    if let Some(e) = t.slots.iter().find(|x| x.slot == slot.slot) {
+                        slot.error = bounded(&e.error);
+                    }
+                }
+            }
+        }
     }
 
     pub(super) async fn sync_services_impl(

@@ -389,6 +389,45 @@ async fn concurrent_writes_through_two_agents_converge_everywhere() -> Result<()
     Ok(())
 }
 
+/// Why a slot cannot be placed is known to the node that tried: every agent's `ListServices`
+/// says it, asking that node, so `service ps` through any agent shows the reason.
+#[tokio::test]
+async fn a_slots_error_shows_through_every_agent() -> Result<()> {
+    let image = workload_image().await?;
+    let cluster = Cluster::start(2, fast()).await?;
+    cluster.converge().await?;
+    let name = unique("huge");
+    let mut spec = service(&name, &image, 1);
+    if let Some(c) = spec.container.as_mut() {
+        // More memory than any test machine has: no node can take it.
+        c.memory_bytes = 1 << 50;
+    }
+    let mut via_a = cluster.agents[0].client().await?;
+    create(&mut via_a, spec).await?;
+    for a in &cluster.agents {
+        let c = a.client().await?;
+        let slot = wait_for(
+            &format!("{} to say why slot 1 waits", a.name),
+            RESTORE,
+            || {
+                let mut c = c.clone();
+                let name = name.clone();
+                async move {
+                    let s = status(&mut c, &name).await?;
+                    let slot = s.slots.first()?.clone();
+                    (!slot.error.is_empty()).then_some((slot, s.responsible))
+                }
+            },
+        )
+        .await?;
+        assert_eq!(slot.0.state, "pending", "{slot:?}");
+        assert!(slot.0.error.contains("memory"), "{slot:?}");
+    }
+    let mut c = cluster.agents[0].client().await?;
+    c.remove_service(pb::RemoveServiceRequest { name }).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn bad_service_input_is_refused_and_changes_nothing() -> Result<()> {
     let image = workload_image().await?;
