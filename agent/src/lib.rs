@@ -245,6 +245,11 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
                 phi_threshold: g.phi_threshold,
                 dead_node_grace: g.dead_node_grace,
                 cluster_id: cluster::cluster_id(config.token.as_deref()),
+                keys: config
+                    .token
+                    .iter()
+                    .map(|t| cluster::seal::GossipKey::derive(t))
+                    .collect(),
             };
             let gossip =
                 cluster::Gossip::start(cfg, &config.name, state.clone(), shutdown_rx.clone())

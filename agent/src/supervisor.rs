@@ -190,6 +190,7 @@ fn publish_node(ctx: &Ctx, stats: Option<pb::NodeStats>) {
             use std::sync::atomic::Ordering;
             stats.gossip_sent_bytes = c.sent.load(Ordering::Relaxed);
             stats.gossip_received_bytes = c.received.load(Ordering::Relaxed);
+            stats.gossip_rejected_datagrams = c.rejected_total();
         }
         node.stats = Some(stats);
     }

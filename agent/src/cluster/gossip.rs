@@ -6,11 +6,11 @@
 //! `left` when it shuts down gracefully — and reads everyone's. Full details (inspect, logs) are
 //! never gossiped: they come from the owner over gRPC.
 //!
-//! What gossip trusts: any UDP sender that knows the cluster id. The id is derived from the
-//! cluster token (a hash, so the token itself never travels), which keeps nodes with another
-//! token out of the membership, but gossip is neither signed nor encrypted: someone who can send
-//! UDP to an agent and knows the id can inject rows. gRPC between peers always needs the token.
+//! What gossip trusts: with a cluster token, only datagrams sealed with the key derived from it
+//! ([`seal`], through [`SealedSocket`]); without one (a laptop on loopback), any UDP sender that
+//! uses the default cluster id. gRPC between peers always needs the token.
 
+use super::seal;
 use crate::state::{Change, PeerContainers, PeerUpdate, State};
 use berth_proto::v1 as pb;
 use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpTransport};
@@ -58,6 +58,8 @@ pub struct GossipConfig {
     pub dead_node_grace: Duration,
     /// Nodes gossip only with nodes of the same cluster id.
     pub cluster_id: String,
+    /// Gossip keys (see [`seal`]): with any, every datagram is sealed; the first seals.
+    pub keys: Vec<seal::GossipKey>,
 }
 
 /// The cluster id for a token: peers with another token have another id, and chitchat ignores
@@ -74,13 +76,234 @@ pub fn cluster_id(token: Option<&str>) -> String {
     }
 }
 
-/// Bytes through the gossip socket, both ways.
+/// Bytes through the gossip socket, both ways, and datagrams dropped by the seal check.
 #[derive(Default, Debug)]
 pub struct GossipCounters {
     pub sent: AtomicU64,
     pub received: AtomicU64,
+    /// Per [`seal::Rejected`] reason, in [`seal::Rejected::index`] order.
+    pub rejected: [AtomicU64; 5],
+    /// Datagrams chitchat made that were too large to seal and send.
+    pub oversize: AtomicU64,
 }
 
+impl GossipCounters {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// The largest UDP payload over IPv4: a sealed datagram must fit it.
+const MAX_DATAGRAM: usize = 65_507;
+/// How often dropped datagrams are reported in the log (one line with the counts).
+const REJECTED_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// Gossip over UDP with every datagram sealed ([`seal`]): a sender without the cluster secret
+/// is never decoded.
+///
+/// chitchat keeps its wire encoding to itself, so its own UDP socket runs on an ephemeral
+/// loopback port behind this one, and bytes cross between them on loopback: to send, chitchat
+/// encodes to the relay socket, whose bytes are sealed and sent from the public socket; a
+/// datagram that opens is handed to chitchat's socket from the relay, one at a time, and the
+/// answer is given the real sender's address. chitchat's socket accepts nothing that does not
+/// come from the relay, so nothing reaches it unsealed.
+struct SealedTransport {
+    counters: Arc<GossipCounters>,
+    keys: Vec<seal::GossipKey>,
+}
+
+struct SealedSocket {
+    public: tokio::net::UdpSocket,
+    /// chitchat's own socket, on loopback.
+    inner: Box<dyn Socket>,
+    inner_addr: SocketAddr,
+    /// Between the two: receives what chitchat encodes, sends what it is to decode.
+    relay: tokio::net::UdpSocket,
+    relay_addr: SocketAddr,
+    sealer: seal::Sealer,
+    counters: Arc<GossipCounters>,
+    sealed: Vec<u8>,
+    buf: Box<[u8]>,
+    /// The sender of the datagram handed to chitchat and not yet read back (a `recv` can be
+    /// cancelled between the two).
+    handed: Option<(SocketAddr, usize)>,
+    /// Drops since the last warning, per reason, and when that was.
+    unreported: [u64; 5],
+    warned_at: Option<Instant>,
+}
+
+/// How long chitchat may take to decode a datagram handed to it over loopback: one it cannot
+/// decode is dropped by it, silently for us, and this ends the wait.
+const HANDOFF_TIMEOUT: Duration = Duration::from_millis(100);
+
+#[async_trait::async_trait]
+impl Transport for SealedTransport {
+    async fn open(&self, listen_addr: SocketAddr) -> anyhow::Result<Box<dyn Socket>> {
+        let public = tokio::net::UdpSocket::bind(listen_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind {listen_addr}/UDP for gossip: {e}"))?;
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let inner = UdpTransport.open(loopback).await?;
+        let inner_addr = inner.local_addr()?;
+        let relay = tokio::net::UdpSocket::bind(loopback).await?;
+        let relay_addr = relay.local_addr()?;
+        let sealer = seal::Sealer::new(self.keys.clone())
+            .ok_or_else(|| anyhow::anyhow!("sealed gossip needs a key"))?;
+        Ok(Box::new(SealedSocket {
+            public,
+            inner,
+            inner_addr,
+            relay,
+            relay_addr,
+            sealer,
+            counters: self.counters.clone(),
+            sealed: Vec::with_capacity(MAX_DATAGRAM),
+            buf: vec![0u8; MAX_DATAGRAM].into_boxed_slice(),
+            handed: None,
+            unreported: [0; 5],
+            warned_at: None,
+        }))
+    }
+}
+
+fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn is_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+impl SealedSocket {
+    fn rejected(&mut self, why: seal::Rejected, from: SocketAddr) {
+        self.counters.rejected[why.index()].fetch_add(1, Ordering::Relaxed);
+        self.unreported[why.index()] += 1;
+        if self
+            .warned_at
+            .is_some_and(|t| t.elapsed() < REJECTED_WARNING_EVERY)
+        {
+            return;
+        }
+        self.warned_at = Some(Instant::now());
+        let counts: Vec<String> = seal::Rejected::ALL
+            .iter()
+            .filter(|r| self.unreported[r.index()] > 0)
+            .map(|r| format!("{} {}", self.unreported[r.index()], r.word()))
+            .collect();
+        // The counts and the last sender; never a key, a token or a cluster id.
+        tracing::warn!(
+            dropped = %counts.join(", "),
+            last_from = %from,
+            "dropped gossip datagrams that did not pass the seal check (another cluster, an old \
+             secret, a forgery or a replay); more are counted, not logged, for {}s",
+            REJECTED_WARNING_EVERY.as_secs()
+        );
+        self.unreported = [0; 5];
+    }
+
+    /// What chitchat made of the datagram handed to it, with its real sender.
+    async fn take_handed(&mut self) -> anyhow::Result<Option<RecvOutcome>> {
+        let Some((from, n)) = self.handed else {
+            return Ok(None);
+        };
+        let out = tokio::time::timeout(HANDOFF_TIMEOUT, self.inner.recv()).await;
+        self.handed = None;
+        match out {
+            Ok(Ok(mut o)) if o.from_addr == self.relay_addr => {
+                o.from_addr = from;
+                o.num_bytes_received = n;
+                Ok(Some(o))
+            }
+            // Not from the relay: something else on this machine wrote to chitchat's port.
+            Ok(Ok(o)) => {
+                self.rejected(seal::Rejected::Malformed, o.from_addr);
+                Ok(None)
+            }
+            Ok(Err(e)) => Err(e),
+            // Sealed by a member but not a chitchat message: chitchat dropped it.
+            Err(_) => {
+                self.rejected(seal::Rejected::Malformed, from);
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Socket for SealedSocket {
+    fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.public.local_addr()?)
+    }
+
+    async fn send(
+        &mut self,
+        to: SocketAddr,
+        envelope: ChitchatEnvelope,
+    ) -> anyhow::Result<SendOutcome> {
+        // Anything left from a send that was cancelled half-way is not this message.
+        while self.relay.try_recv_from(&mut self.buf).is_ok() {}
+        self.inner.send(self.relay_addr, envelope).await?;
+        let n = loop {
+            let (n, from) = self.relay.recv_from(&mut self.buf).await?;
+            if from == self.inner_addr {
+                break n;
+            }
+        };
+        self.sealed.clear();
+        self.sealer
+            .seal(&self.buf[..n], unix_ms(), &mut self.sealed)?;
+        if self.sealed.len() > MAX_DATAGRAM {
+            // chitchat fills a datagram up to the UDP limit by an upper bound of its
+            // compressed size; in the rare case the seal's bytes do not fit, this round's
+            // message is skipped (the next round carries the state again) and counted.
+            self.counters.oversize.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(len = self.sealed.len(), "sealed gossip datagram too large");
+            return Ok(SendOutcome { num_bytes_sent: 0 });
+        }
+        match self.public.send_to(&self.sealed, to).await {
+            Ok(n) => {
+                self.counters.sent.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(SendOutcome { num_bytes_sent: n })
+            }
+            // A peer that is gone (ICMP port unreachable) is the failure detector's business.
+            Err(e) if is_gone(&e) => Ok(SendOutcome { num_bytes_sent: 0 }),
+            Err(e) => Err(anyhow::anyhow!("cannot send gossip to {to}: {e}")),
+        }
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
+        loop {
+            if let Some(o) = self.take_handed().await? {
+                return Ok(o);
+            }
+            let (n, from) = match self.public.recv_from(&mut self.buf).await {
+                Ok(x) => x,
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(anyhow::anyhow!("cannot receive gossip: {e}")),
+            };
+            self.counters
+                .received
+                .fetch_add(n as u64, Ordering::Relaxed);
+            let plain = match self.sealer.open(&self.buf[..n], unix_ms()) {
+                Ok(p) => p,
+                Err(why) => {
+                    self.rejected(why, from);
+                    continue;
+                }
+            };
+            self.handed = Some((from, n));
+            self.relay.send_to(&plain, self.inner_addr).await?;
+        }
+    }
+}
+
+/// Plain gossip (no secret: a laptop on loopback), counting bytes.
 struct CountingTransport(Arc<GossipCounters>);
 
 struct CountingSocket {
@@ -342,8 +565,15 @@ impl Gossip {
         };
         let counters = Arc::new(GossipCounters::default());
         let initial = vec![(KEY_GRPC.to_owned(), cfg.advertise.to_string())];
-        let handle =
-            chitchat::spawn_chitchat(config, initial, &CountingTransport(counters.clone())).await?;
+        let handle = if cfg.keys.is_empty() {
+            chitchat::spawn_chitchat(config, initial, &CountingTransport(counters.clone())).await?
+        } else {
+            let transport = SealedTransport {
+                counters: counters.clone(),
+                keys: cfg.keys.clone(),
+            };
+            chitchat::spawn_chitchat(config, initial, &transport).await?
+        };
         let tasks = vec![
             tokio::spawn(publish_loop(
                 handle.chitchat(),
@@ -710,6 +940,7 @@ fn node_row(name: &str, d: &Decoded, status: pb::NodeStatus) -> pb::Node {
             containers: None,
             gossip_sent_bytes: 0,
             gossip_received_bytes: 0,
+            gossip_rejected_datagrams: 0,
         }),
         runtime: Some(pb::RuntimeStatus {
             available: i.rt_ok,

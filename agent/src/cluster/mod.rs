@@ -3,5 +3,6 @@
 
 pub mod gossip;
 pub mod peers;
+pub mod seal;
 
 pub use gossip::*;

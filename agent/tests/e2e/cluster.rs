@@ -620,3 +620,119 @@ async fn hollow_nodes_spread_placements_evenly() -> Result<()> {
     }));
     Ok(())
 }
+
+/// The rejected-datagram counter an agent reports about itself.
+async fn rejected(client: &mut berth_shared::client::Client, name: &str) -> u64 {
+    match client.cluster(pb::ClusterRequest {}).await {
+        Ok(r) => r
+            .into_inner()
+            .nodes
+            .into_iter()
+            .find(|n| n.name == name)
+            .and_then(|n| n.stats)
+            .map_or(0, |s| s.gossip_rejected_datagrams),
+        Err(_) => 0,
+    }
+}
+
+/// Waits for one datagram on `socket`.
+async fn datagram(socket: &tokio::net::UdpSocket, what: &str) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; 65_535];
+    let (n, _) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .map_err(|_| format!("no {what} within {WAIT:?}"))??;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// With a cluster secret, gossip is sealed: nothing readable on the wire, and a datagram that
+/// is not a member's — garbage, plain chitchat (the 6-byte state dump of the finding), a
+/// member's datagram altered, or one replayed — is dropped and counted, is never answered, and
+/// changes nothing in the view. The log says so once, naming no secret.
+#[tokio::test]
+async fn sealed_gossip_drops_what_a_member_did_not_send() -> Result<()> {
+    let token = unique("seal");
+    // B names this socket as a seed too, so the test receives a real sealed datagram.
+    let tap = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let a = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, 5)),
+        token: Some(token.clone()),
+        ..Default::default()
+    })
+    .await?;
+    let b = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, 6)),
+        token: Some(token.clone()),
+        extra_args: vec!["--join".into(), format!("{},{}", a.addr, tap.local_addr()?)],
+        ..Default::default()
+    })
+    .await?;
+    let mut via_a = a.client().await?;
+    wait_for("A and B to gossip, sealed", WAIT, || {
+        let mut via_a = via_a.clone();
+        async move { (nodes(&mut via_a).await.len() == 2).then_some(()) }
+    })
+    .await?;
+    let sealed = datagram(&tap, "sealed datagram from B").await?;
+    assert!(
+        !sealed.windows(b.name.len()).any(|w| w == b.name.as_bytes()),
+        "B's name is not readable on the wire"
+    );
+    // A plain chitchat SYN, from an agent without a secret.
+    let plain_tap = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let c = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, 7)),
+        extra_args: vec!["--join".into(), plain_tap.local_addr()?.to_string()],
+        ..Default::default()
+    })
+    .await?;
+    let plain = datagram(&plain_tap, "plain datagram from C").await?;
+    assert!(
+        plain.windows(c.name.len()).any(|w| w == c.name.as_bytes()),
+        "plain gossip shows names: the contrast"
+    );
+
+    let before = rejected(&mut via_a, &a.name).await;
+    let mut bent = sealed.clone();
+    let last = bent.len() - 1;
+    bent[last] ^= 1;
+    let target = a.addr;
+    for d in [
+        vec![0x53, 0xb0, 0x01, 0x00, 0x00, 0x00],
+        plain.clone(),
+        bent,
+        sealed.clone(),
+        sealed.clone(),
+    ] {
+        attacker.send_to(&d, target).await?;
+    }
+    // The first copy of B's datagram is authentic and new to A, so A answers it (sealed, to
+    // the attacker, who cannot read it); the rest get nothing.
+    let mut buf = vec![0u8; 65_535];
+    let mut answers = 0;
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(Duration::from_millis(1500), attacker.recv_from(&mut buf)).await
+    {
+        answers += 1;
+    }
+    assert!(answers <= 1, "{answers} answers to 5 datagrams");
+    wait_for("A to count four drops", WAIT, || {
+        let mut via_a = via_a.clone();
+        let name = a.name.clone();
+        async move { (rejected(&mut via_a, &name).await >= before + 4).then_some(()) }
+    })
+    .await?;
+    let seen = nodes(&mut via_a).await;
+    assert_eq!(seen.len(), 2, "nothing joined: {seen:?}");
+    assert!(!seen.contains_key(&c.name));
+    let log = a.log();
+    assert!(log.contains("did not pass the seal check"), "{log}");
+    assert!(!log.contains(&token), "the secret is never logged");
+    assert!(
+        log.matches("did not pass the seal check").count() <= 2,
+        "rate-limited"
+    );
+    drop(b);
+    Ok(())
+}
