@@ -7,7 +7,7 @@
 //! never gossiped: they come from the owner over gRPC.
 //!
 //! What gossip trusts: with a cluster token, only datagrams sealed with the key derived from it
-//! ([`seal`], through [`SealedSocket`]); without one (a laptop on loopback), any UDP sender that
+//! ([`seal`], through `SealedSocket`); without one (a laptop on loopback), any UDP sender that
 //! uses the default cluster id. gRPC between peers always needs the token.
 
 use super::seal;
