@@ -51,6 +51,8 @@ pub struct Config {
     pub allocatable_memory: Option<u64>,
     /// Rescheduling and reconciler tuning.
     pub services: services::ServicesConfig,
+    /// Connections served at once (half of them from one address); see [`api::listen`].
+    pub max_connections: usize,
 }
 
 /// `--runtime`.
@@ -101,6 +103,7 @@ impl Config {
             allocatable_cpus: None,
             allocatable_memory: None,
             services: Default::default(),
+            max_connections: api::listen::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -302,13 +305,13 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         api::TokenCheck::new(config.token.as_deref()),
     );
     let mut stop = shutdown_rx;
-    // `Server::tcp_nodelay` applies only to listeners tonic binds itself: with our own listener,
-    // Nagle stays on unless the incoming stream sets it, and a reply's second small write then
-    // waits ~40 ms for the client's delayed ACK (seen with strace as bimodal `berth ps` times).
-    let incoming = incoming(listener);
+    let incoming =
+        api::listen::incoming(listener, api::listen::Limits::new(config.max_connections));
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            // A peer that stops answering pings is dropped: 30 s between pings, 20 s to answer.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -322,14 +325,6 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         tasks,
         gossip,
     })
-}
-
-/// The agent's accepted connections: `TCP_NODELAY` on each (see [`start`]) and TCP keepalive so
-/// a console that vanished without a FIN is noticed.
-fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -372,7 +367,8 @@ mod tests {
     async fn accepted_connections_have_nodelay() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut incoming = super::incoming(listener);
+        let incoming = super::api::listen::incoming(listener, super::api::listen::Limits::new(4));
+        let mut incoming = std::pin::pin!(incoming);
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let accepted = incoming.next().await.unwrap().unwrap();
         assert!(

@@ -107,6 +107,12 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..=256))]
     placement_workers: u64,
 
+    /// Connections served at once, half of them at most from one address; more are closed at
+    /// once. A connection that sends nothing for 10 s is closed.
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS", default_value_t = berth_agent::api::listen::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
+    max_connections: u64,
+
     /// CPUs the scheduler may reserve on this node [default: its cores].
     #[arg(long, env = "BERTH_ALLOCATABLE_CPUS", value_parser = parse_cpus)]
     allocatable_cpus: Option<f64>,
@@ -292,6 +298,7 @@ async fn run() -> Result<(), Failure> {
     config.allocatable_memory = args.allocatable_memory;
     config.services.reschedule_after = args.reschedule_after;
     config.services.workers = args.placement_workers as usize;
+    config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     config.gossip = Some(berth_agent::GossipSettings {
         advertise: args.advertise,
         join: args.join.clone(),

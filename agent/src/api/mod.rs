@@ -5,6 +5,7 @@
 //! the node's [`Runtime`], and the result written back into the view at once; one owned by a peer is
 //! forwarded to it once, with the hop marker, the caller's deadline and the cluster token.
 
+pub mod listen;
 mod services;
 
 use crate::cluster::peers::{PeerPool, forwarded, is_forwarded, peer_error};

@@ -915,3 +915,70 @@ async fn sigterm_ends_open_streams_and_exits_cleanly() -> Result<()> {
     assert!(end.is_ok(), "the watch stream ended with the agent");
     Ok(())
 }
+
+/// Open file descriptors of a process.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Connections that send nothing no longer pile up: past `--max-connections` (half of it from
+/// one address) they are closed at once, and every silent one is closed after the handshake
+/// timeout. A console from another address is served throughout, and the log says what
+/// happened once, not once per connection.
+#[tokio::test]
+async fn silent_connections_are_capped_and_closed() -> Result<()> {
+    let agent = AgentProcess::spawn(AgentOptions {
+        extra_args: vec!["--max-connections".into(), "64".into()],
+        ..Default::default()
+    })
+    .await?;
+    let pid = agent.pid().expect("a pid");
+    let baseline = fds(pid);
+    let mut silent = Vec::new();
+    for _ in 0..500 {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind("127.0.0.9:0".parse()?)?;
+        if let Ok(s) = socket.connect(agent.addr).await {
+            silent.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = fds(pid);
+    assert!(
+        during <= baseline + 40,
+        "{during} fds with 500 silent connections (baseline {baseline}): the cap holds"
+    );
+    // A console from 127.0.0.1 is served: the silent ones are another address's half.
+    let mut client = agent.client().await?;
+    client.cluster(pb::ClusterRequest {}).await?;
+    // Each silent connection is closed by the agent: read past the server's HTTP/2 settings
+    // to the end, EOF or a reset, all at once.
+    let started = std::time::Instant::now();
+    let total = silent.len();
+    let reads = silent.into_iter().map(|mut s| async move {
+        use tokio::io::AsyncReadExt;
+        let mut sink = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut sink))
+            .await
+            .is_ok()
+    });
+    let closed = futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .filter(|c| *c)
+        .count();
+    assert_eq!(closed, total, "every silent connection closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "within the 10 s handshake timeout: {:?}",
+        started.elapsed()
+    );
+    let log = agent.log();
+    assert_eq!(
+        log.matches("refusing connections").count(),
+        1,
+        "one warning for the burst:\n{log}"
+    );
+    client.cluster(pb::ClusterRequest {}).await?;
+    Ok(())
+}
