@@ -210,7 +210,7 @@ fn read_token(args: &Args) -> Result<Option<String>> {
         (None, None) => None,
     };
     if let Some(t) = &token {
-        berth_shared::client::AuthInterceptor::new(Some(t))
+        berth_shared::token::check_agent_token(t)
             .map_err(|e| eyre!("{e}"))
             .wrap_err("the cluster token is not usable")?;
     }

@@ -535,7 +535,7 @@ mod failures {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn wrong_token_is_refused_and_the_right_one_accepted() {
-        let token = "s3cret-token";
+        let token = "s3cret-token-0123";
         let s = setup(AgentOptions {
             token: Some(token.into()),
             ..Default::default()

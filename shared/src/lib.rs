@@ -18,5 +18,6 @@ pub mod quantity;
 pub mod service;
 pub mod spec;
 pub mod time;
+pub mod token;
 
 pub use error::ValidationError;

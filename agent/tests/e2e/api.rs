@@ -651,6 +651,28 @@ async fn listening_beyond_loopback_needs_a_token() -> Result<()> {
     Ok(())
 }
 
+/// A token short enough to guess is refused at start, naming the rule and not the token.
+#[tokio::test]
+async fn an_agent_refuses_a_weak_token() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port();
+    let out = std::process::Command::new(berth_testkit::bin_path("berthd")?)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("BERTH_TOKEN", "k")
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 16"), "{stderr}");
+    assert!(stderr.contains("token"), "{stderr}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_naming_the_field_and_changes_nothing() -> Result<()> {
     let image = workload_image().await?;

@@ -515,7 +515,7 @@ async fn sigterm_is_a_graceful_leave() -> Result<()> {
 
 #[tokio::test]
 async fn a_node_with_the_wrong_token_stays_out() -> Result<()> {
-    let right = unique("tok");
+    let right = unique("cluster-token");
     let a = AgentProcess::spawn(AgentOptions {
         ip: Some(Ipv4Addr::new(127, 0, 0, 2)),
         token: Some(right.clone()),
@@ -531,7 +531,7 @@ async fn a_node_with_the_wrong_token_stays_out() -> Result<()> {
     .await?;
     let intruder = AgentProcess::spawn(AgentOptions {
         ip: Some(Ipv4Addr::new(127, 0, 0, 4)),
-        token: Some(unique("other")),
+        token: Some(unique("other-cluster")),
         extra_args: vec!["--join".into(), a.addr.to_string()],
         ..Default::default()
     })
@@ -651,7 +651,7 @@ async fn datagram(socket: &tokio::net::UdpSocket, what: &str) -> Result<Vec<u8>>
 /// changes nothing in the view. The log says so once, naming no secret.
 #[tokio::test]
 async fn sealed_gossip_drops_what_a_member_did_not_send() -> Result<()> {
-    let token = unique("seal");
+    let token = unique("sealed-token");
     // B names this socket as a seed too, so the test receives a real sealed datagram.
     let tap = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
     let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
