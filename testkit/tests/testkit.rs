@@ -376,7 +376,7 @@ async fn agent_process_answers_restarts_and_stops() -> Result<()> {
 
 #[tokio::test]
 async fn agent_process_with_token_is_up_and_refuses_strangers() -> Result<()> {
-    let token = unique("token");
+    let token = unique("cluster-token");
     let agent = AgentProcess::spawn(AgentOptions {
         token: Some(token.clone()),
         ..Default::default()
