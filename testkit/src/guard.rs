@@ -70,6 +70,11 @@ impl Drop for ContainerGuard {
     }
 }
 
+/// The ids of the containers labelled `filter` (`key=value`), running or not; removes nothing.
+pub async fn list_labelled(filter: &str) -> Result<Vec<String>> {
+    list(&crate::docker().await?, filter).await
+}
+
 async fn list(docker: &bollard::Docker, filter: &str) -> Result<Vec<String>> {
     let options = ListContainersOptions {
         all: true,

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 pub use agent::{AGENT_START_TIMEOUT, AGENT_STOP_TIMEOUT, AgentOptions, AgentProcess};
 pub use cmd::{Cmd, DEFAULT_CMD_TIMEOUT, Output};
 pub use errors::{Context, Error, Result, error};
-pub use guard::{ContainerGuard, remove_labelled};
+pub use guard::{ContainerGuard, list_labelled, remove_labelled};
 pub use image::{WORKLOAD_BINARY, workload_image};
-pub use proxy::DockerProxy;
+pub use proxy::{DockerProxy, TcpProxy};
 pub use registry::{REGISTRY_BIN, Registry};
 
 /// How often [`wait_for`] polls.

@@ -24,6 +24,18 @@ pub struct DockerProxy {
     upstream: Arc<Upstream>,
     runtime: Option<tokio::runtime::Runtime>,
     tasks: Arc<Mutex<Tasks>>,
+    hold: Arc<Hold>,
+}
+
+/// Requests the proxy holds back: a client-to-engine chunk that contains the pattern waits
+/// (its connection stalls, neither forwarded nor closed) until [`DockerProxy::release`].
+#[derive(Default)]
+struct Hold {
+    pattern: Mutex<Option<Vec<u8>>>,
+    /// Bumped by `release`; a held chunk goes on when it changes.
+    released: tokio::sync::Notify,
+    /// How many chunks are held right now.
+    held: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -55,9 +67,34 @@ impl DockerProxy {
             upstream,
             runtime: Some(runtime),
             tasks: Arc::default(),
+            hold: Arc::default(),
         };
         proxy.resume().await?;
         Ok(proxy)
+    }
+
+    /// From now on, holds back every request whose bytes contain `pattern` (for example
+    /// `"/start "` for Docker's container start): its connection stalls until
+    /// [`release`](Self::release), so a test can act while the agent waits between two calls.
+    pub fn hold(&self, pattern: &str) {
+        *lock(&self.hold.pattern) = Some(pattern.as_bytes().to_vec());
+    }
+
+    /// Stops holding new requests; the ones already held stay held (they are dropped with the
+    /// proxy, never forwarded, unless [`release`](Self::release) is called).
+    pub fn unhold(&self) {
+        *lock(&self.hold.pattern) = None;
+    }
+
+    /// Stops holding, and lets the held requests through to the engine.
+    pub fn release(&self) {
+        self.unhold();
+        self.hold.released.notify_waiters();
+    }
+
+    /// How many requests are held back right now.
+    pub fn held(&self) -> usize {
+        self.hold.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// `unix://<dir>/docker.sock`, for `DOCKER_HOST` or an agent's `--docker-host`.
@@ -121,6 +158,7 @@ impl DockerProxy {
             listener,
             Arc::clone(&self.upstream),
             Arc::clone(&self.tasks),
+            Arc::clone(&self.hold),
         ));
         tasks.accept = Some(accept.abort_handle());
         Ok(())
@@ -155,11 +193,9 @@ fn wait_finished(handles: &[AbortHandle]) {
     }
 }
 
-fn lock(tasks: &Mutex<Tasks>) -> MutexGuard<'_, Tasks> {
-    // A panic while holding the lock leaves plain handles behind: still usable.
-    tasks
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind: still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn upstream() -> Result<Upstream> {
@@ -179,7 +215,12 @@ fn upstream() -> Result<Upstream> {
     }
 }
 
-async fn accept_loop(listener: UnixListener, upstream: Arc<Upstream>, tasks: Arc<Mutex<Tasks>>) {
+async fn accept_loop(
+    listener: UnixListener,
+    upstream: Arc<Upstream>,
+    tasks: Arc<Mutex<Tasks>>,
+    hold: Arc<Hold>,
+) {
     loop {
         let client = match listener.accept().await {
             Ok((client, _)) => client,
@@ -189,23 +230,137 @@ async fn accept_loop(listener: UnixListener, upstream: Arc<Upstream>, tasks: Arc
                 continue;
             }
         };
-        let connection = tokio::spawn(relay(client, Arc::clone(&upstream)));
+        let connection = tokio::spawn(relay(client, Arc::clone(&upstream), Arc::clone(&hold)));
         let mut tasks = lock(&tasks);
         tasks.connections.retain(|h| !h.is_finished());
         tasks.connections.push(connection.abort_handle());
     }
 }
 
-async fn relay(mut client: UnixStream, upstream: Arc<Upstream>) {
+async fn relay(client: UnixStream, upstream: Arc<Upstream>, hold: Arc<Hold>) {
     // Errors end the connection, which is what the client sees from a real engine too.
     let _ = match &*upstream {
         Upstream::Unix(path) => match UnixStream::connect(path).await {
-            Ok(mut server) => tokio::io::copy_bidirectional(&mut client, &mut server).await,
+            Ok(server) => pipe(client, server, &hold).await,
             Err(error) => Err(error),
         },
         Upstream::Tcp(addr) => match TcpStream::connect(addr).await {
-            Ok(mut server) => tokio::io::copy_bidirectional(&mut client, &mut server).await,
+            Ok(server) => pipe(client, server, &hold).await,
             Err(error) => Err(error),
         },
     };
+}
+
+/// Copies both ways; client-to-engine chunks that match the hold pattern wait for a release.
+async fn pipe<S>(client: UnixStream, server: S, hold: &Hold) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_rx, mut client_tx) = tokio::io::split(client);
+    let (mut server_rx, mut server_tx) = tokio::io::split(server);
+    let up = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = client_rx.read(&mut buf).await?;
+            if n == 0 {
+                return server_tx.shutdown().await;
+            }
+            let chunk = &buf[..n];
+            let matches = lock(&hold.pattern)
+                .as_ref()
+                .is_some_and(|p| chunk.windows(p.len()).any(|w| w == p.as_slice()));
+            if matches {
+                // Made before counting, so a release right after the count still reaches it.
+                let released = hold.released.notified();
+                hold.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                released.await;
+                hold.held.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            server_tx.write_all(chunk).await?;
+        }
+    };
+    let down = async {
+        tokio::io::copy(&mut server_rx, &mut client_tx).await?;
+        client_tx.shutdown().await
+    };
+    tokio::try_join!(up, down).map(|_| ())
+}
+
+/// A TCP proxy on `127.0.0.1:<free port>` in front of one address (an agent's gRPC port), so
+/// a test can cut a client's open connections, as a network that drops them would. New
+/// connections are accepted as before.
+pub struct TcpProxy {
+    addr: std::net::SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+    tasks: Arc<Mutex<Tasks>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: std::net::SocketAddr) -> Result<TcpProxy> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("testkit-tcp-proxy")
+            .enable_all()
+            .build()
+            .context("cannot start the tcp proxy's runtime")?;
+        let listener = {
+            let _context = runtime.enter();
+            let std =
+                std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the tcp proxy")?;
+            std.set_nonblocking(true)
+                .context("cannot make the tcp proxy's socket non-blocking")?;
+            tokio::net::TcpListener::from_std(std).context("cannot register the tcp proxy")?
+        };
+        let addr = listener
+            .local_addr()
+            .context("the tcp proxy has no address")?;
+        let tasks: Arc<Mutex<Tasks>> = Arc::default();
+        let for_loop = Arc::clone(&tasks);
+        let accept = runtime.spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let connection = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                let mut tasks = lock(&for_loop);
+                tasks.connections.retain(|h| !h.is_finished());
+                tasks.connections.push(connection.abort_handle());
+            }
+        });
+        lock(&tasks).accept = Some(accept.abort_handle());
+        Ok(TcpProxy {
+            addr,
+            runtime: Some(runtime),
+            tasks,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`, for `--agent`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Cuts every open connection (both sides see it closed); returns once they are.
+    pub fn cut(&self) -> usize {
+        let connections = std::mem::take(&mut lock(&self.tasks).connections);
+        for connection in &connections {
+            connection.abort();
+        }
+        wait_finished(&connections);
+        connections.len()
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
