@@ -269,6 +269,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         peers: peers.clone(),
         ledger: Arc::default(),
         pending: Arc::default(),
+        requests: Arc::default(),
     };
     let store = Arc::new(services::store::Store::open(
         &config.data_dir,
@@ -298,6 +299,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
             shutdown: shutdown_rx.clone(),
             peers,
             ledger: placer.ledger,
+            requests: placer.requests,
             pending: placer.pending,
             services,
         })

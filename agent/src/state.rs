@@ -210,6 +210,23 @@ impl State {
         self.read().containers.get(id).cloned()
     }
 
+    /// The container a `Run` with request id `id` made: among this node's own containers, and
+    /// also among its peers' when `cluster`. A scan, as [`Self::resolve`]: once per run.
+    pub fn by_request(&self, id: &str, cluster: bool) -> Option<pb::ContainerSummary> {
+        let inner = self.read();
+        let peers = inner
+            .peers
+            .values()
+            .filter(|_| cluster)
+            .flat_map(|p| p.containers.values());
+        inner
+            .containers
+            .values()
+            .chain(peers)
+            .find(|c| c.request_id == id)
+            .cloned()
+    }
+
     /// Finds a container anywhere in the cluster by exact id, exact name, or unique id prefix,
     /// as Docker does; the summary's `node` is its owner.
     pub fn resolve(&self, reference: &str) -> Result<pb::ContainerSummary, AgentError> {

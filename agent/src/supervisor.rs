@@ -72,7 +72,7 @@ pub async fn docker_loop(
                 let reason = match runtime.list_owned(&docker).await {
                     Ok(mut list) => {
                         if std::mem::take(&mut first) {
-                            list = undo_unfinished_runs(&runtime, list).await;
+                            list = undo_unfinished_runs(&runtime, &docker, list).await;
                         }
                         tracing::info!(containers = list.len(), "rebuilt state from docker");
                         ctx.state.apply(Change::Resync(list));
@@ -113,12 +113,13 @@ pub async fn docker_loop(
 /// before the API serves, so no run of this life can be caught half-way.
 async fn undo_unfinished_runs(
     runtime: &DockerRuntime,
+    docker: &bollard::Docker,
     list: Vec<pb::ContainerSummary>,
 ) -> Vec<pb::ContainerSummary> {
     let mut kept = Vec::with_capacity(list.len());
     for c in list {
         if c.state == "created" && c.started_unix_ms == 0 {
-            match runtime.remove(&c.id, true).await {
+            match runtime.remove_on(docker, &c.id, true).await {
                 Ok(()) => {
                     tracing::info!(id = %c.id, name = %c.name, "removed a container a previous run created but never started");
                     continue;

@@ -590,6 +590,7 @@ mod tests {
             labels: Default::default(),
             slot: None,
             health: String::new(),
+            request_id: String::new(),
         }
     }
 

@@ -514,6 +514,58 @@ mod json {
 mod failures {
     use super::*;
 
+    /// The connection to the agent breaks while the agent is between Docker's create and start
+    /// (the Docker proxy holds the start; a TCP proxy cuts the console's connection). `berth run`
+    /// tries again with the same request id and answers with the one container the first try
+    /// made: exactly one exists.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_run_whose_answer_is_lost_is_retried_without_a_second_copy() {
+        let dir = tempfile::Builder::new()
+            .prefix("bp")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let docker = berth_testkit::DockerProxy::start(dir.path())
+            .await
+            .expect("docker proxy");
+        let s = setup(AgentOptions {
+            docker_host: Some(docker.docker_host()),
+            ..Default::default()
+        })
+        .await;
+        let line = s.agent.addr;
+        let tcp = berth_testkit::TcpProxy::start(line)
+            .await
+            .expect("tcp proxy");
+        // Wait for the runtime before holding anything: its first resync goes through Docker.
+        s.berth()
+            .args(["run", "--label", "warm=1", &s.image])
+            .run()
+            .ok();
+        let mark = berth_testkit::unique("lost");
+        docker.hold("/start ");
+        let run = Cmd::berth(&tcp.url())
+            .args(["run", "--label", &format!("t={mark}"), &s.image])
+            .run_async();
+        let run = tokio::spawn(run);
+        let filter = format!("t={mark}");
+        berth_testkit::wait_for("the start to be held", EVENTUALLY, || async {
+            (docker.held() > 0).then_some(())
+        })
+        .await
+        .expect("held");
+        assert!(tcp.cut() > 0, "no console connection to cut");
+        docker.release();
+        let out = run.await.expect("berth run").ok();
+        assert_contains(&out, "stderr", "same request id");
+        let made = berth_testkit::list_labelled(&filter).await.expect("list");
+        assert_eq!(made.len(), 1, "{made:?}\n{}", out.report("copies"));
+        assert!(
+            made[0].starts_with(out.stdout.trim()),
+            "printed {:?}, made {made:?}",
+            out.stdout
+        );
+    }
+
     #[test]
     fn dead_agent_is_an_error_naming_the_address() {
         let port = berth_testkit::free_port();

@@ -188,6 +188,32 @@ pub async fn connect(address: &str, token: Option<&str>) -> Result<Client, Conne
     Ok(BerthClient::with_interceptor(channel, interceptor))
 }
 
+/// How a call failed on the way, as opposed to an answer the other side gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// No connection was made: the request was never sent, so nothing happened there.
+    NotConnected,
+    /// The connection broke (or timed out) once the request may have been sent: whether it
+    /// took effect is unknown.
+    Lost,
+}
+
+/// Whether `status` is a transport failure rather than the server's answer. tonic gives the
+/// statuses it makes from transport errors a source (the error itself); a status the server
+/// sent arrives without one.
+pub fn transport_failure(status: &tonic::Status) -> Option<Transport> {
+    let mut source = std::error::Error::source(status)?;
+    loop {
+        if source.downcast_ref::<tonic::ConnectError>().is_some() {
+            return Some(Transport::NotConnected);
+        }
+        match source.source() {
+            Some(next) => source = next,
+            None => return Some(Transport::Lost),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +337,29 @@ mod tests {
             connect("127.0.0.1:1", Some("bad token")).await,
             Err(ConnectError::BadToken)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_not_connected_and_an_answer_is_no_transport_failure() {
+        // A port that was free a moment ago: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let channel = endpoint(&format!("http://127.0.0.1:{port}"))
+            .expect("endpoint")
+            .connect_lazy();
+        let mut client = BerthClient::new(channel);
+        let refused = client
+            .cluster(berth_proto::v1::ClusterRequest {})
+            .await
+            .expect_err("nothing listens");
+        assert_eq!(
+            transport_failure(&refused),
+            Some(Transport::NotConnected),
+            "{refused:?}"
+        );
+        let answered = tonic::Status::unavailable("docker is away");
+        assert_eq!(transport_failure(&answered), None);
     }
 }

@@ -15,6 +15,8 @@ pub const SERVICE: &str = "berth.service";
 pub const SERVICE_NAME: &str = "berth.service.name";
 pub const SLOT: &str = "berth.slot";
 pub const VERSION: &str = "berth.version";
+/// The request id of the `Run` that made it, when the client sent one.
+pub const REQUEST: &str = "berth.request";
 /// Prefix reserved for Berth's own labels.
 pub const RESERVED_PREFIX: &str = "berth.";
 

@@ -15,6 +15,7 @@ pub mod image;
 pub mod labels;
 pub mod port;
 pub mod quantity;
+pub mod request;
 pub mod service;
 pub mod spec;
 pub mod time;

@@ -154,6 +154,10 @@ pub struct ContainerSpec {
     /// Docker's HEALTHCHECK; `None`: the image's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// The request id of the `Run` that makes it ([`crate::request`]); not part of the wire
+    /// spec: it travels in `RunRequest.request_id` and is kept with the spec on the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 /// The longest health check interval, timeout or start period accepted.
@@ -374,6 +378,9 @@ impl ContainerSpec {
         if let Some(name) = &self.name {
             validate_container_name(name)?;
         }
+        if let Some(id) = &self.request {
+            crate::request::check_request_id(id)?;
+        }
         if let Some(entrypoint) = &self.entrypoint {
             validate_args("entrypoint", entrypoint)?;
         }
@@ -511,6 +518,7 @@ impl ContainerSpec {
                 .collect(),
             slot: p.slot.as_ref().map(SlotRef::from_proto).transpose()?,
             health: p.health.as_ref().map(HealthCheck::from_proto).transpose()?,
+            request: None,
         };
         spec.validate()?;
         Ok(spec)
@@ -569,6 +577,7 @@ mod tests {
             labels: BTreeMap::new(),
             slot: None,
             health: None,
+            request: None,
         }
     }
 
@@ -589,6 +598,7 @@ mod tests {
             labels: BTreeMap::from([("team".into(), "web".into()), ("x".into(), String::new())]),
             slot: None,
             health: None,
+            request: None,
         }
     }
 

@@ -22,6 +22,7 @@ use berth_shared::spec::ContainerSpec;
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
@@ -46,6 +47,7 @@ pub struct Service {
     pub peers: Arc<PeerPool>,
     pub ledger: Arc<Ledger>,
     pub pending: Arc<Pending>,
+    pub requests: Arc<crate::placement::requests::Requests>,
     pub services: Arc<crate::services::Services>,
 }
 
@@ -226,8 +228,35 @@ impl Service {
             peers: self.peers.clone(),
             ledger: self.ledger.clone(),
             pending: self.pending.clone(),
+            requests: self.requests.clone(),
         }
     }
+}
+
+/// How long a forwarded run waits for an earlier run of its request id on this node.
+const HOP_TURN_WAIT: Duration = Duration::from_secs(30);
+
+/// The answer to a retry whose request id already made `c`: the placement and the container,
+/// as the first try would have ended.
+fn already_placed(c: pb::ContainerSummary) -> Response<BoxStream<pb::RunEvent>> {
+    let events = [
+        event(pb::run_event::Event::Placed(pb::Placed {
+            node: c.node.clone(),
+            reason: format!("already made by an earlier try of request {}", c.request_id),
+        })),
+        event(pb::run_event::Event::Started(pb::Started {
+            container: Some(c),
+        })),
+    ];
+    Response::new(Box::pin(futures::stream::iter(events.map(Ok))))
+}
+
+/// Whether a peer's row says it is alive (or only suspected), so an offer may reach it.
+fn is_up(node: &pb::Node) -> bool {
+    matches!(
+        pb::NodeStatus::try_from(node.status),
+        Ok(pb::NodeStatus::Alive | pb::NodeStatus::Suspect)
+    )
 }
 
 /// Runs `place` with a progress sink relayed to the caller's stream as it comes, then sends
@@ -311,7 +340,11 @@ impl Berth for Service {
         let wire = req
             .spec
             .ok_or_else(|| berth_shared::ValidationError::new("spec", "is missing"))?;
-        let spec = ContainerSpec::from_proto(&wire)?;
+        let mut spec = ContainerSpec::from_proto(&wire)?;
+        if !req.request_id.is_empty() {
+            berth_shared::request::check_request_id(&req.request_id)?;
+            spec.request = Some(req.request_id.clone());
+        }
         let placer = self.placer();
         let me = self.me().to_owned();
         let (tx, out) = mpsc::channel(STREAM_BUFFER);
@@ -326,7 +359,29 @@ impl Berth for Service {
             }
             self.runtime.ready()?;
             let from = from.to_str().unwrap_or("a peer").to_owned();
+            let turn = match &spec.request {
+                // Bounded: two agents each holding a turn of one id and forwarding it to the
+                // other would otherwise wait for each other for ever.
+                Some(id) => Some(
+                    tokio::time::timeout(HOP_TURN_WAIT, self.requests.turn(id))
+                        .await
+                        .map_err(|_| {
+                            Status::aborted(format!(
+                                "a run with request id {id} is still in progress on node {me}"
+                            ))
+                        })?,
+                ),
+                None => None,
+            };
+            if let Some(c) = spec
+                .request
+                .as_deref()
+                .and_then(|id| self.state.by_request(id, false))
+            {
+                return Ok(already_placed(c));
+            }
             tokio::spawn(relay_run(tx, move |progress| async move {
+                let _turn = turn;
                 let placed = pb::Placed {
                     node: me.clone(),
                     reason: format!("placed by {from}"),
@@ -375,6 +430,18 @@ impl Berth for Service {
                 return Err(berth_shared::ValidationError::new("strategy", "unknown").into());
             }
         };
+        // One try of a request id at a time; a retry answers with what an earlier try made.
+        let turn = match &spec.request {
+            Some(id) => Some(self.requests.turn(id).await),
+            None => None,
+        };
+        if let Some(c) = spec
+            .request
+            .as_deref()
+            .and_then(|id| self.state.by_request(id, true))
+        {
+            return Ok(already_placed(c));
+        }
         // Names are unique in the cluster, not only on one Docker engine.
         if let Some(name) = &spec.name
             && let Ok(c) = self.state.resolve(name)
@@ -393,8 +460,25 @@ impl Berth for Service {
             strategy,
             siblings: Default::default(),
         };
-        let ranked = placer.rank(&request)?;
+        // The node an earlier try was offered to goes first: it may hold the container, and
+        // it answers for its own containers (the view here may not show it yet). It may also
+        // count that container against itself, so it is tried even when ranking leaves it out.
+        let earlier = turn
+            .as_ref()
+            .and_then(|t| t.offered_to.clone())
+            .filter(|n| *n == me || self.state.peer(n).is_some_and(|p| is_up(&p)));
+        let ranked = match (placer.rank(&request), earlier) {
+            (Ok(mut ranked), Some(first)) => {
+                ranked.retain(|n| *n != first);
+                ranked.insert(0, first);
+                ranked
+            }
+            (Ok(ranked), None) => ranked,
+            (Err(_), Some(first)) => vec![first],
+            (Err(e), None) => return Err(e.into()),
+        };
         tokio::spawn(relay_run(tx, move |progress| async move {
+            let _turn = turn;
             placer
                 .offer(&spec, &request, ranked, &meta, &progress)
                 .await

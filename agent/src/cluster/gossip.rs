@@ -408,6 +408,9 @@ struct ContainerInfo {
     /// The service slot: `[service id, service name, slot, version]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sv: Option<(String, String, String, u64)>,
+    /// The request id of the run that made it, so a retry through any agent finds it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    rq: String,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -482,6 +485,7 @@ fn container_info(c: &pb::ContainerSummary) -> ContainerInfo {
                 s.version,
             )
         }),
+        rq: c.request_id.clone(),
     }
 }
 
@@ -524,6 +528,7 @@ fn summary_from_info(node: &str, id: &str, c: ContainerInfo) -> pb::ContainerSum
                 slot,
                 version,
             }),
+        request_id: c.rq,
     }
 }
 
@@ -1002,11 +1007,12 @@ mod tests {
                 slot: "2".into(),
                 version: 3,
             }),
+            request_id: "0f3c9d2e7b1a4c5d8e9f0a1b2c3d4e5f".into(),
         };
         let json = serde_json::to_string(&container_info(&c)).expect("encode");
         let back = summary_from_info("n1", "abc", serde_json::from_str(&json).expect("decode"));
         assert_eq!(back, c);
-        assert!(json.len() < 330, "compact: {} bytes", json.len());
+        assert!(json.len() < 380, "compact: {} bytes", json.len());
     }
 
     #[test]

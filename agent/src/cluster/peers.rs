@@ -83,17 +83,13 @@ pub fn forwarded<T>(msg: T, incoming: &MetadataMap, from_node: &str) -> tonic::R
 
 /// Turns a peer's failure to answer at all into a status that names it.
 pub fn peer_error(node: &pb::Node, s: Status) -> Status {
-    match s.code() {
-        tonic::Code::Unavailable | tonic::Code::Unknown
-            if s.message().contains("transport") || s.message().contains("connect") =>
-        {
-            Status::unavailable(format!(
-                "node {} at {} did not answer: {}",
-                node.name,
-                node.address,
-                s.message()
-            ))
-        }
+    match berth_shared::client::transport_failure(&s) {
+        Some(_) => Status::unavailable(format!(
+            "node {} at {} did not answer: {}",
+            node.name,
+            node.address,
+            s.message()
+        )),
         _ => s,
     }
 }

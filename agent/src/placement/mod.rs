@@ -3,4 +3,5 @@
 
 pub mod ledger;
 pub mod placer;
+pub mod requests;
 pub mod scheduler;

@@ -9,10 +9,12 @@
 use crate::cluster::peers::{PeerPool, forwarded, peer_error};
 use crate::error::AgentError;
 use crate::placement::ledger::{Ledger, Pending};
+use crate::placement::requests::Requests;
 use crate::placement::scheduler::{self, NoPlacement, Strategy};
 use crate::runtime::{Progress, Runtime};
 use crate::state::{Change, State};
 use berth_proto::v1 as pb;
+use berth_shared::client::{Transport, transport_failure};
 use berth_shared::spec::ContainerSpec;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -37,6 +39,10 @@ pub enum PlaceError {
     /// A peer failed to run it, with the status it answered.
     #[error("{message}")]
     Peer { code: tonic::Code, message: String },
+    /// The connection to the node it was offered to broke once the request may have been
+    /// sent: it may have started there. A retry with the same request id asks that node first.
+    #[error("{0}")]
+    Lost(String),
     /// The caller stopped listening.
     #[error("the caller went away")]
     Cancelled,
@@ -51,6 +57,14 @@ impl From<PlaceError> for Status {
             PlaceError::Exhausted(_) => Status::resource_exhausted(msg),
             PlaceError::Local(e) => e.into(),
             PlaceError::Peer { code, message } => Status::new(code, message),
+            PlaceError::Lost(_) => {
+                let mut s = Status::unavailable(msg);
+                s.metadata_mut().insert(
+                    berth_shared::request::RETRY_METADATA,
+                    tonic::metadata::MetadataValue::from_static("1"),
+                );
+                s
+            }
             PlaceError::Cancelled => Status::cancelled(msg),
         }
     }
@@ -76,6 +90,7 @@ pub struct Placer {
     pub peers: Arc<PeerPool>,
     pub ledger: Arc<Ledger>,
     pub pending: Arc<Pending>,
+    pub requests: Arc<Requests>,
 }
 
 impl Placer {
@@ -147,12 +162,19 @@ impl Placer {
             {
                 return Err(PlaceError::Cancelled);
             }
+            if let Some(id) = &spec.request {
+                self.requests.offered(id, &name);
+            }
             let key = self.pending.add(&name, spec.cpus, spec.memory_bytes);
             let outcome = if name == self.me() {
                 self.offer_here(spec, events).await
             } else {
                 match self.state.peer(&name) {
-                    Some(node) => self.offer_peer(&node, &wire, meta, events, key).await,
+                    Some(node) => {
+                        let request = spec.request.as_deref();
+                        self.offer_peer(&node, &wire, request, meta, events, key)
+                            .await
+                    }
                     None => Offer::Refused("left the view".into()),
                 }
             };
@@ -210,10 +232,15 @@ impl Placer {
         }
     }
 
+    /// Offers to a peer. The peer's own refusals before it created anything move on to the
+    /// next node, and so does a connection never made. A connection lost once the request may
+    /// have been sent is a failure for a run with a request id: the peer may have started it,
+    /// and the client's retry (same id) asks that peer first instead of making a second copy.
     async fn offer_peer(
         &self,
         node: &pb::Node,
         wire: &pb::ContainerSpec,
+        request_id: Option<&str>,
         meta: &MetadataMap,
         events: &Progress,
         key: u64,
@@ -224,6 +251,29 @@ impl Placer {
                 message: s.message().to_owned(),
             })
         };
+        let lost = || {
+            Offer::Failed(PlaceError::Lost(format!(
+                "lost the connection to node {} while it ran the container, which may have \
+                 started there; a retry with the same request id asks node {} first",
+                node.name, node.name
+            )))
+        };
+        // How a failure before `Created` ends this offer.
+        let before_created = |s: Status| match transport_failure(&s) {
+            Some(Transport::NotConnected) => {
+                Offer::Refused(peer_error(node, s).message().to_owned())
+            }
+            Some(Transport::Lost) if request_id.is_some() => lost(),
+            _ => {
+                let s = peer_error(node, s);
+                match s.code() {
+                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable => {
+                        Offer::Refused(s.message().to_owned())
+                    }
+                    _ => failed(s),
+                }
+            }
+        };
         let mut client = match self.peers.client(node) {
             Ok(c) => c,
             Err(s) => return Offer::Refused(s.message().to_owned()),
@@ -233,18 +283,11 @@ impl Placer {
             node: node.name.clone(),
             constraints: Vec::new(),
             strategy: pb::Strategy::Unspecified as i32,
+            request_id: request_id.unwrap_or_default().to_owned(),
         };
         let mut stream = match client.run(forwarded(req, meta, self.me())).await {
             Ok(s) => s.into_inner(),
-            Err(s) => {
-                let s = peer_error(node, s);
-                return match s.code() {
-                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable => {
-                        Offer::Refused(s.message().to_owned())
-                    }
-                    _ => failed(s),
-                };
-            }
+            Err(s) => return before_created(s),
         };
         let mut created = false;
         while let Some(item) = stream.next().await {
@@ -271,18 +314,14 @@ impl Placer {
                         let _ = events.send(ev).await;
                     }
                 },
-                Err(s) => {
-                    let s = peer_error(node, s);
-                    if !created
-                        && matches!(
-                            s.code(),
-                            tonic::Code::ResourceExhausted | tonic::Code::Unavailable
-                        )
-                    {
-                        return Offer::Refused(s.message().to_owned());
-                    }
-                    return failed(s);
+                Err(s) if !created => return before_created(s),
+                // Lost once created, too: the retry asks the node, which knows.
+                Err(s)
+                    if request_id.is_some() && transport_failure(&s) == Some(Transport::Lost) =>
+                {
+                    return lost();
                 }
+                Err(s) => return failed(peer_error(node, s)),
             }
         }
         failed(Status::unavailable(format!(

@@ -336,6 +336,17 @@ impl DockerRuntime {
 
     async fn remove_container(&self, id: &str, force: bool) -> Result<(), AgentError> {
         let docker = self.client()?;
+        self.remove_on(&docker, id, force).await
+    }
+
+    /// Removes a container through `docker`, a connection not yet published as this runtime's
+    /// (the supervisor's first resync runs before the runtime counts as up).
+    pub async fn remove_on(
+        &self,
+        docker: &Docker,
+        id: &str,
+        force: bool,
+    ) -> Result<(), AgentError> {
         let opts = RemoveContainerOptions {
             force,
             v: true,
@@ -558,6 +569,9 @@ pub fn create_body(node: &str, spec: &ContainerSpec) -> Result<ContainerCreateBo
         lbls.insert(labels::SLOT.into(), slot.slot.clone());
         lbls.insert(labels::VERSION.into(), slot.version.to_string());
     }
+    if let Some(id) = &spec.request {
+        lbls.insert(labels::REQUEST.into(), id.clone());
+    }
 
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for p in &spec.ports {
@@ -728,6 +742,10 @@ pub fn summary_from_inspect(node: &str, c: &ContainerInspectResponse) -> pb::Con
             .as_ref()
             .and_then(|s| s.slot.as_ref())
             .map(|s| s.to_proto()),
+        request_id: spec
+            .as_ref()
+            .and_then(|s| s.request.clone())
+            .unwrap_or_default(),
         health: state
             .health
             .as_ref()

@@ -69,6 +69,7 @@ impl SimRuntime {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             slot: spec.slot.as_ref().map(|s| s.to_proto()),
+            request_id: spec.request.clone().unwrap_or_default(),
             ..Default::default()
         };
         containers.insert(id, (summary.clone(), spec.clone()));
@@ -223,6 +224,7 @@ mod tests {
             labels: Default::default(),
             slot: None,
             health: None,
+            request: None,
         }
     }
 

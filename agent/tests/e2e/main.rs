@@ -3,5 +3,6 @@
 
 mod api;
 mod cluster;
+mod requests;
 mod services;
 mod support;

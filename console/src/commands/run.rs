@@ -21,6 +21,19 @@ pub struct RunPlan {
     pub node: String,
     pub constraints: Vec<String>,
     pub strategy: pb::Strategy,
+    /// The same on every try of this run, so a retry finds what an earlier try made.
+    pub request_id: String,
+}
+
+/// Tries of one run when the connection breaks (the first and the retries).
+const RUN_TRIES: u32 = 4;
+/// The wait before the first retry, doubled for each next one (0.5, 1, 2 s: longer in all than
+/// the ≈3 s a cluster takes to see a dead node down, so a retry can move past it).
+const FIRST_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A fresh request id: 128 random bits in hex.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// The command words after the image: clap keeps a `--` that follows the image, Docker drops it.
@@ -39,6 +52,7 @@ pub fn prepare(args: RunArgs, lookup: impl Fn(&str) -> Option<String>) -> Result
         node: args.node.unwrap_or_default(),
         constraints,
         strategy,
+        request_id: new_request_id(),
     })
 }
 
@@ -111,6 +125,7 @@ pub fn container_spec(
         labels: args.label.into_iter().collect::<BTreeMap<_, _>>(),
         slot: None,
         health,
+        request: None,
     };
     spec.validate().map_err(refused)?;
     let strategy = match args.strategy {
@@ -134,7 +149,24 @@ pub async fn execute(session: &mut Session, output: OutputFormat, plan: RunPlan)
     let stderr = std::io::stderr();
     let terminal = stderr.is_terminal();
     let mut progress = Progress::new(stderr, image, terminal);
-    let result = follow_run(session, plan, &mut progress).await;
+    let mut wait = FIRST_RETRY_WAIT;
+    let mut tries = 1;
+    let result = loop {
+        match follow_run(session, &plan, &mut progress).await {
+            Err(s) if tries < RUN_TRIES && worth_retrying(&s) => {
+                progress.line(&format!(
+                    "{}; trying again with the same request id ({} of {RUN_TRIES}) in {} ms",
+                    retry_reason(&s),
+                    tries + 1,
+                    wait.as_millis()
+                ));
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                tries += 1;
+            }
+            other => break other,
+        }
+    };
     progress.finish();
     let outcome = result.map_err(|s| status_report(s, &address))?;
     let Some(container) = outcome.container() else {
@@ -171,18 +203,33 @@ impl Outcome {
     }
 }
 
+/// A run is tried again when its answer was lost on the way (the connection broke), or when
+/// the agent says a retry is the way on; with the same request id neither makes a second copy.
+fn worth_retrying(s: &tonic::Status) -> bool {
+    berth_shared::client::transport_failure(s).is_some() || berth_shared::request::asks_for_retry(s)
+}
+
+fn retry_reason(s: &tonic::Status) -> String {
+    if berth_shared::request::asks_for_retry(s) {
+        s.message().to_owned()
+    } else {
+        format!("lost the connection to the agent ({})", s.message())
+    }
+}
+
 async fn follow_run(
     session: &mut Session,
-    plan: RunPlan,
+    plan: &RunPlan,
     progress: &mut Progress<impl Write>,
 ) -> Result<Outcome, tonic::Status> {
     let mut stream = session
         .client
         .run(pb::RunRequest {
-            spec: Some(plan.spec),
-            node: plan.node,
-            constraints: plan.constraints,
+            spec: Some(plan.spec.clone()),
+            node: plan.node.clone(),
+            constraints: plan.constraints.clone(),
             strategy: plan.strategy as i32,
+            request_id: plan.request_id.clone(),
         })
         .await?
         .into_inner();

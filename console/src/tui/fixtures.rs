@@ -83,6 +83,7 @@ pub fn container(id: u64, name: &str, node: &str, state: &str, cpu: f64) -> pb::
         labels: Default::default(),
         slot: None,
         health: String::new(),
+        request_id: String::new(),
     }
 }
 

@@ -449,6 +449,7 @@ impl RunForm {
             labels: BTreeMap::new(),
             slot: None,
             health: None,
+            request: None,
         };
         // The whole-spec rules (counts, lengths, clashing ports), as the agent applies them.
         if errors.is_empty()
@@ -464,6 +465,7 @@ impl RunForm {
                     node,
                     constraints,
                     strategy: strategy as i32,
+                    request_id: crate::commands::run::new_request_id(),
                 }),
                 Some(replicas) => {
                     // A pin to one node is a constraint for a service: every replica goes there.
