@@ -357,6 +357,24 @@ impl Berth for Service {
                     req.node
                 )));
             }
+            // Constraints hold here too: the marker says who placed it, not that it may skip
+            // them (an agent with the token could send the marker from anywhere).
+            if req.constraints.len() > MAX_CONSTRAINTS {
+                return Err(berth_shared::ValidationError::new(
+                    "constraint",
+                    format!("at most {MAX_CONSTRAINTS}"),
+                )
+                .into());
+            }
+            let own = self.state.node();
+            for c in &req.constraints {
+                let c = Constraint::parse(c)?;
+                if !c.holds(&me, &own.labels) {
+                    return Err(Status::failed_precondition(format!(
+                        "node {me} does not meet the constraint {c}"
+                    )));
+                }
+            }
             self.runtime.ready()?;
             let from = from.to_str().unwrap_or("a peer").to_owned();
             let turn = match &spec.request {

@@ -171,8 +171,8 @@ impl Placer {
             } else {
                 match self.state.peer(&name) {
                     Some(node) => {
-                        let request = spec.request.as_deref();
-                        self.offer_peer(&node, &wire, request, meta, events, key)
+                        let id = spec.request.as_deref();
+                        self.offer_peer(&node, &wire, request, id, meta, events, key)
                             .await
                     }
                     None => Offer::Refused("left the view".into()),
@@ -240,6 +240,7 @@ impl Placer {
         &self,
         node: &pb::Node,
         wire: &pb::ContainerSpec,
+        request: &scheduler::Request,
         request_id: Option<&str>,
         meta: &MetadataMap,
         events: &Progress,
@@ -267,9 +268,9 @@ impl Placer {
             _ => {
                 let s = peer_error(node, s);
                 match s.code() {
-                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable => {
-                        Offer::Refused(s.message().to_owned())
-                    }
+                    tonic::Code::ResourceExhausted
+                    | tonic::Code::Unavailable
+                    | tonic::Code::FailedPrecondition => Offer::Refused(s.message().to_owned()),
                     _ => failed(s),
                 }
             }
@@ -281,7 +282,9 @@ impl Placer {
         let req = pb::RunRequest {
             spec: Some(wire.clone()),
             node: node.name.clone(),
-            constraints: Vec::new(),
+            // The peer checks them against itself: its labels may have changed since the view
+            // here was taken, and a run marked as forwarded is not exempt from them.
+            constraints: request.constraints.iter().map(|c| c.to_string()).collect(),
             strategy: pb::Strategy::Unspecified as i32,
             request_id: request_id.unwrap_or_default().to_owned(),
         };

@@ -1004,3 +1004,41 @@ async fn silent_connections_are_capped_and_closed() -> Result<()> {
     client.cluster(pb::ClusterRequest {}).await?;
     Ok(())
 }
+
+/// A `Run` that says it was forwarded (`x-berth-hop`) still has to meet its constraints on the
+/// node it reaches: the marker is not a way around them.
+#[tokio::test]
+async fn a_forged_hop_marker_does_not_skip_constraints() -> Result<()> {
+    let image = workload_image().await?;
+    let (agent, _guard, mut client) = agent(AgentOptions {
+        extra_args: vec!["--label".into(), "zone=a".into()],
+        ..Default::default()
+    })
+    .await?;
+    let name = unique("hop");
+    let forged = |constraint: &str| {
+        let mut r = tonic::Request::new(pb::RunRequest {
+            spec: Some(spec(&image, &name, &[])),
+            node: agent.name.clone(),
+            constraints: vec![constraint.to_owned()],
+            ..Default::default()
+        });
+        r.metadata_mut()
+            .insert("x-berth-hop", "someone".parse().expect("ascii"));
+        r
+    };
+    let err = client
+        .run(forged("zone==b"))
+        .await
+        .expect_err("a forwarded run that does not meet its constraint was accepted");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("zone==b"), "{err:?}");
+    assert!(find(&mut client, &name).await.is_none());
+    // One that holds goes through.
+    let mut stream = client.run(forged("zone==a")).await?.into_inner();
+    while let Some(ev) = stream.next().await {
+        ev?;
+    }
+    assert!(find(&mut client, &name).await.is_some());
+    Ok(())
+}
