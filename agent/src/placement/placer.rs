@@ -82,6 +82,13 @@ fn event(e: pb::run_event::Event) -> pb::RunEvent {
     pb::RunEvent { event: Some(e) }
 }
 
+/// What a forwarded `Run` carries besides the node: the same for every peer offered.
+struct Forward<'a> {
+    spec: pb::ContainerSpec,
+    constraints: Vec<String>,
+    request_id: Option<&'a str>,
+}
+
 /// Everything a placement needs; cheap to clone into a task.
 #[derive(Clone)]
 pub struct Placer {
@@ -142,7 +149,13 @@ impl Placer {
             Strategy::Spread => "spread",
             Strategy::Binpack => "binpack",
         };
-        let wire = spec.to_proto();
+        let forward = Forward {
+            spec: spec.to_proto(),
+            // The peer checks them against itself: its labels may have changed since the view
+            // here was taken, and a run marked as forwarded is not exempt from them.
+            constraints: request.constraints.iter().map(|c| c.to_string()).collect(),
+            request_id: spec.request.as_deref(),
+        };
         let mut refused: Vec<(String, String)> = Vec::new();
         let total = ranked.len();
         for (i, name) in ranked.into_iter().enumerate() {
@@ -170,11 +183,7 @@ impl Placer {
                 self.offer_here(spec, events).await
             } else {
                 match self.state.peer(&name) {
-                    Some(node) => {
-                        let id = spec.request.as_deref();
-                        self.offer_peer(&node, &wire, request, id, meta, events, key)
-                            .await
-                    }
+                    Some(node) => self.offer_peer(&node, &forward, meta, events, key).await,
                     None => Offer::Refused("left the view".into()),
                 }
             };
@@ -239,13 +248,12 @@ impl Placer {
     async fn offer_peer(
         &self,
         node: &pb::Node,
-        wire: &pb::ContainerSpec,
-        request: &scheduler::Request,
-        request_id: Option<&str>,
+        forward: &Forward<'_>,
         meta: &MetadataMap,
         events: &Progress,
         key: u64,
     ) -> Offer {
+        let request_id = forward.request_id;
         let failed = |s: Status| {
             Offer::Failed(PlaceError::Peer {
                 code: s.code(),
@@ -280,11 +288,9 @@ impl Placer {
             Err(s) => return Offer::Refused(s.message().to_owned()),
         };
         let req = pb::RunRequest {
-            spec: Some(wire.clone()),
+            spec: Some(forward.spec.clone()),
             node: node.name.clone(),
-            // The peer checks them against itself: its labels may have changed since the view
-            // here was taken, and a run marked as forwarded is not exempt from them.
-            constraints: request.constraints.iter().map(|c| c.to_string()).collect(),
+            constraints: forward.constraints.clone(),
             strategy: pb::Strategy::Unspecified as i32,
             request_id: request_id.unwrap_or_default().to_owned(),
         };
