@@ -4,6 +4,7 @@
 pub mod console;
 pub mod follow;
 pub mod footprint;
+pub mod hollow;
 pub mod logs;
 pub mod ps;
 pub mod run_latency;
