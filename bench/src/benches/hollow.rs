@@ -17,6 +17,9 @@ use crate::{Ctx, Result, err};
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Agents started at once before waiting for them to answer.
 const START_BATCH: usize = 10;
+/// How long one call to a hollow agent may take: an agent that does not answer counts as
+/// not (yet) there, and cannot stall the run.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The image hollow nodes "run" (never pulled).
 pub const SIM_IMAGE: &str = "bench/hollow:1";
 
@@ -175,7 +178,12 @@ where
         let done: Vec<usize> = futures::stream::iter(waiting.iter().copied())
             .map(|i| {
                 let ok = check(h.clients[i].clone());
-                async move { ok.await.then_some(i) }
+                async move {
+                    tokio::time::timeout(CALL_TIMEOUT, ok)
+                        .await
+                        .unwrap_or(false)
+                        .then_some(i)
+                }
             })
             .buffer_unordered(concurrency.max(1))
             .filter_map(|x| async move { x })
@@ -204,7 +212,11 @@ pub async fn gossip_counters(h: &Hollow, which: &[usize]) -> Vec<Counters> {
             let mut c = h.clients[i].clone();
             let name = h.agents[i].name.clone();
             async move {
-                let snap = c.cluster(pb::ClusterRequest {}).await.ok()?.into_inner();
+                let snap = tokio::time::timeout(CALL_TIMEOUT, c.cluster(pb::ClusterRequest {}))
+                    .await
+                    .ok()?
+                    .ok()?
+                    .into_inner();
                 let me = snap.nodes.into_iter().find(|n| n.name == name)?;
                 let stats = me.stats?;
                 Some((
