@@ -5,6 +5,7 @@ pub mod console;
 pub mod follow;
 pub mod footprint;
 pub mod hollow;
+pub mod hollow_services;
 pub mod logs;
 pub mod ps;
 pub mod run_latency;
