@@ -270,18 +270,32 @@ async fn until_complete(
         }
         if last_print.elapsed() >= Duration::from_secs(5) {
             last_print = Instant::now();
+            // Nodes the polled agent does not list alive, killed ones aside: a false
+            // suspicion there moves replicas at once with --reschedule-after 0s.
+            let mut c = client.clone();
+            let others_not_alive =
+                match tokio::time::timeout(CALL_TIMEOUT, agent::node_statuses(&mut c)).await {
+                    Ok(Some(nodes)) => nodes
+                        .iter()
+                        .filter(|(name, s)| !dead.contains(name) && *s != pb::NodeStatus::Alive)
+                        .count()
+                        .to_string(),
+                    _ => "?".into(),
+                };
             trace.push(format!(
-                "{:.0} s {}/{}",
+                "{:.0} s {}/{} ({others_not_alive} not alive)",
                 t0.elapsed().as_secs_f64(),
                 last.complete,
                 last.running
             ));
             eprintln!(
-                "    {:.0} s: {}/{} services complete, {} replicas running on live nodes",
+                "    {:.0} s: {}/{} services complete, {} replicas running on live nodes, \
+                 {others_not_alive} live nodes not listed alive; waiting: {}",
                 t0.elapsed().as_secs_f64(),
                 last.complete,
                 names.len(),
-                last.running
+                last.running,
+                last.waiting.first().map_or("-", String::as_str)
             );
         }
         if t0.elapsed() > SERVICES_TIMEOUT {
@@ -324,7 +338,8 @@ impl Progress {
             String::new()
         } else {
             format!(
-                "; every 5 s the polled view had (services complete/replicas running): {}",
+                "; every 5 s the polled view had (services complete/replicas running on live \
+                 nodes, and how many live nodes it did not list alive): {}",
                 self.trace.join(", ")
             )
         }
