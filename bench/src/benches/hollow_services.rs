@@ -659,11 +659,17 @@ async fn scenario(ctx: &Ctx, f: &Figures, rows: &mut Vec<Row>) -> Result<()> {
             Err(e) => format!("ListServices before the kill failed: {e}"),
         }
     };
+    // SIGKILL to all ten first, then reap them (reaping one at a time took 1.5 s under load).
     let t_kill = Instant::now();
+    for &i in &victims {
+        if let Some(pid) = h.agents[i].pid() {
+            crate::cleanup::kill(pid, rustix::process::Signal::KILL);
+        }
+    }
+    let kill_took = t_kill.elapsed();
     for &i in &victims {
         h.agents[i].kill9();
     }
-    let kill_took = t_kill.elapsed();
     let progress = until_complete(&h, &ok, f.replicas, &dead, t_kill).await;
     let in_view = replicas_in_view(&h, &dead).await;
     eprintln!(
@@ -689,8 +695,8 @@ async fn scenario(ctx: &Ctx, f: &Figures, rows: &mut Vec<Row>) -> Result<()> {
         )),
     );
     let mut restore_note = format!(
-        "--reschedule-after {reschedule}; agents {} killed with SIGKILL one after the other in {} \
-         ms; {held}; ListServices on the seed every {} ms, a slot counting only when running on \
+        "--reschedule-after {reschedule}; agents {} sent SIGKILL within {} ms; {held}; \
+         ListServices on the seed every {} ms, a slot counting only when running on \
          a node that was not killed",
         victims
             .iter()
