@@ -28,7 +28,8 @@ ci:
 
 # Benchmarks, each figure against its baseline (bench/README.md). `just bench` runs them all
 # (about 15 minutes on 2 cores) and writes bench/results/<date>.md and .json; `just bench NAME`
-# runs one: run-latency, ps, logs, follow, footprint, scale, console, services. Flags follow the name:
+# runs one: run-latency, ps, logs, follow, footprint, scale, console, services, hollow-services.
+# Flags follow the name:
 # `just bench ps --ps-rounds 20` (`just bench all --help` lists them).
 bench NAME="all" *ARGS:
     cargo build --release --locked -p berth-agent -p berth-console -p berth-bench

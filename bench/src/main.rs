@@ -73,10 +73,13 @@ enum Bench {
     /// Services: create 30 replicas vs a swarm service; kill -9 of a node until its replica
     /// runs elsewhere
     Services,
+    /// Hollow nodes with services (issue 9): 200 services × 5 replicas on 100 nodes from nothing,
+    /// restore after kill -9 of 10 nodes, gossip with and without services
+    HollowServices,
 }
 
 impl Bench {
-    const EACH: [Bench; 8] = [
+    const EACH: [Bench; 9] = [
         Bench::RunLatency,
         Bench::Ps,
         Bench::Logs,
@@ -85,6 +88,7 @@ impl Bench {
         Bench::Scale,
         Bench::Console,
         Bench::Services,
+        Bench::HollowServices,
     ];
 
     fn name(self) -> &'static str {
@@ -98,6 +102,7 @@ impl Bench {
             Bench::Scale => "scale",
             Bench::Console => "console",
             Bench::Services => "services",
+            Bench::HollowServices => "hollow-services",
         }
     }
 }
@@ -172,6 +177,25 @@ pub struct Options {
     /// scale: seconds over which gossip traffic is measured
     #[arg(long, global = true, default_value_t = 10)]
     pub scale_gossip_secs: u64,
+
+    /// hollow-services: hollow nodes
+    #[arg(long, global = true, default_value_t = 100)]
+    pub hollow_nodes: usize,
+    /// hollow-services: services created
+    #[arg(long, global = true, default_value_t = 200)]
+    pub hollow_services: usize,
+    /// hollow-services: replicas of each service
+    #[arg(long, global = true, default_value_t = 5)]
+    pub hollow_replicas: usize,
+    /// hollow-services: agents killed at once with SIGKILL (never the polled one)
+    #[arg(long, global = true, default_value_t = 10)]
+    pub hollow_kill: usize,
+    /// hollow-services: every agent's --reschedule-after
+    #[arg(long, global = true, default_value = "0s")]
+    pub hollow_reschedule_after: String,
+    /// hollow-services: seconds over which gossip traffic is measured
+    #[arg(long, global = true, default_value_t = 10)]
+    pub hollow_gossip_secs: u64,
 
     /// console: rounds of each command
     #[arg(long, global = true, default_value_t = 10)]
@@ -281,6 +305,7 @@ async fn run_one(ctx: &Ctx, bench: Bench) -> Result<Vec<Row>> {
         Bench::Scale => benches::scale::run(ctx).await,
         Bench::Console => benches::console::run(ctx).await,
         Bench::Services => benches::services::run(ctx).await,
+        Bench::HollowServices => benches::hollow_services::run(ctx).await,
     };
     eprintln!(
         "== {} done in {:.0} s ==",

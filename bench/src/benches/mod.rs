@@ -4,6 +4,8 @@
 pub mod console;
 pub mod follow;
 pub mod footprint;
+pub mod hollow;
+pub mod hollow_services;
 pub mod logs;
 pub mod ps;
 pub mod run_latency;
