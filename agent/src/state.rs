@@ -223,7 +223,9 @@ impl State {
             .containers
             .values()
             .chain(peers)
-            .find(|c| c.request_id == id)
+            // A container created and never started is a try cut off half-way, which its node
+            // removes when it comes back: not an answer to a retry.
+            .find(|c| c.request_id == id && !(c.state == "created" && c.started_unix_ms == 0))
             .cloned()
     }
 

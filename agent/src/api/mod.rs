@@ -233,8 +233,9 @@ impl Service {
     }
 }
 
-/// How long a forwarded run waits for an earlier run of its request id on this node.
-const HOP_TURN_WAIT: Duration = Duration::from_secs(30);
+/// How long a run waits for an earlier try of its request id on this node. Bounded: two agents
+/// each holding a turn of one id and forwarding it to the other would wait for each other.
+const TURN_WAIT: Duration = Duration::from_secs(30);
 
 /// The answer to a retry whose request id already made `c`: the placement and the container,
 /// as the first try would have ended.
@@ -267,9 +268,12 @@ where
     F: std::future::Future<Output = Result<(), Status>>,
 {
     let (progress, mut events) = mpsc::channel(STREAM_BUFFER);
-    let relay = async {
+    // The relay owns the receiving end, so once the caller is gone the sink is closed: the
+    // runtime sees it, and no send waits for room that will never come.
+    let relay_tx = tx.clone();
+    let relay = async move {
         while let Some(ev) = events.recv().await {
-            if tx.send(Ok(ev)).await.is_err() {
+            if relay_tx.send(Ok(ev)).await.is_err() {
                 return;
             }
         }
@@ -357,6 +361,27 @@ impl Berth for Service {
                     req.node
                 )));
             }
+            let turn = match &spec.request {
+                // Bounded: two agents each holding a turn of one id and forwarding it to the
+                // other would otherwise wait for each other for ever.
+                Some(id) => Some(
+                    tokio::time::timeout(TURN_WAIT, self.requests.turn(id))
+                        .await
+                        .map_err(|_| {
+                            Status::aborted(format!(
+                                "a run with request id {id} is still in progress on node {me}"
+                            ))
+                        })?,
+                ),
+                None => None,
+            };
+            if let Some(c) = spec
+                .request
+                .as_deref()
+                .and_then(|id| self.state.by_request(id, false))
+            {
+                return Ok(already_placed(c));
+            }
             // Constraints hold here too: the marker says who placed it, not that it may skip
             // them (an agent with the token could send the marker from anywhere).
             if req.constraints.len() > MAX_CONSTRAINTS {
@@ -377,27 +402,6 @@ impl Berth for Service {
             }
             self.runtime.ready()?;
             let from = from.to_str().unwrap_or("a peer").to_owned();
-            let turn = match &spec.request {
-                // Bounded: two agents each holding a turn of one id and forwarding it to the
-                // other would otherwise wait for each other for ever.
-                Some(id) => Some(
-                    tokio::time::timeout(HOP_TURN_WAIT, self.requests.turn(id))
-                        .await
-                        .map_err(|_| {
-                            Status::aborted(format!(
-                                "a run with request id {id} is still in progress on node {me}"
-                            ))
-                        })?,
-                ),
-                None => None,
-            };
-            if let Some(c) = spec
-                .request
-                .as_deref()
-                .and_then(|id| self.state.by_request(id, false))
-            {
-                return Ok(already_placed(c));
-            }
             tokio::spawn(relay_run(tx, move |progress| async move {
                 let _turn = turn;
                 let placed = pb::Placed {
@@ -450,7 +454,15 @@ impl Berth for Service {
         };
         // One try of a request id at a time; a retry answers with what an earlier try made.
         let turn = match &spec.request {
-            Some(id) => Some(self.requests.turn(id).await),
+            Some(id) => Some(
+                tokio::time::timeout(TURN_WAIT, self.requests.turn(id))
+                    .await
+                    .map_err(|_| {
+                        Status::from(crate::placement::placer::PlaceError::Lost(format!(
+                            "a run with request id {id} is still in progress on node {me}"
+                        )))
+                    })?,
+            ),
             None => None,
         };
         if let Some(c) = spec

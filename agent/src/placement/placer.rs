@@ -273,6 +273,8 @@ impl Placer {
                 Offer::Refused(peer_error(node, s).message().to_owned())
             }
             Some(Transport::Lost) if request_id.is_some() => lost(),
+            // The node is busy with an earlier try of this id: the retry asks it again.
+            None if request_id.is_some() && s.code() == tonic::Code::Aborted => lost(),
             _ => {
                 let s = peer_error(node, s);
                 match s.code() {
@@ -323,6 +325,20 @@ impl Placer {
                         let _ = events.send(ev).await;
                     }
                 },
+                // Once the run is under way, only an admission refusal says for sure that
+                // nothing was made; with a request id anything else may have left a container
+                // there, so the retry asks that node instead of making one elsewhere.
+                Err(s)
+                    if request_id.is_some()
+                        && s.code() != tonic::Code::ResourceExhausted
+                        && (transport_failure(&s).is_some()
+                            || matches!(
+                                s.code(),
+                                tonic::Code::Unavailable | tonic::Code::FailedPrecondition
+                            )) =>
+                {
+                    return lost();
+                }
                 Err(s) if !created => return before_created(s),
                 // Lost once created, too: the retry asks the node, which knows.
                 Err(s)
