@@ -110,14 +110,15 @@ mod tests {
         // Another id is not held up.
         let other = tokio::time::timeout(Duration::from_millis(100), r.turn("b")).await;
         assert!(other.is_ok());
-        // The same id waits for the first turn, then sees where it went.
-        let r2 = r.clone();
-        let second = tokio::spawn(async move { r2.turn("a").await.offered_to });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The same id waits for the first turn (a free turn is ready at its first poll, so a
+        // broken lock fails here whatever the machine's speed), then sees where it went.
+        let blocked = tokio::time::timeout(Duration::from_millis(20), r.turn("a")).await;
         assert!(
-            !second.is_finished(),
+            blocked.is_err(),
             "a second turn of one id ran alongside the first"
         );
+        let r2 = r.clone();
+        let second = tokio::spawn(async move { r2.turn("a").await.offered_to });
         drop(first);
         let seen = second.await.unwrap();
         assert_eq!(seen.as_deref(), Some("n1"));
