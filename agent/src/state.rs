@@ -569,6 +569,33 @@ mod tests {
     }
 
     #[test]
+    fn a_request_id_finds_its_container_unless_it_was_never_started() {
+        let s = state();
+        let with = |id: &str, state: &str, started: i64, req: &str| pb::ContainerSummary {
+            started_unix_ms: started,
+            request_id: req.into(),
+            ..c(id, id, state)
+        };
+        s.apply(Change::Resync(vec![
+            with("a1", "running", 5, "r1"),
+            with("b2", "created", 0, "r2"),
+            with("c3", "exited", 5, "r3"),
+        ]));
+        assert_eq!(
+            s.by_request("r1", false).map(|c| c.id).as_deref(),
+            Some("a1")
+        );
+        // Cut off between create and start: not an answer; its node removes it.
+        assert!(s.by_request("r2", true).is_none());
+        // It ran and stopped: still the container that request made.
+        assert_eq!(
+            s.by_request("r3", true).map(|c| c.id).as_deref(),
+            Some("c3")
+        );
+        assert!(s.by_request("r4", true).is_none());
+    }
+
+    #[test]
     fn subscribe_then_changes_arrive_once_in_order() {
         let s = state();
         let (snap, mut rx) = s.subscribe();
