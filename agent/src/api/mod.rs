@@ -11,7 +11,8 @@ mod services;
 use crate::cluster::peers::{PeerPool, forwarded, is_forwarded, peer_error};
 use crate::error::AgentError;
 use crate::placement::ledger::{Ledger, Pending};
-use crate::placement::placer::Placer;
+use crate::placement::placer::{PlaceError, Placer};
+use crate::placement::requests::Turn;
 use crate::placement::scheduler::{self, Constraint, Strategy};
 use crate::runtime::{Progress, Runtime};
 use crate::state::{Change, State};
@@ -233,6 +234,52 @@ impl Service {
     }
 }
 
+/// Where a run stands after [`Service::take_turn`].
+enum Turned {
+    /// Go ahead, holding the turn of its request id (if it has one) until done.
+    Go(Option<Turn>),
+    /// An earlier try of its request id made this container.
+    Done(Box<pb::ContainerSummary>),
+}
+
+impl Service {
+    /// Waits (at most [`TURN_WAIT`]) for the turn of the run's request id, then looks for a
+    /// container an earlier try made: in the whole view when `cluster`, else among this node's
+    /// own (a forwarded run answers for its node only). A run without an id just goes.
+    async fn take_turn(&self, spec: &ContainerSpec, cluster: bool) -> Result<Turned, Status> {
+        let Some(id) = &spec.request else {
+            return Ok(Turned::Go(None));
+        };
+        let turn = tokio::time::timeout(TURN_WAIT, self.requests.turn(id))
+            .await
+            .map_err(|_| {
+                Status::from(PlaceError::Lost(format!(
+                    "a run with request id {id} is still in progress on node {}",
+                    self.me()
+                )))
+            })?;
+        Ok(match self.state.by_request(id, cluster) {
+            Some(c) => Turned::Done(Box::new(c)),
+            None => Turned::Go(Some(turn)),
+        })
+    }
+}
+
+/// A run's constraints, parsed; at most [`MAX_CONSTRAINTS`].
+fn run_constraints(list: &[String]) -> Result<Vec<Constraint>, Status> {
+    if list.len() > MAX_CONSTRAINTS {
+        return Err(berth_shared::ValidationError::new(
+            "constraint",
+            format!("at most {MAX_CONSTRAINTS}"),
+        )
+        .into());
+    }
+    Ok(list
+        .iter()
+        .map(|c| Constraint::parse(c))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 /// How long a run waits for an earlier try of its request id on this node. Bounded: two agents
 /// each holding a turn of one id and forwarding it to the other would wait for each other.
 const TURN_WAIT: Duration = Duration::from_secs(30);
@@ -361,39 +408,14 @@ impl Berth for Service {
                     req.node
                 )));
             }
-            let turn = match &spec.request {
-                // Bounded: two agents each holding a turn of one id and forwarding it to the
-                // other would otherwise wait for each other for ever.
-                Some(id) => Some(
-                    tokio::time::timeout(TURN_WAIT, self.requests.turn(id))
-                        .await
-                        .map_err(|_| {
-                            Status::aborted(format!(
-                                "a run with request id {id} is still in progress on node {me}"
-                            ))
-                        })?,
-                ),
-                None => None,
+            let turn = match self.take_turn(&spec, false).await? {
+                Turned::Go(turn) => turn,
+                Turned::Done(c) => return Ok(already_placed(*c)),
             };
-            if let Some(c) = spec
-                .request
-                .as_deref()
-                .and_then(|id| self.state.by_request(id, false))
-            {
-                return Ok(already_placed(c));
-            }
             // Constraints hold here too: the marker says who placed it, not that it may skip
             // them (an agent with the token could send the marker from anywhere).
-            if req.constraints.len() > MAX_CONSTRAINTS {
-                return Err(berth_shared::ValidationError::new(
-                    "constraint",
-                    format!("at most {MAX_CONSTRAINTS}"),
-                )
-                .into());
-            }
             let own = self.state.node();
-            for c in &req.constraints {
-                let c = Constraint::parse(c)?;
+            for c in run_constraints(&req.constraints)? {
                 if !c.holds(&me, &own.labels) {
                     return Err(Status::failed_precondition(format!(
                         "node {me} does not meet the constraint {c}"
@@ -430,18 +452,7 @@ impl Berth for Service {
             )
             .into());
         }
-        if req.constraints.len() > MAX_CONSTRAINTS {
-            return Err(berth_shared::ValidationError::new(
-                "constraint",
-                format!("at most {MAX_CONSTRAINTS}"),
-            )
-            .into());
-        }
-        let constraints = req
-            .constraints
-            .iter()
-            .map(|c| Constraint::parse(c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let constraints = run_constraints(&req.constraints)?;
         if req.node.len() > 256 {
             return Err(berth_shared::ValidationError::new("node", "too long").into());
         }
@@ -453,25 +464,10 @@ impl Berth for Service {
             }
         };
         // One try of a request id at a time; a retry answers with what an earlier try made.
-        let turn = match &spec.request {
-            Some(id) => Some(
-                tokio::time::timeout(TURN_WAIT, self.requests.turn(id))
-                    .await
-                    .map_err(|_| {
-                        Status::from(crate::placement::placer::PlaceError::Lost(format!(
-                            "a run with request id {id} is still in progress on node {me}"
-                        )))
-                    })?,
-            ),
-            None => None,
+        let turn = match self.take_turn(&spec, true).await? {
+            Turned::Go(turn) => turn,
+            Turned::Done(c) => return Ok(already_placed(*c)),
         };
-        if let Some(c) = spec
-            .request
-            .as_deref()
-            .and_then(|id| self.state.by_request(id, true))
-        {
-            return Ok(already_placed(c));
-        }
         // Names are unique in the cluster, not only on one Docker engine.
         if let Some(name) = &spec.name
             && let Ok(c) = self.state.resolve(name)

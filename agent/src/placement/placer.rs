@@ -274,7 +274,7 @@ impl Placer {
             }
             Some(Transport::Lost) if request_id.is_some() => lost(),
             // The node is busy with an earlier try of this id: the retry asks it again.
-            None if request_id.is_some() && s.code() == tonic::Code::Aborted => lost(),
+            None if request_id.is_some() && berth_shared::request::asks_for_retry(&s) => lost(),
             _ => {
                 let s = peer_error(node, s);
                 match s.code() {
