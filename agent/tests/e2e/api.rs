@@ -576,15 +576,6 @@ async fn docker_going_away_is_reported_and_survived() -> Result<()> {
     Ok(())
 }
 
-async fn runtime(client: &mut Client) -> Option<pb::RuntimeStatus> {
-    let snap = client
-        .cluster(pb::ClusterRequest {})
-        .await
-        .ok()?
-        .into_inner();
-    snap.nodes.into_iter().next()?.runtime
-}
-
 #[tokio::test]
 async fn a_token_guards_every_call_and_is_never_logged() -> Result<()> {
     let token = format!("tok-{}", unique("secret"));

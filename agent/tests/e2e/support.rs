@@ -125,3 +125,13 @@ pub async fn nodes(client: &mut Client) -> HashMap<String, pb::NodeStatus> {
         Err(_) => HashMap::new(),
     }
 }
+
+/// This agent's own runtime status, as its `Cluster` answer says; `None` when the call fails.
+pub async fn runtime(client: &mut Client) -> Option<pb::RuntimeStatus> {
+    let snap = client
+        .cluster(pb::ClusterRequest {})
+        .await
+        .ok()?
+        .into_inner();
+    snap.nodes.into_iter().next()?.runtime
+}
