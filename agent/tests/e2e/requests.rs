@@ -146,18 +146,7 @@ async fn a_run_cut_off_between_create_and_start_is_undone() -> Result<()> {
     let mut client = agent.client().await?;
     wait_for("the agent's runtime", WAIT, || {
         let mut client = client.clone();
-        async move {
-            let n = client
-                .cluster(pb::ClusterRequest {})
-                .await
-                .ok()?
-                .into_inner();
-            n.nodes
-                .into_iter()
-                .next()
-                .and_then(|n| n.runtime)
-                .filter(|r| r.available)
-        }
+        async move { runtime(&mut client).await.filter(|r| r.available) }
     })
     .await?;
 
