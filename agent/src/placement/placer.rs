@@ -2,9 +2,12 @@
 //!
 //! Both `berth run` (through the API) and the service reconciler place through here. The
 //! entry agent ranks from its view; each offer goes to this node's own runtime (after its
-//! ledger admits) or to a peer as a forwarded `Run` pinned to it. A refusal before anything was
-//! created (`RESOURCE_EXHAUSTED`, `UNAVAILABLE`) moves on to the next candidate; any other
-//! failure is the caller's. Progress goes to a [`Progress`] sink as plain events.
+//! ledger admits) or to a peer as a forwarded `Run` pinned to it, with its constraints. A
+//! refusal before anything was created (`RESOURCE_EXHAUSTED`, `UNAVAILABLE`,
+//! `FAILED_PRECONDITION`) or a peer never connected to moves on to the next candidate; for a run
+//! with a request id, an answer lost once the peer may have started it is [`PlaceError::Lost`]
+//! (the client retries the same id). Any other failure is the caller's. Progress goes to a
+//! [`Progress`] sink as plain events.
 
 use crate::cluster::peers::{PeerPool, forwarded, peer_error};
 use crate::error::AgentError;
