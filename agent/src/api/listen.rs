@@ -1,7 +1,7 @@
 //! The agent's accepted connections, guarded: at most `max` at once (and half of that from one
 //! address), each with `TCP_NODELAY` and TCP keepalive, and each closed unless it sends its
 //! first bytes (the HTTP/2 preface) within [`HANDSHAKE_TIMEOUT`]. A connection over a cap is
-//! closed at once; the log says so at most every [`REFUSED_WARNING_EVERY`].
+//! closed at once; the log says so at most every `REFUSED_WARNING_EVERY`.
 //!
 //! Without this, connections that send nothing are kept forever: 20,000 of them exhausted the
 //! agent's file descriptors and new consoles timed out, with nothing in the log.
