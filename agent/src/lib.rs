@@ -13,6 +13,7 @@ pub mod services;
 pub mod state;
 pub mod stats;
 pub mod supervisor;
+pub mod tls;
 
 use berth_proto::v1 as pb;
 use std::net::SocketAddr;
@@ -262,7 +263,21 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
             Some(gossip)
         }
     };
-    let peers = Arc::new(cluster::peers::PeerPool::new(config.token.clone()));
+    let secrets: Vec<String> = config.token.iter().cloned().collect();
+    let tls = if secrets.is_empty() {
+        None
+    } else {
+        let tls = tls::AgentTls::load(&config.data_dir, &config.name, &secrets)?;
+        tracing::info!(
+            cluster = %tls.clusters()[0].fingerprint(),
+            expires = %tls.not_after(),
+            "TLS on: this node's certificate is signed by the cluster CA"
+        );
+        let tls = Arc::new(tls);
+        tasks.push(tokio::spawn(tls.clone().renew_loop(shutdown_rx.clone())));
+        Some(tls)
+    };
+    let peers = Arc::new(cluster::peers::PeerPool::new(tls.clone()));
     let placer = placement::placer::Placer {
         state: state.clone(),
         runtime: runtime.clone(),
@@ -292,23 +307,30 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     tasks.push(tokio::spawn(
         services.clone().sync_loop(shutdown_rx.clone()),
     ));
+    let store = services.store.clone();
     let service = tonic::service::interceptor::InterceptedService::new(
-        pb::berth_server::BerthServer::new(api::Service {
-            state,
-            runtime,
-            shutdown: shutdown_rx.clone(),
-            peers,
-            ledger: placer.ledger,
-            requests: placer.requests,
-            pending: placer.pending,
-            services,
-        })
-        .max_decoding_message_size(MAX_REQUEST_BYTES),
-        api::TokenCheck::new(config.token.as_deref()),
+        api::ScopeGuard::new(
+            pb::berth_server::BerthServer::new(api::Service {
+                state,
+                runtime,
+                shutdown: shutdown_rx.clone(),
+                peers,
+                ledger: placer.ledger,
+                requests: placer.requests,
+                pending: placer.pending,
+                services,
+                cluster: tls.as_ref().map(|t| t.clusters()[0]),
+            })
+            .max_decoding_message_size(MAX_REQUEST_BYTES),
+        ),
+        api::TokenCheck::new(&secrets, Some(store)),
     );
     let mut stop = shutdown_rx;
-    let incoming =
-        api::listen::incoming(listener, api::listen::Limits::new(config.max_connections));
+    let incoming = api::listen::incoming(
+        listener,
+        api::listen::Limits::new(config.max_connections),
+        tls.map(|t| t.server.clone()),
+    );
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             // A peer that stops answering pings is dropped: 30 s between pings, 20 s to answer.
@@ -319,7 +341,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
                 let _ = stop.wait_for(|s| *s).await;
             }),
     );
-    tracing::info!(node = %config.name, listen = %local_addr, auth = config.token.is_some(), "agent listening");
+    tracing::info!(node = %config.name, listen = %local_addr, auth = config.token.is_some(), tls = config.token.is_some(), "agent listening");
     Ok(RunningAgent {
         local_addr,
         shutdown,
@@ -331,6 +353,8 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("cannot set up TLS")]
+    Tls(#[from] tls::TlsError),
     #[error("refusing to listen on {0} without a token: set --token, BERTH_TOKEN or --token-file")]
     TokenRequired(SocketAddr),
     #[error("cannot advertise {0} to peers: give the address they reach this node at")]
@@ -369,7 +393,7 @@ mod tests {
     async fn accepted_connections_have_nodelay() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let incoming = super::api::listen::incoming(listener, super::api::listen::Limits::new(4));
+        let incoming = super::api::listen::guarded(listener, super::api::listen::Limits::new(4));
         let mut incoming = std::pin::pin!(incoming);
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let accepted = incoming.next().await.unwrap().unwrap();

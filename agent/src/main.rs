@@ -310,9 +310,12 @@ async fn run() -> Result<(), Failure> {
     let mut agent = berth_agent::start(config).await.map_err(|e| {
         let hint = match &e {
             berth_agent::StartError::TokenRequired(_) => Some(
-                "generate one with `openssl rand -hex 32 > /etc/berth/token` and pass \
+                "make a cluster secret with `berth secret new > /etc/berth/token` and pass \
                  --token-file /etc/berth/token (or set BERTH_TOKEN)",
             ),
+            berth_agent::StartError::Tls(_) => {
+                Some("the agent keeps its TLS key and certificate in <data dir>/tls")
+            }
             berth_agent::StartError::Bind { .. } => {
                 Some("is another berthd already running? pick another port with --listen")
             }

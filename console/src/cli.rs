@@ -110,6 +110,72 @@ pub enum Command {
     /// Services: replicas the cluster keeps running (create, ls, ps, scale, update, rm, …)
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// The cluster secret every agent shares: `berth secret new` makes one
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Scoped console tokens: create, ls, revoke (with an admin token or the secret)
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Make a new cluster secret and print it (stdout's last line); no agent is asked. Start
+    /// every agent with it (--token-file or BERTH_TOKEN): it is also the cluster's admin token
+    New,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a console token and print it (stdout's last line; it is shown only once)
+    Create(TokenCreateArgs),
+    /// List the cluster's console tokens (never the tokens themselves)
+    Ls,
+    /// Revoke a token at every agent
+    Revoke {
+        /// The token's id (16 hex characters, as `berth token ls` shows)
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    /// nodes, ps, inspect, logs, watch, service ls/ps
+    Read,
+    /// read, plus run, stop, rm and the service writes
+    Operate,
+    /// operate, plus token management
+    Admin,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// What the token may do
+    #[arg(long, value_enum)]
+    pub scope: ScopeArg,
+    /// How long it is valid, e.g. 12h, 30d [default: until revoked]
+    #[arg(long, value_name = "D", value_parser = parse_ttl)]
+    pub ttl: Option<std::time::Duration>,
+    /// A label for `berth token ls` (up to 64 characters)
+    #[arg(long, value_name = "N", default_value = "")]
+    pub name: String,
+}
+
+fn parse_ttl(s: &str) -> Result<std::time::Duration, ValidationError> {
+    let d = humantime::parse_duration(s).map_err(|e| {
+        ValidationError::new(
+            "ttl",
+            format!("{e}; expected a duration such as 12h or 30d"),
+        )
+    })?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(ValidationError::new("ttl", "must be at least 1s"));
+    }
+    if d.as_secs() > 10 * 365 * 24 * 3600 {
+        return Err(ValidationError::new("ttl", "must be at most ten years"));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Subcommand)]

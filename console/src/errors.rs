@@ -1,6 +1,6 @@
 //! From gRPC statuses and connection failures to one line a person can act on, plus a hint.
 
-use berth_shared::client::ConnectError;
+use berth_shared::client::{ConnectError, TlsFailure};
 use color_eyre::Section;
 use color_eyre::eyre::{Report, eyre};
 use std::error::Error as _;
@@ -43,10 +43,17 @@ pub fn status_report(status: tonic::Status, agent: &str) -> Report {
         // HTTP/2 GOAWAY arrives as RESOURCE_EXHAUSTED), not the agent's answer: no hint meant
         // for the agent's own codes applies.
         code if status.source().is_some() && code != Code::DeadlineExceeded => {
-            eyre!("the connection to the agent at {agent} failed: {message}")
-                .suggestion("try again; if it keeps failing, the agent's log says why")
+            eyre!("the connection to the agent at {agent} failed: {message}").suggestion(
+                "try again; if it keeps failing, the agent's log says why (an agent with a \
+                 cluster secret speaks only TLS: give its token with --token or BERTH_TOKEN)",
+            )
         }
-        Code::Unauthenticated => eyre!("the agent refused the token").suggestion(HINT_TOKEN),
+        Code::Unauthenticated => {
+            eyre!("the agent refused the token: {message}").suggestion(HINT_TOKEN)
+        }
+        Code::PermissionDenied => eyre!("{message}").suggestion(
+            "ask an admin for a token with that scope (`berth token create --scope …`)",
+        ),
         Code::NotFound | Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
             eyre!("{message}")
         }
@@ -71,7 +78,23 @@ pub fn connect_report(error: ConnectError) -> Report {
         ConnectError::BadAddress { .. } => {
             Report::new(error).suggestion("give --agent as host:port or http://host:port")
         }
-        ConnectError::BadToken => Report::new(error).suggestion(HINT_TOKEN),
+        ConnectError::BadToken | ConnectError::Token(_) => {
+            Report::new(error).suggestion(HINT_TOKEN)
+        }
+        ConnectError::Trust(_) => Report::new(error),
+        ConnectError::Tls { failure, .. } => {
+            let hint = match failure {
+                TlsFailure::NotTls { .. } => {
+                    "an agent with no secret speaks plaintext on loopback only: drop --token \
+                     and BERTH_TOKEN to reach it, or restart it with the cluster secret"
+                }
+                _ => {
+                    "check that --agent is an agent of your cluster and that the token is that \
+                      cluster's (`berth secret new` makes a new cluster, not a token for this one)"
+                }
+            };
+            Report::new(error).suggestion(hint)
+        }
     }
 }
 
@@ -126,9 +149,26 @@ mod tests {
     #[test]
     fn unauthenticated_names_the_token() {
         crate::test_error_hook();
-        let r = status_report(tonic::Status::unauthenticated("bad token"), "a:1");
-        assert_eq!(text(&r), "the agent refused the token");
+        let r = status_report(
+            tonic::Status::unauthenticated("token 0a was revoked"),
+            "a:1",
+        );
+        assert_eq!(
+            text(&r),
+            "the agent refused the token: token 0a was revoked"
+        );
         assert!(format!("{r:?}").contains("BERTH_TOKEN"));
+    }
+
+    #[test]
+    fn a_call_outside_the_scope_says_which_scope_it_needs() {
+        crate::test_error_hook();
+        let r = status_report(
+            tonic::Status::permission_denied("Run needs the operate scope; this token has read"),
+            "a:1",
+        );
+        assert_eq!(text(&r), "Run needs the operate scope; this token has read");
+        assert!(format!("{r:?}").contains("berth token create"));
     }
 
     #[test]

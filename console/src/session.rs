@@ -43,7 +43,10 @@ impl Session {
             .suggestion("start one with `berthd`, or give --agent")?;
         eprintln!("no agent on {DEFAULT_AGENT}; started an embedded agent for node {name}");
         let address = running.local_addr.to_string();
-        match client::connect(&running.url(), token).await {
+        // The embedded agent has no secret and speaks plaintext on loopback, in this process:
+        // a token (say BERTH_TOKEN, meant for a cluster) has nothing to open there.
+        let _ = token;
+        match client::connect(&running.url(), None).await {
             // `start` returns once the agent has reached Docker (or failed to), so a command can
             // go ahead at once.
             Ok(client) => Ok(Self {

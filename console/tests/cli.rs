@@ -593,11 +593,22 @@ mod failures {
             ..Default::default()
         })
         .await;
+        // No token: the console speaks plaintext, which an agent with a secret never answers.
         let none = s.berth().arg("ps").run().fail();
-        assert_contains(&none, "stderr", "the agent refused the token");
-        let wrong = s.berth().args(["--token", "wrong", "nodes"]).run().fail();
-        assert_contains(&wrong, "stderr", "the agent refused the token");
-        assert_contains(&wrong, "stderr", "BERTH_TOKEN");
+        assert_contains(&none, "stderr", "speaks only TLS");
+        assert_contains(&none, "stderr", "BERTH_TOKEN");
+        // Another cluster's secret: the agent's certificate is refused before the token is sent.
+        let wrong = s
+            .berth()
+            .args(["--token", "wrong-wrong-wrong-wrong", "nodes"])
+            .run()
+            .fail();
+        assert_contains(&wrong, "stderr", "refusing agent at");
+        assert_contains(
+            &wrong,
+            "stderr",
+            "not signed by the cluster CA this token pins",
+        );
         assert!(
             !wrong.stderr.contains(token),
             "{}",

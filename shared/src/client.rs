@@ -1,7 +1,15 @@
 //! The authenticated client connector used by the console, the agent (to reach peers) and tests.
+//!
+//! With a token, every connection is TLS ([`crate::trust`]): the agent's certificate is
+//! verified against the cluster CA the token pins before the token is sent. With none, it is
+//! plaintext HTTP/2, for an agent on loopback with no secret.
 
+use crate::trust::{self, ClusterKey, Credential};
 use berth_proto::v1::berth_client::BerthClient;
+use rustls::pki_types::ServerName;
+use std::sync::Arc;
 use std::time::Duration;
+use tonic::codegen::http::Uri;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
@@ -23,7 +31,7 @@ pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Attaches `authorization: Bearer <token>` to every call when a token is set.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct AuthInterceptor {
     header: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
@@ -84,10 +92,207 @@ pub enum ConnectError {
     },
     #[error("invalid token: it must be printable ASCII with no spaces")]
     BadToken,
+    #[error("invalid token: {0}")]
+    Token(#[from] crate::ValidationError),
+    #[error("cannot set up TLS: {0}")]
+    Trust(#[from] trust::TrustError),
+    #[error("refusing agent at {address}")]
+    Tls {
+        address: String,
+        #[source]
+        failure: TlsFailure,
+    },
 }
 
-/// `host:port` or `http://host:port` → `http://host:port`. `https://` is refused for now (TLS
-/// comes later) with a message saying so.
+/// Why a TLS connection was not made, found again under tonic's transport error.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFailure {
+    #[error(
+        "its certificate is not signed by the cluster CA this token pins ({expected}): it is an \
+         agent of another cluster, or the token is not this cluster's"
+    )]
+    WrongCluster {
+        expected: String,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("its certificate is this cluster's but does not name {expected}")]
+    WrongName {
+        expected: String,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error(
+        "it did not answer in TLS: it runs without a cluster secret (then connect without a \
+         token, on loopback only), or it is not a Berth agent"
+    )]
+    NotTls {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the TLS handshake failed: {source}")]
+    Handshake {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect: {source}")]
+    Tcp {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no host in {0}")]
+    NoHost(String),
+}
+
+impl TlsFailure {
+    fn from_handshake(e: std::io::Error, expected_cluster: &str, expected_name: &str) -> Self {
+        let tls = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .cloned();
+        match tls {
+            Some(
+                source @ rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. },
+                ),
+            ) => TlsFailure::WrongName {
+                expected: expected_name.to_owned(),
+                source,
+            },
+            Some(source @ rustls::Error::InvalidCertificate(_)) => TlsFailure::WrongCluster {
+                expected: expected_cluster.to_owned(),
+                source,
+            },
+            Some(rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }) => {
+                TlsFailure::NotTls { source: e }
+            }
+            _ if e.kind() == std::io::ErrorKind::UnexpectedEof => TlsFailure::NotTls { source: e },
+            _ => TlsFailure::Handshake { source: e },
+        }
+    }
+}
+
+/// How a client speaks TLS: its settings, the name the server's certificate must carry, and
+/// the cluster it pins (for messages).
+#[derive(Clone)]
+pub struct ClientTls {
+    config: Arc<rustls::ClientConfig>,
+    server_name: ServerName<'static>,
+    /// What the certificate must name, as people say it: "any agent", "node a".
+    name_text: String,
+    cluster_text: String,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("name", &self.name_text)
+            .field("cluster", &self.cluster_text)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientTls {
+    /// A console's: any agent of the cluster `credential` pins, and no certificate of its own.
+    pub fn console(credential: &Credential) -> Result<Self, trust::TrustError> {
+        let cluster = credential.cluster();
+        Ok(Self::new(
+            trust::client_config(&[cluster], None)?,
+            trust::AGENT_SERVER_NAME,
+            "an agent of this cluster".into(),
+            &[cluster],
+        ))
+    }
+
+    /// Settings for a given server name (an agent dialling one node uses
+    /// [`trust::node_server_name`]).
+    pub fn new(
+        config: Arc<rustls::ClientConfig>,
+        server_name: &str,
+        name_text: String,
+        clusters: &[ClusterKey],
+    ) -> Self {
+        let server_name = ServerName::try_from(server_name.to_owned())
+            .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("a valid name"));
+        Self {
+            config,
+            server_name,
+            name_text,
+            cluster_text: clusters
+                .iter()
+                .map(ClusterKey::fingerprint)
+                .collect::<Vec<_>>()
+                .join(" or "),
+        }
+    }
+
+    /// A channel that connects through TLS when first used.
+    pub fn channel_lazy(&self, endpoint: &Endpoint) -> Channel {
+        endpoint.connect_with_connector_lazy(self.connector())
+    }
+
+    async fn channel(&self, endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
+        endpoint.connect_with_connector(self.connector()).await
+    }
+
+    fn connector(
+        &self,
+    ) -> impl tower::Service<
+        Uri,
+        Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+        Error = TlsFailure,
+        Future = impl Send,
+    > + Send
+    + Clone
+    + 'static {
+        let tls = self.clone();
+        tower::service_fn(move |uri: Uri| {
+            let tls = tls.clone();
+            async move {
+                let host = uri
+                    .host()
+                    .ok_or_else(|| TlsFailure::NoHost(uri.to_string()))?
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned();
+                let port = uri.port_u16().unwrap_or(80);
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+                    .await
+                    .map_err(|source| TlsFailure::Tcp { source })?;
+                // With a connector of our own, the endpoint's flag does not apply.
+                let _ = tcp.set_nodelay(true);
+                let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+                    .connect(tls.server_name.clone(), tcp)
+                    .await
+                    .map_err(|e| {
+                        TlsFailure::from_handshake(e, &tls.cluster_text, &tls.name_text)
+                    })?;
+                Ok(hyper_util::rt::TokioIo::new(stream))
+            }
+        })
+    }
+}
+
+/// The [`TlsFailure`] under a transport error, if that is what it was.
+pub fn tls_failure<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a TlsFailure> {
+    let mut at: Option<&'a (dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = at {
+        if let Some(f) = e.downcast_ref::<TlsFailure>() {
+            return Some(f);
+        }
+        if let Some(c) = e.downcast_ref::<tonic::ConnectError>()
+            && let Some(f) = c.0.downcast_ref::<TlsFailure>()
+        {
+            return Some(f);
+        }
+        at = e.source();
+    }
+    None
+}
+
+/// `host:port`, `http://host:port` or `https://host:port` → `http://host:port`: the scheme
+/// does not choose TLS, the token does (see [`connect`]), and our own connector speaks it.
 ///
 /// IPv6 addresses go in brackets (`[::1]:7070`). The port is required; paths, queries and user
 /// info are refused. A trailing `/` is dropped.
@@ -102,13 +307,12 @@ pub fn normalize_agent_url(address: &str) -> Result<String, ConnectError> {
     }
     let authority = match trimmed.split_once("://") {
         None => trimmed,
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
-            return Err(bad(
-                "TLS is not supported yet; use http:// on a trusted network or an SSH tunnel",
-            ));
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            rest
         }
-        Some(_) => return Err(bad("unsupported scheme; use host:port or http://host:port")),
+        Some(_) => return Err(bad("unsupported scheme; use host:port")),
     };
     let authority = authority.strip_suffix('/').unwrap_or(authority);
     if authority.contains(['/', '?', '#']) {
@@ -173,19 +377,85 @@ pub fn endpoint(address: &str) -> Result<Endpoint, ConnectError> {
         .keep_alive_while_idle(true))
 }
 
-/// Connects now (fails fast with [`ConnectError::Unreachable`] naming the address).
-/// The token is checked before any network traffic.
+/// Connects now (fails fast with [`ConnectError::Unreachable`] naming the address). With a
+/// token the connection is TLS, and the agent must prove it belongs to the cluster the token
+/// pins ([`ConnectError::Tls`] says what did not match) before the token is sent. The token
+/// is checked before any network traffic.
 pub async fn connect(address: &str, token: Option<&str>) -> Result<Client, ConnectError> {
     let interceptor = AuthInterceptor::new(token)?;
+    let tls = match token {
+        None => None,
+        Some(t) => Some(ClientTls::console(&Credential::parse(t)?)?),
+    };
     let url = normalize_agent_url(address)?;
-    let channel = endpoint(&url)?
-        .connect()
-        .await
-        .map_err(|source| ConnectError::Unreachable {
-            address: url,
+    let endpoint = endpoint(&url)?;
+    let shown = url.trim_start_matches("http://").to_owned();
+    let channel = match &tls {
+        None => endpoint.connect().await,
+        Some(tls) => tls.channel(&endpoint).await,
+    }
+    .map_err(|source| match tls_failure(&source) {
+        Some(TlsFailure::Tcp { .. }) | None => ConnectError::Unreachable {
+            address: url.clone(),
             source,
+        },
+        Some(_) => ConnectError::Tls {
+            address: shown.clone(),
+            failure: take_tls_failure(source),
+        },
+    })?;
+    Ok(BerthClient::with_interceptor(channel, interceptor))
+}
+
+/// Like [`connect`], but the TLS pin and the bearer are given apart: a client that trusts
+/// `pin`'s cluster and sends `bearer` (or nothing). For tests of what an agent refuses.
+pub async fn connect_pinned(
+    address: &str,
+    pin: &Credential,
+    bearer: Option<&str>,
+) -> Result<Client, ConnectError> {
+    let interceptor = AuthInterceptor::new(bearer)?;
+    let tls = ClientTls::console(pin)?;
+    let url = normalize_agent_url(address)?;
+    let channel = tls
+        .channel(&endpoint(&url)?)
+        .await
+        .map_err(|source| ConnectError::Tls {
+            address: url.trim_start_matches("http://").to_owned(),
+            failure: take_tls_failure(source),
         })?;
     Ok(BerthClient::with_interceptor(channel, interceptor))
+}
+
+/// Moves the [`TlsFailure`] out of tonic's error (it sits in a box two levels down).
+fn take_tls_failure(e: tonic::transport::Error) -> TlsFailure {
+    match tls_failure(&e) {
+        Some(f) => f.clone_shallow(),
+        None => TlsFailure::Handshake {
+            source: std::io::Error::other(e.to_string()),
+        },
+    }
+}
+
+impl TlsFailure {
+    /// A copy (io errors do not clone; their kind and text do).
+    fn clone_shallow(&self) -> Self {
+        let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+        match self {
+            TlsFailure::WrongCluster { expected, source } => TlsFailure::WrongCluster {
+                expected: expected.clone(),
+                source: source.clone(),
+            },
+            TlsFailure::WrongName { expected, source } => TlsFailure::WrongName {
+                expected: expected.clone(),
+                source: source.clone(),
+            },
+            TlsFailure::NotTls { source } => TlsFailure::NotTls { source: io(source) },
+            TlsFailure::Handshake { source } => TlsFailure::Handshake { source: io(source) },
+            TlsFailure::Tcp { source } => TlsFailure::Tcp { source: io(source) },
+            TlsFailure::NoHost(h) => TlsFailure::NoHost(h.clone()),
+        }
+    }
 }
 
 /// How a call failed on the way, as opposed to an answer the other side gave.
@@ -239,6 +509,8 @@ mod tests {
         assert_eq!(ok("[::1]:7070"), "http://[::1]:7070");
         assert_eq!(ok("http://[fe80::1]:1"), "http://[fe80::1]:1");
         assert_eq!(ok(" localhost:65535 "), "http://localhost:65535");
+        // The token chooses TLS, not the scheme.
+        assert_eq!(ok("https://host:7070"), "http://host:7070");
     }
 
     #[test]
@@ -248,10 +520,6 @@ mod tests {
         assert!(bad_reason("host:").contains("missing port"));
         assert!(bad_reason("http://host").contains("missing port"));
         assert!(bad_reason("[::1]").contains("missing port"));
-        assert_eq!(
-            bad_reason("https://host:7070"),
-            "TLS is not supported yet; use http:// on a trusted network or an SSH tunnel"
-        );
         assert!(bad_reason("grpc://host:7070").contains("unsupported scheme"));
         assert!(bad_reason("http://host:7070/api").contains("path is not allowed"));
         assert!(bad_reason("host:7070?x=1").contains("path is not allowed"));
@@ -267,10 +535,10 @@ mod tests {
 
     #[test]
     fn error_messages_name_the_address() {
-        let e = normalize_agent_url("https://h:1").expect_err("refused");
+        let e = normalize_agent_url("ftp://h:1").expect_err("refused");
         assert!(
             e.to_string()
-                .starts_with("invalid agent address \"https://h:1\": TLS"),
+                .starts_with("invalid agent address \"ftp://h:1\": unsupported scheme"),
             "{e}"
         );
     }
@@ -280,7 +548,7 @@ mod tests {
         let ep = endpoint("127.0.0.1:7070").expect("valid");
         assert_eq!(ep.uri().to_string(), "http://127.0.0.1:7070/");
         assert!(matches!(
-            endpoint("https://x:1"),
+            endpoint("ftp://x:1"),
             Err(ConnectError::BadAddress { .. })
         ));
     }

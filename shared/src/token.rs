@@ -11,6 +11,11 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 /// Checks an agent's cluster token. Field name: `token`. The message never repeats the token.
 pub fn check_agent_token(token: &str) -> Result<(), ValidationError> {
     let err = |m: String| Err(ValidationError::new("token", m));
+    if token.starts_with(crate::trust::SCOPED_PREFIX) {
+        return err(
+            "is a console token (berth-t1-…); an agent needs the cluster secret itself".into(),
+        );
+    }
     if !token.bytes().all(|b| b.is_ascii_graphic()) {
         return err("must be printable ASCII with no spaces".into());
     }
@@ -45,5 +50,8 @@ mod tests {
         assert!(check_agent_token(&"a".repeat(MAX_TOKEN_LEN + 1)).is_err());
         assert!(check_agent_token("abcdefghijklmnop").is_ok());
         assert!(check_agent_token(&"f".repeat(64)).is_ok());
+        let scoped = format!("{}{}", crate::trust::SCOPED_PREFIX, "A".repeat(86));
+        let e = check_agent_token(&scoped).expect_err("a console token");
+        assert!(e.to_string().contains("console token"), "{e}");
     }
 }

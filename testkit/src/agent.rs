@@ -7,7 +7,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_proto::v1::ClusterRequest;
-use berth_proto::v1::berth_client::BerthClient;
 
 use crate::{Context, Result};
 
@@ -286,19 +285,13 @@ impl Drop for AgentProcess {
 
 /// `true` when a `Cluster` call gets an answer from the server (`UNAUTHENTICATED` included).
 async fn answers_cluster(url: &str, token: Option<&str>) -> bool {
+    // Through the same connector as every client: with a token that is TLS, and the agent
+    // must prove it is of the token's cluster.
     let probe = async {
-        let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-            .ok()?
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(2));
-        let channel = endpoint.connect().await.ok()?;
+        let mut client = berth_shared::client::connect(url, token).await.ok()?;
         let mut request = tonic::Request::new(ClusterRequest::default());
-        if let Some(token) = token
-            && let Ok(value) = format!("Bearer {token}").parse()
-        {
-            request.metadata_mut().insert("authorization", value);
-        }
-        match BerthClient::new(channel).cluster(request).await {
+        request.set_timeout(Duration::from_secs(2));
+        match client.cluster(request).await {
             Ok(_) => Some(()),
             Err(status) if status.code() == tonic::Code::Unauthenticated => Some(()),
             Err(_) => None,

@@ -387,7 +387,9 @@ async fn agent_process_with_token_is_up_and_refuses_strangers() -> Result<()> {
         .await?
         .cluster(ClusterRequest::default())
         .await?;
-    let mut stranger = berth_shared::client::connect(&agent.url(), None).await?;
+    // The cluster's CA pinned, but no token.
+    let pin = berth_shared::trust::Credential::Secret(token.clone());
+    let mut stranger = berth_shared::client::connect_pinned(&agent.url(), &pin, None).await?;
     let refused = stranger
         .cluster(ClusterRequest::default())
         .await
@@ -424,9 +426,21 @@ async fn berth_cmd_runs_through_an_agent_behind_a_proxy() -> Result<()> {
 
     // `run` blocks this thread; the proxy keeps serving on its own runtime.
     let name = unique("cmd");
+    // A console with a token expects TLS, and an agent without a secret speaks plaintext:
+    // refused, naming what did not match, and nothing is created.
+    let refused = Cmd::berth(&agent.url())
+        .args(["run", "--name", &name, &image, "--", "--lines", "2"])
+        .env("BERTH_TOKEN", "a-token-for-some-cluster")
+        .run()
+        .fail();
+    assert!(
+        refused.stderr.contains("did not answer in TLS"),
+        "{}",
+        refused.stderr
+    );
+    assert!(guard.containers().await?.is_empty());
     Cmd::berth(&agent.url())
         .args(["run", "--name", &name, &image, "--", "--lines", "2"])
-        .env("BERTH_TOKEN", "ignored-without-auth")
         .run()
         .ok();
     let nodes = Cmd::berth(&agent.url()).arg("nodes").run().ok();

@@ -1,7 +1,12 @@
 //! The agent's accepted connections, guarded: at most `max` at once (and half of that from one
 //! address), each with `TCP_NODELAY` and TCP keepalive, and each closed unless it sends its
-//! first bytes (the HTTP/2 preface) within [`HANDSHAKE_TIMEOUT`]. A connection over a cap is
-//! closed at once; the log says so at most every `REFUSED_WARNING_EVERY`.
+//! first bytes within [`HANDSHAKE_TIMEOUT`] and, with TLS, finishes its handshake within it too.
+//! A connection over a cap is closed at once; the log says so at most every
+//! `REFUSED_WARNING_EVERY`, and so for failed handshakes.
+//!
+//! With TLS, handshakes run side by side (one that stalls holds up no other), and what the
+//! handshake proved goes with every request on the connection as a [`PeerInfo`]: the client's
+//! certificate, verified against the cluster CA, when it offered one (an agent).
 //!
 //! Without this, connections that send nothing are kept forever: 20,000 of them exhausted the
 //! agent's file descriptors and new consoles timed out, with nothing in the log.
@@ -17,6 +22,24 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
+
+/// What the connection a request came on proved about its sender.
+#[derive(Debug, Clone, Default)]
+pub struct PeerInfo {
+    pub remote: Option<SocketAddr>,
+    /// The client certificate, already verified against the cluster CA by the handshake:
+    /// present only when an agent of this cluster dialled us.
+    pub agent_cert: Option<rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl PeerInfo {
+    /// Whether the caller proved, by its certificate, to be the agent of `node`.
+    pub fn is_agent(&self, node: &str) -> bool {
+        self.agent_cert
+            .as_ref()
+            .is_some_and(|c| berth_shared::trust::certifies_node(c, node))
+    }
+}
 
 /// `--max-connections`: connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -134,6 +157,123 @@ impl Connected for Guarded {
     }
 }
 
+/// A connection as served: plaintext (no secret, loopback) or TLS.
+pub enum Conn {
+    Plain(Guarded),
+    Tls(Box<tokio_rustls::server::TlsStream<Guarded>>),
+}
+
+impl Connected for Conn {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        match self {
+            Conn::Plain(g) => PeerInfo {
+                remote: g.stream.peer_addr().ok(),
+                agent_cert: None,
+            },
+            Conn::Tls(t) => {
+                let (g, session) = t.get_ref();
+                PeerInfo {
+                    remote: g.stream.peer_addr().ok(),
+                    agent_cert: session
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.clone().into_owned()),
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(g) => Pin::new(g).poll_read(cx, buf),
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(g) => Pin::new(g).poll_write(cx, buf),
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(g) => Pin::new(g).poll_flush(cx),
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(g) => Pin::new(g).poll_shutdown(cx),
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(g) => Pin::new(g).poll_write_vectored(cx, bufs),
+            Conn::Tls(t) => Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(g) => g.is_write_vectored(),
+            Conn::Tls(t) => t.is_write_vectored(),
+        }
+    }
+}
+
+/// Failed handshakes, reported at most every `REFUSED_WARNING_EVERY`.
+#[derive(Default)]
+struct HandshakeFailures {
+    since_warning: u64,
+    warned_at: Option<Instant>,
+}
+
+/// Why a handshake failed, in words that point at the likely cause. Never names a secret.
+fn handshake_failure(e: &io::Error) -> &'static str {
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            "its client certificate is not from this cluster's CA: an agent of another cluster, \
+             or one with another secret"
+        }
+        Some(rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }) => {
+            "it did not speak TLS: a console or agent without the cluster token?"
+        }
+        Some(rustls::Error::NoApplicationProtocol) => "it does not speak HTTP/2 (gRPC)",
+        Some(rustls::Error::AlertReceived(_)) => {
+            "the client refused this agent's certificate: it pins another cluster's CA (a \
+             token of another cluster?)"
+        }
+        Some(_) => "TLS refused",
+        None if e.kind() == io::ErrorKind::TimedOut => {
+            "it did not finish the handshake within the handshake timeout"
+        }
+        None => "the connection failed during the handshake",
+    }
+}
+
 impl AsyncRead for Guarded {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -194,11 +334,75 @@ impl AsyncWrite for Guarded {
 
 use std::future::Future;
 
-/// The listener's connections: `TCP_NODELAY` on each (with our own listener tonic's builder
+/// The listener's connections, with TLS when `tls` is given: see [`guarded`] and the module
+/// doc. Ends when the server drops it.
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+    limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::pin::Pin<Box<dyn Stream<Item = io::Result<Conn>> + Send + 'static>> {
+    let accepted = guarded(listener, limits);
+    let Some(tls) = tls else {
+        return Box::pin(accepted.map(|c| c.map(Conn::Plain)));
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Conn>>(64);
+    let failures = Arc::new(Mutex::new(HandshakeFailures::default()));
+    tokio::spawn(async move {
+        let mut accepted = std::pin::pin!(accepted);
+        loop {
+            let next = tokio::select! {
+                next = accepted.next() => next,
+                _ = tx.closed() => return,
+            };
+            let Some(next) = next else { return };
+            let conn = match next {
+                Ok(conn) => conn,
+                Err(e) => {
+                    if tx.send(Err(e)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let (acceptor, tx, failures) = (acceptor.clone(), tx.clone(), failures.clone());
+            tokio::spawn(async move {
+                let from = conn.stream.peer_addr().ok();
+                let handshake =
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await;
+                let error = match handshake {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(Conn::Tls(Box::new(stream)))).await;
+                        return;
+                    }
+                    Ok(Err(e)) => e,
+                    Err(_) => io::Error::new(io::ErrorKind::TimedOut, "handshake timeout"),
+                };
+                let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
+                f.since_warning += 1;
+                if f.warned_at
+                    .is_none_or(|t| t.elapsed() >= REFUSED_WARNING_EVERY)
+                {
+                    tracing::warn!(
+                        from = %from.map_or_else(|| "?".to_owned(), |a| a.to_string()),
+                        failed = f.since_warning,
+                        reason = handshake_failure(&error),
+                        "refused a connection at the TLS handshake"
+                    );
+                    f.warned_at = Some(Instant::now());
+                    f.since_warning = 0;
+                }
+            });
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// The listener's TCP connections: `TCP_NODELAY` on each (with our own listener tonic's builder
 /// flag does not apply, and a reply's second small write would wait ~40 ms for the client's
 /// delayed ACK), TCP keepalive so a console that vanished without a FIN is noticed, the caps
-/// and the handshake deadline.
-pub fn incoming(
+/// and the deadline for the first byte.
+pub fn guarded(
     listener: tokio::net::TcpListener,
     limits: Limits,
 ) -> impl Stream<Item = io::Result<Guarded>> + Send + 'static {

@@ -8,8 +8,9 @@
 pub mod auth;
 pub mod listen;
 mod services;
+pub mod tokens;
 
-pub use auth::TokenCheck;
+pub use auth::{ScopeGuard, TokenCheck};
 
 use crate::cluster::peers::{PeerPool, forwarded, is_forwarded, peer_error};
 use crate::error::AgentError;
@@ -53,6 +54,8 @@ pub struct Service {
     pub pending: Arc<Pending>,
     pub requests: Arc<crate::placement::requests::Requests>,
     pub services: Arc<crate::services::Services>,
+    /// The cluster's CA key, which scoped tokens carry; `None` without a secret.
+    pub cluster: Option<berth_shared::trust::ClusterKey>,
 }
 
 fn validated_reference(field: &str, r: &str) -> Result<(), Status> {
@@ -621,6 +624,29 @@ impl Berth for Service {
         req: Request<pb::SyncServicesRequest>,
     ) -> Result<Response<pb::SyncServicesResponse>, Status> {
         self.sync_services_impl(req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn create_token(
+        &self,
+        req: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        self.create_token_impl(req).await.map(Response::new)
+    }
+
+    async fn list_tokens(
+        &self,
+        _req: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        Ok(Response::new(self.list_tokens_impl()))
+    }
+
+    async fn revoke_token(
+        &self,
+        req: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        self.revoke_token_impl(req.into_inner())
             .await
             .map(Response::new)
     }

@@ -2,9 +2,9 @@
 //! to one step.
 
 use berth_proto::v1 as pb;
-use berth_shared::client::{AuthInterceptor, Client};
+use berth_shared::client::{AuthInterceptor, Client, ClientTls};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -19,16 +19,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Clients of other agents, one per address, created lazily and kept.
+/// Clients of other agents, one per node name and address, created lazily and kept. With TLS,
+/// a peer is dialled as the node its gossip row names: its certificate must carry that
+/// node's name (see `shared::trust`), so a row that points a node at another address gets
+/// nothing from us, and our own certificate proves who we are (no token is sent).
 pub struct PeerPool {
-    token: Option<String>,
-    clients: Mutex<HashMap<String, Client>>,
+    tls: Option<Arc<crate::tls::AgentTls>>,
+    clients: Mutex<HashMap<(String, String), Client>>,
 }
 
 impl PeerPool {
-    pub fn new(token: Option<String>) -> Self {
+    pub fn new(tls: Option<Arc<crate::tls::AgentTls>>) -> Self {
         Self {
-            token,
+            tls,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -48,18 +51,28 @@ impl PeerPool {
                 node.last_seen_ms_ago / 1000
             )));
         }
+        let key = (node.name.clone(), node.address.clone());
         let mut clients = lock(&self.clients);
-        if let Some(c) = clients.get(&node.address) {
+        if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
         let endpoint = berth_shared::client::endpoint(&node.address)
             .map_err(|e| Status::internal(format!("node {} has a bad address: {e}", node.name)))?
             .connect_timeout(PEER_CONNECT_TIMEOUT);
-        let auth = AuthInterceptor::new(self.token.as_deref())
-            .map_err(|e| Status::internal(format!("cluster token unusable: {e}")))?;
-        let client = pb::berth_client::BerthClient::with_interceptor(endpoint.connect_lazy(), auth)
-            .max_decoding_message_size(crate::MAX_REQUEST_BYTES);
-        clients.insert(node.address.clone(), client.clone());
+        let channel = match &self.tls {
+            None => endpoint.connect_lazy(),
+            Some(tls) => ClientTls::new(
+                tls.client.clone(),
+                &berth_shared::trust::node_server_name(&node.name),
+                format!("node {}", node.name),
+                tls.clusters(),
+            )
+            .channel_lazy(&endpoint),
+        };
+        let client =
+            pb::berth_client::BerthClient::with_interceptor(channel, AuthInterceptor::default())
+                .max_decoding_message_size(crate::MAX_REQUEST_BYTES);
+        clients.insert(key, client.clone());
         Ok(client)
     }
 }

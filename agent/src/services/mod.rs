@@ -378,6 +378,9 @@ impl Services {
                 .retain(|_, e| e.until.elapsed() < MAX_BACKOFF * 4);
         }
         for entry in self.store.all() {
+            if entry.token.is_some() {
+                continue;
+            }
             let Some(owner) = reconcile::responsible(&entry.name, ready_names(&health)) else {
                 continue;
             };
@@ -697,7 +700,7 @@ impl Services {
         let mem = self.memory();
         let mut out = Vec::new();
         for entry in self.store.all() {
-            if entry.deleted || name.is_some_and(|n| n != entry.name) {
+            if entry.deleted || entry.token.is_some() || name.is_some_and(|n| n != entry.name) {
                 continue;
             }
             let Some(Ok(spec)) = entry.spec.as_ref().map(ServiceSpec::from_proto) else {

@@ -74,10 +74,20 @@ pub enum StoreError {
     Writer(String),
 }
 
-/// Checks an entry from the network as if it were a request: a bad one is dropped whole.
-pub fn validate_entry(e: &pb::ServiceEntry) -> Result<(), ValidationError> {
-    validate_service_id(&e.id)?;
-    validate_service_name(&e.name)?;
+/// Entries named `token/<id>` are the store's other kind: console tokens (see
+/// `api::tokens`). A token entry is never collected: its tombstone is its revocation.
+pub const TOKEN_PREFIX: &str = "token/";
+
+/// The name of token `id`'s entry.
+pub fn token_key(id: &str) -> String {
+    format!("{TOKEN_PREFIX}{id}")
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn validate_stamp(e: &pb::ServiceEntry) -> Result<(), ValidationError> {
     let stamp = e
         .stamp
         .as_ref()
@@ -85,6 +95,64 @@ pub fn validate_entry(e: &pb::ServiceEntry) -> Result<(), ValidationError> {
     if stamp.node.is_empty() || stamp.node.len() > 256 {
         return Err(ValidationError::new("stamp", "names no node"));
     }
+    Ok(())
+}
+
+/// Checks a token entry: its id, hash, scope, label and expiry.
+fn validate_token_entry(e: &pb::ServiceEntry, id: &str) -> Result<(), ValidationError> {
+    validate_stamp(e)?;
+    let t = e
+        .token
+        .as_ref()
+        .ok_or_else(|| ValidationError::new("token", "is missing from a token entry"))?;
+    if !is_hex(id, 16) || t.id != id {
+        return Err(ValidationError::new(
+            "token.id",
+            "must be 16 hex characters, as in the name",
+        ));
+    }
+    if !is_hex(&t.key_sha256, 64) {
+        return Err(ValidationError::new(
+            "token.key_sha256",
+            "must be 64 hex characters",
+        ));
+    }
+    if !matches!(
+        pb::Scope::try_from(t.scope),
+        Ok(pb::Scope::Read | pb::Scope::Operate | pb::Scope::Admin)
+    ) {
+        return Err(ValidationError::new(
+            "token.scope",
+            "must be read, operate or admin",
+        ));
+    }
+    crate::api::tokens::check_token_name(&t.name)?;
+    if t.created_by.len() > 64 {
+        return Err(ValidationError::new(
+            "token.created_by",
+            "is longer than 64 bytes",
+        ));
+    }
+    if t.expires_unix_ms < 0 {
+        return Err(ValidationError::new("token.expires_unix_ms", "is negative"));
+    }
+    if e.spec.is_some() || e.previous.is_some() {
+        return Err(ValidationError::new("spec", "a token entry has none"));
+    }
+    Ok(())
+}
+
+/// Checks an entry from the network as if it were a request: a bad one is dropped whole.
+pub fn validate_entry(e: &pb::ServiceEntry) -> Result<(), ValidationError> {
+    if let Some(id) = e.name.strip_prefix(TOKEN_PREFIX) {
+        return validate_token_entry(e, id);
+    }
+    if e.token.is_some() {
+        return Err(ValidationError::new("token", "a service entry has none"));
+    }
+    validate_service_id(&e.id)?;
+    validate_service_name(&e.name)?;
+    validate_stamp(e)?;
     if e.message.len() > 4096 {
         return Err(ValidationError::new("message", "is longer than 4096 bytes"));
     }
@@ -204,6 +272,21 @@ impl Store {
         self.lock().entries.get(name).cloned()
     }
 
+    /// Token `id`'s entry (a revoked one is a tombstone).
+    pub fn token(&self, id: &str) -> Option<pb::ServiceEntry> {
+        self.lock().entries.get(&token_key(id)).cloned()
+    }
+
+    /// Every token entry, revoked ones included.
+    pub fn tokens(&self) -> Vec<pb::ServiceEntry> {
+        self.lock()
+            .entries
+            .range(TOKEN_PREFIX.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(TOKEN_PREFIX))
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
     /// Every entry, tombstones included.
     pub fn all(&self) -> Vec<pb::ServiceEntry> {
         self.lock().entries.values().cloned().collect()
@@ -285,7 +368,10 @@ impl Store {
                 tracing::debug!(error = %err, "dropping an invalid service entry from a peer");
                 continue;
             }
-            if e.deleted && (e.updated_unix_ms.max(0) as u64) < oldest_tombstone {
+            if e.deleted
+                && e.token.is_none()
+                && (e.updated_unix_ms.max(0) as u64) < oldest_tombstone
+            {
                 continue;
             }
             let current = inner.entries.get(&e.name);
@@ -354,9 +440,9 @@ impl Store {
         let mut inner = self.lock();
         let oldest = now_ms().saturating_sub(self.tombstone_ttl.as_millis() as u64);
         let before = inner.entries.len();
-        inner
-            .entries
-            .retain(|_, e| !(e.deleted && (e.updated_unix_ms.max(0) as u64) < oldest));
+        inner.entries.retain(|_, e| {
+            e.token.is_some() || !(e.deleted && (e.updated_unix_ms.max(0) as u64) < oldest)
+        });
         if inner.entries.len() != before {
             if let Err(e) = self.persist(&inner.entries) {
                 tracing::warn!(error = %e, "cannot write the service store after collecting tombstones");

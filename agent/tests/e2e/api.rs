@@ -586,8 +586,12 @@ async fn a_token_guards_every_call_and_is_never_logged() -> Result<()> {
     .await?;
     good.cluster(pb::ClusterRequest {}).await?;
 
-    let mut none = berth_shared::client::connect(&agent.url(), None).await?;
-    let mut wrong = berth_shared::client::connect(&agent.url(), Some("nope")).await?;
+    // The right CA pinned, but no token or a wrong one: refused at every call.
+    let pin = berth_shared::trust::Credential::Secret(token.clone());
+    let mut none = berth_shared::client::connect_pinned(&agent.url(), &pin, None).await?;
+    let mut wrong =
+        berth_shared::client::connect_pinned(&agent.url(), &pin, Some("nope-nope-nope-nope"))
+            .await?;
     for client in [&mut none, &mut wrong] {
         let e = client
             .cluster(pb::ClusterRequest {})
@@ -610,6 +614,27 @@ async fn a_token_guards_every_call_and_is_never_logged() -> Result<()> {
             .await
             .expect_err("no token");
         assert_eq!(e.code(), Code::Unauthenticated);
+    }
+    // Another cluster's secret: the agent's certificate is refused before anything is sent.
+    match berth_shared::client::connect(&agent.url(), Some("another-clusters-secret")).await {
+        Err(berth_shared::client::ConnectError::Tls {
+            failure: berth_shared::client::TlsFailure::WrongCluster { .. },
+            ..
+        }) => {}
+        Err(e) => panic!("expected a refusal of the certificate, got {e}"),
+        Ok(_) => panic!("a client of another cluster connected"),
+    }
+    // Plaintext, as a console without a token speaks: no answer at all.
+    let mut plain = berth_shared::client::connect(&agent.url(), None).await;
+    if let Ok(plain) = plain.as_mut() {
+        let e = plain
+            .cluster(pb::ClusterRequest {})
+            .await
+            .expect_err("plaintext is not served");
+        assert!(
+            berth_shared::client::transport_failure(&e).is_some(),
+            "a transport failure, not an answer: {e:?}"
+        );
     }
     assert!(
         containers(&mut good).await.is_empty(),

@@ -8,6 +8,7 @@ pub mod nodes;
 pub mod ps;
 pub mod run;
 pub mod service;
+pub mod tokens;
 
 use crate::cli::{Command, OutputFormat};
 use crate::session::Session;
@@ -25,6 +26,7 @@ pub enum Plan {
     Inspect(String),
     Logs(logs::LogsPlan),
     Service(Box<service::ServicePlan>),
+    Token(crate::cli::TokenCommand),
 }
 
 impl Plan {
@@ -39,6 +41,11 @@ impl Plan {
             Command::Inspect(a) => Plan::Inspect(a.container),
             Command::Logs(a) => Plan::Logs(logs::prepare(a, chrono::Utc::now())?),
             Command::Service(c) => Plan::Service(Box::new(service::prepare(c)?)),
+            Command::Token(c) => Plan::Token(c),
+            // Handled before any agent is reached (see `crate::run`).
+            Command::Secret(_) => {
+                return Err(color_eyre::eyre::eyre!("`berth secret` needs no agent"));
+            }
         })
     }
 
@@ -52,6 +59,7 @@ impl Plan {
             Plan::Inspect(c) => inspect::execute(session, &c).await,
             Plan::Logs(p) => logs::execute(session, p).await,
             Plan::Service(p) => service::execute(session, output, *p).await,
+            Plan::Token(c) => tokens::execute(session, output, c).await,
         }
     }
 }

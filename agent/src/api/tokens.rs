@@ -1,0 +1,175 @@
+//! Scoped console tokens: minted by any agent for an admin, kept in the service store as
+//! `token/<id>` entries (only a hash of the key), so a token and its revocation reach every
+//! agent the way a service write does: pushed to a few peers at once, then anti-entropy.
+//!
+//! A token is `berth-t1-` and the cluster's CA key (so a console holding it pins the
+//! cluster), the token's id and its key; see `shared::trust::ScopedToken`.
+
+use super::Service;
+use super::auth::Caller;
+use crate::services::store::token_key;
+use berth_proto::v1 as pb;
+use berth_shared::ValidationError;
+use berth_shared::trust::ScopedToken;
+use tonic::{Request, Status};
+
+/// The longest a token may live: ten years. 0 asks for no expiry.
+pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+/// A token's label: up to 64 printable characters (spaces allowed). Field: `name`.
+pub fn check_token_name(name: &str) -> Result<(), ValidationError> {
+    if name.len() > 64 {
+        return Err(ValidationError::new("name", "is longer than 64 bytes"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ValidationError::new("name", "holds a control character"));
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The word for a scope, as flags and messages spell it.
+pub fn scope_word(scope: i32) -> &'static str {
+    match pb::Scope::try_from(scope) {
+        Ok(pb::Scope::Read) => "read",
+        Ok(pb::Scope::Operate) => "operate",
+        Ok(pb::Scope::Admin) => "admin",
+        _ => "none",
+    }
+}
+
+fn info(e: &pb::ServiceEntry) -> pb::TokenInfo {
+    let t = e.token.clone().unwrap_or_default();
+    pb::TokenInfo {
+        id: t.id,
+        name: t.name,
+        scope: t.scope,
+        created_unix_ms: e.created_unix_ms,
+        expires_unix_ms: t.expires_unix_ms,
+        revoked: e.deleted,
+        created_by: t.created_by,
+    }
+}
+
+fn caller<T>(req: &Request<T>) -> Caller {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Open)
+}
+
+impl Service {
+    pub(super) async fn create_token_impl(
+        &self,
+        req: Request<pb::CreateTokenRequest>,
+    ) -> Result<pb::CreateTokenResponse, Status> {
+        let by = caller(&req).id();
+        let req = req.into_inner();
+        let Some(cluster) = self.cluster else {
+            return Err(Status::failed_precondition(
+                "this agent has no cluster secret: scoped tokens need one (and TLS)",
+            ));
+        };
+        if !matches!(
+            pb::Scope::try_from(req.scope),
+            Ok(pb::Scope::Read | pb::Scope::Operate | pb::Scope::Admin)
+        ) {
+            return Err(ValidationError::new("scope", "must be read, operate or admin").into());
+        }
+        if req.ttl_seconds > MAX_TTL_SECONDS {
+            return Err(ValidationError::new(
+                "ttl_seconds",
+                format!("is more than ten years ({MAX_TTL_SECONDS} s)"),
+            )
+            .into());
+        }
+        check_token_name(&req.name)?;
+        let token = ScopedToken::mint(cluster).map_err(|e| Status::internal(e.to_string()))?;
+        let now = now_ms();
+        let record = pb::TokenRecord {
+            id: token.id.clone(),
+            name: req.name,
+            scope: req.scope,
+            key_sha256: token.key_hash(),
+            expires_unix_ms: if req.ttl_seconds == 0 {
+                0
+            } else {
+                now.saturating_add((req.ttl_seconds as i64).saturating_mul(1000))
+            },
+            created_by: by,
+        };
+        let entry = self
+            .services
+            .store
+            .write_off_thread::<Status, _>(token_key(&token.id), move |_| {
+                Ok(pb::ServiceEntry {
+                    created_unix_ms: now,
+                    token: Some(record),
+                    ..Default::default()
+                })
+            })
+            .await?;
+        self.services.push(vec![entry.clone()]).await;
+        tracing::info!(token = %token.id, scope = scope_word(req.scope), "minted a console token");
+        Ok(pb::CreateTokenResponse {
+            token: token.encode(),
+            info: Some(info(&entry)),
+        })
+    }
+
+    pub(super) fn list_tokens_impl(&self) -> pb::ListTokensResponse {
+        pb::ListTokensResponse {
+            tokens: self.services.store.tokens().iter().map(info).collect(),
+        }
+    }
+
+    pub(super) async fn revoke_token_impl(
+        &self,
+        req: pb::RevokeTokenRequest,
+    ) -> Result<pb::RevokeTokenResponse, Status> {
+        let id = req.id.trim().to_ascii_lowercase();
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ValidationError::new("id", "must be a token id: 16 hex characters").into());
+        }
+        let not_found = || Status::not_found(format!("no token with id {id}"));
+        if self.services.store.token(&id).is_none() {
+            return Err(not_found());
+        }
+        let entry = self
+            .services
+            .store
+            .write_off_thread::<Status, _>(token_key(&id), move |current| {
+                let Some(current) = current else {
+                    return Err(Status::not_found("no such token"));
+                };
+                let mut next = current.clone();
+                next.deleted = true;
+                Ok(next)
+            })
+            .await?;
+        self.services.push(vec![entry.clone()]).await;
+        tracing::info!(token = %id, "revoked a console token");
+        Ok(pb::RevokeTokenResponse {
+            info: Some(info(&entry)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_names_are_short_and_printable() {
+        assert!(check_token_name("on-call phone").is_ok());
+        assert!(check_token_name("").is_ok());
+        assert_eq!(
+            check_token_name(&"x".repeat(65)).expect_err("long").field,
+            "name"
+        );
+        assert!(check_token_name("bell\u{7}").is_err());
+    }
+}

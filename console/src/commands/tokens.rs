@@ -1,0 +1,156 @@
+//! `berth secret new` and `berth token create|ls|revoke`: the cluster secret, and console
+//! tokens with a scope, kept by every agent.
+
+use super::print;
+use crate::cli::{OutputFormat, ScopeArg, TokenCommand};
+use crate::errors::status_report;
+use crate::output::{Table, rfc3339_ms, to_json};
+use crate::session::Session;
+use berth_proto::v1 as pb;
+use color_eyre::eyre::{Result, eyre};
+use serde::Serialize;
+
+/// A new secret on stdout (alone on its line, so `berth secret new > token` keeps just it),
+/// what to do with it on stderr.
+pub fn new_secret(output: OutputFormat) -> Result<()> {
+    let secret = berth_shared::trust::new_secret().map_err(|e| eyre!("{e}"))?;
+    if output == OutputFormat::Json {
+        return print(&to_json(&serde_json::json!({ "secret": secret }))?);
+    }
+    eprintln!(
+        "A new cluster secret. Start every agent of the cluster with it (--token-file FILE or \
+         BERTH_TOKEN); it is also the cluster's admin token: keep it like a root password, and \
+         give people `berth token create` tokens instead."
+    );
+    print(&format!("{secret}\n"))
+}
+
+#[derive(Serialize)]
+struct TokenJson {
+    id: String,
+    name: String,
+    scope: &'static str,
+    state: &'static str,
+    created: Option<String>,
+    expires: Option<String>,
+    created_by: String,
+}
+
+fn scope_word(scope: i32) -> &'static str {
+    match pb::Scope::try_from(scope) {
+        Ok(pb::Scope::Read) => "read",
+        Ok(pb::Scope::Operate) => "operate",
+        Ok(pb::Scope::Admin) => "admin",
+        _ => "?",
+    }
+}
+
+fn state(t: &pb::TokenInfo, now_ms: i64) -> &'static str {
+    if t.revoked {
+        "revoked"
+    } else if t.expires_unix_ms > 0 && now_ms >= t.expires_unix_ms {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+fn token_json(t: &pb::TokenInfo, now_ms: i64) -> TokenJson {
+    TokenJson {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        scope: scope_word(t.scope),
+        state: state(t, now_ms),
+        created: rfc3339_ms(t.created_unix_ms),
+        expires: (t.expires_unix_ms > 0)
+            .then(|| rfc3339_ms(t.expires_unix_ms))
+            .flatten(),
+        created_by: t.created_by.clone(),
+    }
+}
+
+pub async fn execute(session: &mut Session, output: OutputFormat, c: TokenCommand) -> Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    match c {
+        TokenCommand::Create(a) => {
+            let scope = match a.scope {
+                ScopeArg::Read => pb::Scope::Read,
+                ScopeArg::Operate => pb::Scope::Operate,
+                ScopeArg::Admin => pb::Scope::Admin,
+            };
+            let r = session
+                .client
+                .create_token(pb::CreateTokenRequest {
+                    scope: scope as i32,
+                    ttl_seconds: a.ttl.map_or(0, |d| d.as_secs()),
+                    name: a.name,
+                })
+                .await
+                .map_err(|s| status_report(s, &session.address))?
+                .into_inner();
+            let info = r.info.unwrap_or_default();
+            if output == OutputFormat::Json {
+                let mut v = serde_json::to_value(token_json(&info, now))?;
+                v["token"] = serde_json::Value::String(r.token);
+                return print(&to_json(&v)?);
+            }
+            let expires = if info.expires_unix_ms > 0 {
+                rfc3339_ms(info.expires_unix_ms).unwrap_or_default()
+            } else {
+                "never (until revoked)".into()
+            };
+            eprintln!(
+                "token {} with scope {}, expires {expires}. It is shown only this once; it \
+                 also pins this cluster's CA, so a console needs nothing else.",
+                info.id,
+                scope_word(info.scope)
+            );
+            print(&format!("{}\n", r.token))
+        }
+        TokenCommand::Ls => {
+            let mut tokens = session
+                .client
+                .list_tokens(pb::ListTokensRequest {})
+                .await
+                .map_err(|s| status_report(s, &session.address))?
+                .into_inner()
+                .tokens;
+            tokens.sort_by_key(|t| t.created_unix_ms);
+            if output == OutputFormat::Json {
+                let rows: Vec<TokenJson> = tokens.iter().map(|t| token_json(t, now)).collect();
+                return print(&to_json(&rows)?);
+            }
+            let mut table =
+                Table::new(&["ID", "NAME", "SCOPE", "STATE", "CREATED", "EXPIRES", "BY"]);
+            for t in &tokens {
+                let j = token_json(t, now);
+                table.row(vec![
+                    j.id,
+                    j.name,
+                    j.scope.into(),
+                    j.state.into(),
+                    j.created.unwrap_or_default(),
+                    j.expires.unwrap_or_else(|| "never".into()),
+                    j.created_by,
+                ]);
+            }
+            print(&table.render())
+        }
+        TokenCommand::Revoke { id } => {
+            let r = session
+                .client
+                .revoke_token(pb::RevokeTokenRequest { id })
+                .await
+                .map_err(|s| status_report(s, &session.address))?
+                .into_inner();
+            let info = r.info.unwrap_or_default();
+            if output == OutputFormat::Json {
+                return print(&to_json(&token_json(&info, now))?);
+            }
+            print(&format!(
+                "revoked token {}; every agent refuses it within seconds\n",
+                info.id
+            ))
+        }
+    }
+}
