@@ -6,3 +6,4 @@ mod cluster;
 mod requests;
 mod services;
 mod support;
+mod trust;

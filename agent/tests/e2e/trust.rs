@@ -1,0 +1,366 @@
+//! Trust on a real network, tried with real agents and the real console: what a capture of
+//! loopback shows of a secured cluster, scoped tokens held to their scope and revoked at every
+//! agent, and a peer dialled only as the node its row names.
+
+use crate::support::*;
+use berth_proto::v1 as pb;
+use berth_testkit::{
+    AgentOptions, AgentProcess, Cmd, ContainerGuard, Result, error, unique, wait_for,
+    workload_image,
+};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `tcpdump` writing what crosses loopback on some TCP ports to a file, until [`Self::stop`].
+struct Capture {
+    child: std::process::Child,
+    file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Capture {
+    fn start(ports: &[u16]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("lo.pcap");
+        let filter = ports
+            .iter()
+            .map(|p| format!("tcp port {p}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let mut child = std::process::Command::new("tcpdump")
+            .args(["-i", "lo", "-U", "-s", "0", "-w"])
+            .arg(&file)
+            .arg(&filter)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| error(format!("cannot start tcpdump (is it installed?): {e}")))?;
+        // tcpdump says "listening on lo" once it captures.
+        let mut stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| error("no tcpdump stderr"))?;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&seen).contains("listening on") {
+            use std::io::Read as _;
+            let n = stderr.read(&mut buf)?;
+            if n == 0 {
+                return Err(error(format!(
+                    "tcpdump stopped: {}",
+                    String::from_utf8_lossy(&seen)
+                )));
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        // Keep draining its stderr so it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Ok(Self {
+            child,
+            file,
+            _dir: dir,
+        })
+    }
+
+    /// Stops the capture and returns the pcap file's bytes (headers and payloads).
+    fn stop(mut self) -> Result<Vec<u8>> {
+        // -U writes each packet as it comes; a moment lets the last ones land.
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        Ok(std::fs::read(&self.file)?)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn secret() -> String {
+    berth_shared::trust::new_secret().expect("a random source")
+}
+
+/// Two agents with one secret, B joined through A, both seeing both.
+async fn secured_pair(secret: &str, a_ip: u8, b_ip: u8) -> Result<(AgentProcess, AgentProcess)> {
+    let a = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, a_ip)),
+        token: Some(secret.to_owned()),
+        ..Default::default()
+    })
+    .await?;
+    let b = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, b_ip)),
+        token: Some(secret.to_owned()),
+        extra_args: vec!["--join".into(), a.addr.to_string()],
+        ..Default::default()
+    })
+    .await?;
+    for agent in [&a, &b] {
+        let client = agent.client().await?;
+        wait_for("both agents to see both alive", WAIT, || {
+            let mut client = client.clone();
+            async move {
+                let seen = nodes(&mut client).await;
+                (seen.len() == 2 && seen.values().all(|s| *s == pb::NodeStatus::Alive))
+                    .then_some(())
+            }
+        })
+        .await?;
+    }
+    Ok((a, b))
+}
+
+/// A console drives a container on B through A (so A forwards to B, agent to agent), and a
+/// capture of both agents' ports shows neither the secret nor the container's name nor its
+/// environment; the same capture of an agent without a secret shows all of them, so the
+/// capture would have caught them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_capture_of_a_secured_cluster_shows_no_token_and_no_names() -> Result<()> {
+    let image = workload_image().await?;
+    let secret = secret();
+    let (a, b) = secured_pair(&secret, 41, 42).await?;
+    let _guards = [ContainerGuard::node(&a.name), ContainerGuard::node(&b.name)];
+    let open = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, 43)),
+        ..Default::default()
+    })
+    .await?;
+    let _open_guard = ContainerGuard::node(&open.name);
+
+    let name = unique("wire");
+    let env_value = unique("envvalue");
+    let capture = Capture::start(&[a.addr.port(), b.addr.port(), open.addr.port()])?;
+    let through_a = |args: &[&str]| {
+        Cmd::berth(&a.url())
+            .env("BERTH_TOKEN", &secret)
+            .args(args)
+            .run()
+            .ok()
+    };
+    let constraint = format!("node=={}", b.name);
+    let env = format!("WIRE={env_value}");
+    through_a(&[
+        "run",
+        "--name",
+        &name,
+        "--constraint",
+        &constraint,
+        "-e",
+        &env,
+        &image,
+        "--",
+        "--lines",
+        "3",
+    ]);
+    wait_for("A to list the container on B", WAIT, || {
+        let ps = through_a(&["ps", "-a"]);
+        let name = name.clone();
+        async move { ps.stdout.contains(&name).then_some(()) }
+    })
+    .await?;
+    through_a(&["logs", &name]);
+    through_a(&["stop", &name]);
+    let open_name = unique("plain");
+    let open_value = unique("plainenv");
+    let open_env = format!("WIRE={open_value}");
+    Cmd::berth(&open.url())
+        .args(["run", "--name", &open_name, "-e", &open_env, &image])
+        .run()
+        .ok();
+    let pcap = capture.stop()?;
+
+    assert!(
+        pcap.len() > 20_000,
+        "the capture holds the traffic ({} bytes)",
+        pcap.len()
+    );
+    assert!(contains(&pcap, &open_name), "plaintext is caught");
+    assert!(contains(&pcap, &open_value), "plaintext is caught");
+    assert!(
+        !contains(&pcap, &secret),
+        "the secret crossed loopback in clear"
+    );
+    assert!(!contains(&pcap, &name), "a container name crossed in clear");
+    assert!(
+        !contains(&pcap, &env_value),
+        "an env value crossed in clear"
+    );
+    assert!(!a.log().contains(&secret) && !b.log().contains(&secret));
+    Ok(())
+}
+
+/// The last line of a command's stdout.
+fn last_line(stdout: &str) -> String {
+    stdout.lines().last().unwrap_or_default().trim().to_owned()
+}
+
+/// Each scope is allowed what it should and refused the rest, by the real console through
+/// either agent; a revoked token is refused at every agent within seconds, an expired one
+/// too, and no agent logs a token.
+#[tokio::test(flavor = "multi_thread")]
+async fn scoped_tokens_keep_to_their_scope_and_revocation_reaches_every_agent() -> Result<()> {
+    let image = workload_image().await?;
+    let secret = secret();
+    let (a, b) = secured_pair(&secret, 44, 45).await?;
+    let _guards = [ContainerGuard::node(&a.name), ContainerGuard::node(&b.name)];
+    let berth =
+        |agent: &AgentProcess, token: &str| Cmd::berth(&agent.url()).env("BERTH_TOKEN", token);
+    let mint = |scope: &str, extra: &[&str]| {
+        let out = berth(&a, &secret)
+            .args(["token", "create", "--scope", scope, "--name", scope])
+            .args(extra)
+            .run()
+            .ok();
+        let token = last_line(&out.stdout);
+        assert!(token.starts_with("berth-t1-"), "{}", out.report("mint"));
+        token
+    };
+    let read = mint("read", &[]);
+    let operate = mint("operate", &[]);
+    let admin = mint("admin", &[]);
+    let brief = mint("read", &["--ttl", "3s"]);
+
+    // A new token reaches the other agent within seconds.
+    wait_for("B to know the read token", WAIT, || {
+        let out = berth(&b, &read).arg("nodes").run();
+        async move { out.status.success().then_some(()) }
+    })
+    .await?;
+    for agent in [&a, &b] {
+        berth(agent, &read).args(["ps", "-a"]).run().ok();
+        let refused = berth(agent, &read)
+            .args(["run", "--name", &unique("no"), &image])
+            .run()
+            .fail();
+        assert!(
+            refused.stderr.contains("Run needs the operate scope"),
+            "{}",
+            refused.report("read may not run")
+        );
+        let refused = berth(agent, &operate).args(["token", "ls"]).run().fail();
+        assert!(
+            refused.stderr.contains("needs the admin scope"),
+            "{}",
+            refused.report("operate may not list tokens")
+        );
+    }
+    let both = [ContainerGuard::node(&a.name), ContainerGuard::node(&b.name)];
+    let mut none = 0;
+    for g in &both {
+        none += g.containers().await?.len();
+    }
+    assert_eq!(none, 0, "a refused run created nothing");
+
+    let ran = unique("ops");
+    wait_for("B to know the operate token", WAIT, || {
+        let out = berth(&b, &operate).arg("nodes").run();
+        async move { out.status.success().then_some(()) }
+    })
+    .await?;
+    berth(&b, &operate)
+        .args(["run", "--name", &ran, &image])
+        .run()
+        .ok();
+    berth(&b, &operate).args(["rm", "-f", &ran]).run().ok();
+    let listed = berth(&a, &admin)
+        .args(["-o", "json", "token", "ls"])
+        .run()
+        .ok();
+    let tokens: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout)?;
+    assert_eq!(tokens.len(), 4, "{}", listed.stdout);
+    let read_id = berth_shared::trust::ScopedToken::parse(&read)
+        .map_err(|e| error(e.to_string()))?
+        .id;
+
+    berth(&a, &admin)
+        .args(["token", "revoke", &read_id])
+        .run()
+        .ok();
+    for agent in [&a, &b] {
+        wait_for(
+            "the revoked token to be refused",
+            Duration::from_secs(10),
+            || {
+                let out = berth(agent, &read).arg("nodes").run();
+                async move {
+                    (!out.status.success() && out.stderr.contains("was revoked")).then_some(())
+                }
+            },
+        )
+        .await?;
+    }
+    wait_for("the brief token to expire", Duration::from_secs(10), || {
+        let out = berth(&b, &brief).arg("nodes").run();
+        async move { (!out.status.success() && out.stderr.contains("expired")).then_some(()) }
+    })
+    .await?;
+
+    for agent in [&a, &b] {
+        let log = agent.log();
+        for t in [&secret, &read, &operate, &admin, &brief] {
+            assert!(!log.contains(t.as_str()), "an agent logged a token");
+        }
+    }
+    assert!(
+        b.log().contains("mutating call") && b.log().contains("caller=token:"),
+        "mutating calls are logged with the token's id"
+    );
+    Ok(())
+}
+
+/// A peer is dialled as the node its row names: an agent of the cluster answering at another
+/// node's address is refused at the handshake, so it gets nothing (no call, no token).
+#[tokio::test]
+async fn a_peer_is_dialled_only_as_the_node_its_row_names() -> Result<()> {
+    let secret = secret();
+    let real = AgentProcess::spawn(AgentOptions {
+        token: Some(secret.clone()),
+        ..Default::default()
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let tls = berth_agent::tls::AgentTls::load(dir.path(), "dialler", &[secret.clone()])
+        .map_err(|e| error(e.to_string()))?;
+    let pool = berth_agent::cluster::peers::PeerPool::new(Some(Arc::new(tls)));
+    let row = |name: &str| pb::Node {
+        name: name.to_owned(),
+        address: real.addr.to_string(),
+        status: pb::NodeStatus::Alive as i32,
+        ..Default::default()
+    };
+    // Its own name: served.
+    let mut right = pool
+        .client(&row(&real.name))
+        .map_err(|e| error(e.to_string()))?;
+    right.cluster(pb::ClusterRequest {}).await?;
+    // A row that says another node lives there: refused before any request is sent.
+    let mut wrong = pool
+        .client(&row("some-other-node"))
+        .map_err(|e| error(e.to_string()))?;
+    let refused = wrong
+        .cluster(pb::ClusterRequest {})
+        .await
+        .expect_err("another node's name");
+    let failure = berth_shared::client::tls_failure(&refused);
+    assert!(
+        matches!(
+            failure,
+            Some(berth_shared::client::TlsFailure::WrongName { .. })
+        ),
+        "{refused:?}"
+    );
+    Ok(())
+}
