@@ -93,7 +93,9 @@ impl std::fmt::Debug for AgentTls {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -214,9 +216,13 @@ fn issue(
     dir: &Path,
 ) -> Result<(Arc<CertifiedKey>, time::OffsetDateTime), TlsError> {
     let issued = ca.issue(node, leaf, CERT_VALIDITY)?;
+    // For people and tools that look; the agent never reads it back, so a full or read-only
+    // disk must not stop a renewal.
     let path = dir.join(CERT_FILE);
     let pem = pem_of(issued.cert.as_ref());
-    write_private(&path, pem.as_bytes()).map_err(|source| TlsError::Files { path, source })?;
+    if let Err(e) = write_private(&path, pem.as_bytes()) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write this node's certificate file; the certificate is in use anyway");
+    }
     let key = trust::signing_key(leaf.serialized_der())?;
     Ok((
         Arc::new(CertifiedKey::new(vec![issued.cert], key)),

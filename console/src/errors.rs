@@ -84,6 +84,11 @@ pub fn connect_report(error: ConnectError) -> Report {
         ConnectError::Trust(_) => Report::new(error),
         ConnectError::Tls { failure, .. } => {
             let hint = match failure {
+                TlsFailure::OutOfDate { .. } => {
+                    "set the clocks right (NTP) on this machine and the agent's; agents renew \
+                     their certificates by themselves"
+                }
+                TlsFailure::Closed { .. } => "the agent's log says why it closed the connection",
                 TlsFailure::NotTls { .. } => {
                     "an agent with no secret speaks plaintext on loopback only: drop --token \
                      and BERTH_TOKEN to reach it, or restart it with the cluster secret"

@@ -130,6 +130,22 @@ pub enum TlsFailure {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "its certificate is out of date (expired, or not valid yet): is one of the two clocks \
+         more than an hour off?"
+    )]
+    OutOfDate {
+        #[source]
+        source: rustls::Error,
+    },
+    #[error(
+        "it closed the connection during the TLS handshake: it may be over its connection cap, \
+         or not speak TLS (an agent without a cluster secret)"
+    )]
+    Closed {
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the TLS handshake failed: {source}")]
     Handshake {
         #[source]
@@ -160,6 +176,14 @@ impl TlsFailure {
                 expected: expected_name.to_owned(),
                 source,
             },
+            Some(
+                source @ rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Expired
+                    | rustls::CertificateError::ExpiredContext { .. }
+                    | rustls::CertificateError::NotValidYet
+                    | rustls::CertificateError::NotValidYetContext { .. },
+                ),
+            ) => TlsFailure::OutOfDate { source },
             Some(source @ rustls::Error::InvalidCertificate(_)) => TlsFailure::WrongCluster {
                 expected: expected_cluster.to_owned(),
                 source,
@@ -167,7 +191,7 @@ impl TlsFailure {
             Some(rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }) => {
                 TlsFailure::NotTls { source: e }
             }
-            _ if e.kind() == std::io::ErrorKind::UnexpectedEof => TlsFailure::NotTls { source: e },
+            _ if e.kind() == std::io::ErrorKind::UnexpectedEof => TlsFailure::Closed { source: e },
             _ => TlsFailure::Handshake { source: e },
         }
     }
@@ -451,6 +475,10 @@ impl TlsFailure {
                 source: source.clone(),
             },
             TlsFailure::NotTls { source } => TlsFailure::NotTls { source: io(source) },
+            TlsFailure::Closed { source } => TlsFailure::Closed { source: io(source) },
+            TlsFailure::OutOfDate { source } => TlsFailure::OutOfDate {
+                source: source.clone(),
+            },
             TlsFailure::Handshake { source } => TlsFailure::Handshake { source: io(source) },
             TlsFailure::Tcp { source } => TlsFailure::Tcp { source: io(source) },
             TlsFailure::NoHost(h) => TlsFailure::NoHost(h.clone()),

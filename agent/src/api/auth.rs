@@ -112,9 +112,26 @@ impl Need {
 /// Checks every call; see the module doc.
 #[derive(Clone)]
 pub struct TokenCheck {
-    expected: Arc<[Vec<u8>]>,
+    /// SHA-256 of each accepted `Bearer <secret>`: digests of equal length are compared, so
+    /// the time taken says nothing of the secret's length either.
+    expected: Arc<[[u8; 32]]>,
     clusters: Arc<[ClusterKey]>,
     store: Option<Arc<Store>>,
+    refusals: Arc<std::sync::Mutex<Refusals>>,
+}
+
+/// Refused calls, logged at most every [`REFUSED_LOG_EVERY`] with how many there were.
+#[derive(Default)]
+struct Refusals {
+    since_log: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+const REFUSED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
 }
 
 impl TokenCheck {
@@ -124,10 +141,27 @@ impl TokenCheck {
         Self {
             expected: secrets
                 .iter()
-                .map(|t| format!("Bearer {t}").into_bytes())
+                .map(|t| digest(format!("Bearer {t}").as_bytes()))
                 .collect(),
             clusters: secrets.iter().map(|s| ClusterKey::of_secret(s)).collect(),
             store,
+            refusals: Arc::default(),
+        }
+    }
+
+    /// Logs a refused call (never the token), at most every [`REFUSED_LOG_EVERY`].
+    fn refused(&self, peer: &PeerInfo, why: &str) {
+        let mut r = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        r.since_log += 1;
+        if r.logged_at.is_none_or(|t| t.elapsed() >= REFUSED_LOG_EVERY) {
+            tracing::warn!(
+                from = %peer.remote.map_or_else(|| "?".to_owned(), |a| a.to_string()),
+                refused = r.since_log,
+                last_reason = why,
+                "refused calls with a missing or wrong token"
+            );
+            r.logged_at = Some(std::time::Instant::now());
+            r.since_log = 0;
         }
     }
 
@@ -211,8 +245,15 @@ impl tonic::service::Interceptor for TokenCheck {
                 .ok()
                 .and_then(|t| Credential::parse(t).ok());
             let caller = match parsed {
-                Some(Credential::Scoped(t)) => self.scoped(&t)?,
+                Some(Credential::Scoped(t)) => match self.scoped(&t) {
+                    Ok(c) => c,
+                    Err(status) => {
+                        self.refused(&peer, status.message());
+                        return Err(status);
+                    }
+                },
                 _ => {
+                    self.refused(&peer, "a malformed scoped token");
                     return Err(Status::unauthenticated(
                         "a malformed scoped token (berth-t1-…): copy it again",
                     ));
@@ -222,13 +263,15 @@ impl tonic::service::Interceptor for TokenCheck {
             return Ok(req);
         }
         // Every secret is compared, so the time taken says nothing about which matched.
+        let given = digest(given);
         let matched = self.expected.iter().fold(subtle::Choice::from(0), |m, e| {
-            m | subtle::ConstantTimeEq::ct_eq(given, &e[..])
+            m | subtle::ConstantTimeEq::ct_eq(&given[..], &e[..])
         });
         if bool::from(matched) {
             req.extensions_mut().insert(Caller::Secret);
             Ok(req)
         } else {
+            self.refused(&peer, "missing or wrong cluster token");
             Err(Status::unauthenticated(
                 "missing or wrong cluster token (authorization: Bearer …)",
             ))
@@ -322,6 +365,8 @@ where
                             .description()
                             .to_owned()
                     }
+                    // A stream's outcome comes later, in its events: this says it began.
+                    _ if method == "Run" => "started".to_owned(),
                     _ => "ok".to_owned(),
                 };
                 tracing::info!(call = %method, caller = %caller.id(), %from, %outcome, "mutating call");

@@ -1,6 +1,7 @@
 //! The agent's accepted connections, guarded: at most `max` at once (and half of that from one
 //! address), each with `TCP_NODELAY` and TCP keepalive, and each closed unless it sends its
-//! first bytes within [`HANDSHAKE_TIMEOUT`] and, with TLS, finishes its handshake within it too.
+//! first bytes within [`HANDSHAKE_TIMEOUT`]; with TLS, it must also finish its handshake within
+//! it, and then send its first request bytes within it again.
 //! A connection over a cap is closed at once; the log says so at most every
 //! `REFUSED_WARNING_EVERY`, and so for failed handshakes.
 //!
@@ -254,6 +255,12 @@ struct HandshakeFailures {
 /// Why a handshake failed, in words that point at the likely cause. Never names a secret.
 fn handshake_failure(e: &io::Error) -> &'static str {
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired
+            | rustls::CertificateError::ExpiredContext { .. }
+            | rustls::CertificateError::NotValidYet
+            | rustls::CertificateError::NotValidYetContext { .. },
+        )) => "its client certificate is out of date: is a clock more than an hour off?",
         Some(rustls::Error::InvalidCertificate(_)) => {
             "its client certificate is not from this cluster's CA: an agent of another cluster, \
              or one with another secret"
@@ -371,7 +378,11 @@ pub fn incoming(
                 let handshake =
                     tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await;
                 let error = match handshake {
-                    Ok(Ok(stream)) => {
+                    Ok(Ok(mut stream)) => {
+                        // The handshake's bytes cleared the first-byte deadline: the first
+                        // request must come within the same again.
+                        stream.get_mut().0.deadline =
+                            Some(Box::pin(tokio::time::sleep(HANDSHAKE_TIMEOUT)));
                         let _ = tx.send(Ok(Conn::Tls(Box::new(stream)))).await;
                         return;
                     }

@@ -28,7 +28,7 @@ fn bounded(e: &str) -> String {
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Full => Status::resource_exhausted(e.to_string()),
+            StoreError::Full { .. } => Status::resource_exhausted(e.to_string()),
             StoreError::Write { ref source, .. } => Status::internal(format!("{e}: {source}")),
             StoreError::Writer(_) => Status::internal(e.to_string()),
         }

@@ -16,13 +16,17 @@ use tonic::{Request, Status};
 /// The longest a token may live: ten years. 0 asks for no expiry.
 pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
-/// A token's label: up to 64 printable characters (spaces allowed). Field: `name`.
+/// A token's label: up to 64 printable ASCII characters (spaces allowed), so a row of
+/// `berth token ls` cannot be made to look like another. Field: `name`.
 pub fn check_token_name(name: &str) -> Result<(), ValidationError> {
     if name.len() > 64 {
         return Err(ValidationError::new("name", "is longer than 64 bytes"));
     }
-    if name.chars().any(char::is_control) {
-        return Err(ValidationError::new("name", "holds a control character"));
+    if !name.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return Err(ValidationError::new(
+            "name",
+            "may hold only printable ASCII characters and spaces",
+        ));
     }
     Ok(())
 }
@@ -171,5 +175,9 @@ mod tests {
             "name"
         );
         assert!(check_token_name("bell\u{7}").is_err());
+        assert!(
+            check_token_name("flip\u{202e}txt").is_err(),
+            "a bidi override"
+        );
     }
 }

@@ -22,8 +22,17 @@ use tokio::sync::watch;
 /// default): a node away for longer than that is forgotten by the membership and rejoins as
 /// new, and by then every tombstone it could contradict is still held by the others.
 pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The most entries (tombstones included) a store holds; a peer that sends more is refused.
+/// The most service entries (tombstones included) a store holds; a peer that sends more is
+/// refused.
 pub const MAX_SERVICES: usize = 10_000;
+/// The most token entries (revoked ones included), counted apart from services.
+pub const MAX_TOKENS: usize = 10_000;
+/// A token expired for this long is collected, revoked or not: a copy that comes back from a
+/// node that was away is expired anyway.
+pub const EXPIRED_TOKEN_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A stamp further ahead of this agent's clock than this is refused from a peer: it would win
+/// over every later write (a revocation, say) for that long.
+const MAX_STAMP_AHEAD_MS: u64 = 3_600_000;
 /// The store's file in the data dir.
 pub const STORE_FILE: &str = "services.pb";
 
@@ -68,8 +77,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the cluster holds {MAX_SERVICES} services already")]
-    Full,
+    #[error("the cluster holds {max} {kind} already")]
+    Full { kind: &'static str, max: usize },
     #[error("the service store's writer stopped: {0}")]
     Writer(String),
 }
@@ -170,6 +179,25 @@ pub fn validate_entry(e: &pb::ServiceEntry) -> Result<(), ValidationError> {
         }
     }
     Ok(())
+}
+
+/// `Some` when the store holds as many entries of `name`'s kind as it may.
+fn full(entries: &BTreeMap<String, pb::ServiceEntry>, name: &str) -> Option<StoreError> {
+    let tokens = entries
+        .range(TOKEN_PREFIX.to_owned()..)
+        .take_while(|(k, _)| k.starts_with(TOKEN_PREFIX))
+        .count();
+    if name.starts_with(TOKEN_PREFIX) {
+        (tokens >= MAX_TOKENS).then_some(StoreError::Full {
+            kind: "tokens",
+            max: MAX_TOKENS,
+        })
+    } else {
+        (entries.len() - tokens >= MAX_SERVICES).then_some(StoreError::Full {
+            kind: "services",
+            max: MAX_SERVICES,
+        })
+    }
 }
 
 struct Inner {
@@ -332,16 +360,25 @@ impl Store {
         E: From<StoreError>,
     {
         let mut inner = self.lock();
-        let mut entry = change(inner.entries.get(name))?;
+        let current = inner.entries.get(name);
+        // A write orders after the entry it replaces, whatever the clocks say: a revocation
+        // always wins over the token it revokes.
+        let after = current
+            .and_then(|c| c.stamp.as_ref())
+            .map_or(0, |s| s.hlc.saturating_add(1));
+        let mut entry = change(current)?;
         entry.name = name.to_owned();
-        let hlc = inner.clock.tick();
+        let hlc = inner.clock.tick().max(after);
+        inner.clock.observe(hlc);
         entry.stamp = Some(pb::Stamp {
             hlc,
             node: self.node.clone(),
         });
         entry.updated_unix_ms = now_ms() as i64;
-        if !inner.entries.contains_key(&entry.name) && inner.entries.len() >= MAX_SERVICES {
-            return Err(StoreError::Full.into());
+        if !inner.entries.contains_key(&entry.name)
+            && let Some(full) = full(&inner.entries, &entry.name)
+        {
+            return Err(full.into());
         }
         let old = inner.entries.insert(entry.name.clone(), entry.clone());
         if let Err(e) = self.persist(&inner.entries) {
@@ -374,15 +411,21 @@ impl Store {
             {
                 continue;
             }
+            if e.stamp
+                .as_ref()
+                .is_some_and(|s| s.hlc > (now_ms() + MAX_STAMP_AHEAD_MS) << 16)
+            {
+                tracing::debug!(entry = %e.name, "dropping a peer's entry stamped more than an hour ahead");
+                continue;
+            }
             let current = inner.entries.get(&e.name);
             if !newer(e.stamp.as_ref(), current.and_then(|c| c.stamp.as_ref())) {
                 continue;
             }
-            if current.is_none() && inner.entries.len() >= MAX_SERVICES {
-                tracing::warn!(
-                    max = MAX_SERVICES,
-                    "service store full; ignoring a peer's entry"
-                );
+            if current.is_none()
+                && let Some(full) = full(&inner.entries, &e.name)
+            {
+                tracing::warn!(error = %full, "store full; ignoring a peer's entry");
                 continue;
             }
             if let Some(s) = &e.stamp {
@@ -440,8 +483,16 @@ impl Store {
         let mut inner = self.lock();
         let oldest = now_ms().saturating_sub(self.tombstone_ttl.as_millis() as u64);
         let before = inner.entries.len();
-        inner.entries.retain(|_, e| {
-            e.token.is_some() || !(e.deleted && (e.updated_unix_ms.max(0) as u64) < oldest)
+        let now = now_ms();
+        inner.entries.retain(|_, e| match &e.token {
+            // A token is kept (revoked or not) until it has been expired for the grace.
+            Some(t) => {
+                t.expires_unix_ms == 0
+                    || (t.expires_unix_ms.max(0) as u64)
+                        .saturating_add(EXPIRED_TOKEN_GRACE.as_millis() as u64)
+                        > now
+            }
+            None => !(e.deleted && (e.updated_unix_ms.max(0) as u64) < oldest),
         });
         if inner.entries.len() != before {
             if let Err(e) = self.persist(&inner.entries) {
@@ -513,6 +564,80 @@ mod tests {
             .and_then(|e| e.spec)
             .map(|s| s.replicas)
             .unwrap_or(0)
+    }
+
+    fn token_entry(id: &str, hlc: u64, expires_unix_ms: i64) -> pb::ServiceEntry {
+        pb::ServiceEntry {
+            name: token_key(id),
+            stamp: Some(pb::Stamp {
+                hlc,
+                node: "n1".into(),
+            }),
+            updated_unix_ms: now_ms() as i64,
+            token: Some(pb::TokenRecord {
+                id: id.into(),
+                scope: pb::Scope::Read as i32,
+                key_sha256: "ab".repeat(32),
+                expires_unix_ms,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_revocation_wins_over_a_token_stamped_ahead_of_this_clock() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(dir.path(), "n2", DEFAULT_TOMBSTONE_TTL);
+        // Minted by a node whose clock runs 50 minutes fast: inside what a merge accepts.
+        let ahead = (now_ms() + 50 * 60 * 1000) << 16;
+        s.merge(vec![token_entry("0123456789abcdef", ahead, 0)])
+            .expect("merged");
+        let revoked = s
+            .write::<StoreError>(&token_key("0123456789abcdef"), |c| {
+                let mut next = c.cloned().expect("present");
+                next.deleted = true;
+                Ok(next)
+            })
+            .expect("revoked");
+        assert!(revoked.stamp.as_ref().expect("stamp").hlc > ahead);
+        // The live copy coming back from a peer does not undo it.
+        s.merge(vec![token_entry("0123456789abcdef", ahead, 0)])
+            .expect("merged");
+        assert!(s.token("0123456789abcdef").expect("kept").deleted);
+    }
+
+    #[test]
+    fn an_entry_stamped_far_ahead_is_refused_from_a_peer() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(dir.path(), "n2", DEFAULT_TOMBSTONE_TTL);
+        let changed = s
+            .merge(vec![token_entry("0123456789abcdef", u64::MAX, 0)])
+            .expect("merge");
+        assert!(changed.is_empty());
+        assert!(s.token("0123456789abcdef").is_none());
+    }
+
+    #[test]
+    fn expired_tokens_are_collected_after_the_grace_and_others_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(dir.path(), "n2", DEFAULT_TOMBSTONE_TTL);
+        let long_ago = now_ms() as i64 - EXPIRED_TOKEN_GRACE.as_millis() as i64 - 1000;
+        let mut revoked = token_entry("00000000000000aa", 1 << 16, 0);
+        revoked.deleted = true;
+        s.merge(vec![
+            token_entry("00000000000000bb", 1 << 16, long_ago),
+            token_entry("00000000000000cc", 1 << 16, now_ms() as i64 - 1000),
+            revoked,
+        ])
+        .expect("merged");
+        s.collect_tombstones();
+        assert!(s.token("00000000000000bb").is_none(), "expired long ago");
+        assert!(s.token("00000000000000cc").is_some(), "inside the grace");
+        assert!(
+            s.token("00000000000000aa").is_some(),
+            "a revocation with no expiry stays"
+        );
     }
 
     #[test]

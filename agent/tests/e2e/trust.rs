@@ -332,8 +332,9 @@ async fn a_peer_is_dialled_only_as_the_node_its_row_names() -> Result<()> {
     })
     .await?;
     let dir = tempfile::tempdir()?;
-    let tls = berth_agent::tls::AgentTls::load(dir.path(), "dialler", &[secret.clone()])
-        .map_err(|e| error(e.to_string()))?;
+    let tls =
+        berth_agent::tls::AgentTls::load(dir.path(), "dialler", std::slice::from_ref(&secret))
+            .map_err(|e| error(e.to_string()))?;
     let pool = berth_agent::cluster::peers::PeerPool::new(Some(Arc::new(tls)));
     let row = |name: &str| pb::Node {
         name: name.to_owned(),
@@ -361,6 +362,47 @@ async fn a_peer_is_dialled_only_as_the_node_its_row_names() -> Result<()> {
             Some(berth_shared::client::TlsFailure::WrongName { .. })
         ),
         "{refused:?}"
+    );
+    Ok(())
+}
+
+/// A client that finishes the TLS handshake and then sends nothing is closed like one that
+/// sends nothing at all, so handshakes alone cannot hold the agent's connections.
+#[tokio::test]
+async fn a_connection_silent_after_its_handshake_is_closed() -> Result<()> {
+    use tokio::io::AsyncReadExt as _;
+    let secret = secret();
+    let agent = AgentProcess::spawn(AgentOptions {
+        token: Some(secret.clone()),
+        ..Default::default()
+    })
+    .await?;
+    let cluster = berth_shared::trust::ClusterKey::of_secret(&secret);
+    let config =
+        berth_shared::trust::client_config(&[cluster], None).map_err(|e| error(e.to_string()))?;
+    let tcp = tokio::net::TcpStream::connect(agent.addr).await?;
+    let name = rustls::pki_types::ServerName::try_from(berth_shared::trust::AGENT_SERVER_NAME)
+        .map_err(|e| error(e.to_string()))?;
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await?;
+    let t0 = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    // The agent may send a session ticket first; then it closes the connection.
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the silent connection was kept open");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(8),
+        "closed by the deadline, not at once: {:?}",
+        t0.elapsed()
     );
     Ok(())
 }
