@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cluster;
 pub mod error;
+pub mod keyring;
 pub mod placement;
 pub mod runtime;
 pub mod services;
@@ -238,6 +239,11 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         let _ =
             tokio::time::timeout(runtime::docker::DEFAULT_CONNECT_TIMEOUT * 2, first_attempt).await;
     }
+    let keyring = Arc::new(keyring::Keyring::load(
+        &config.data_dir,
+        config.token.as_deref(),
+    )?);
+    let secrets: Vec<String> = keyring.keys().secrets.clone();
     let gossip = match &config.gossip {
         None => None,
         Some(g) => {
@@ -248,12 +254,12 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
                 interval: g.interval,
                 phi_threshold: g.phi_threshold,
                 dead_node_grace: g.dead_node_grace,
-                cluster_id: cluster::cluster_id(config.token.as_deref()),
-                keys: config
-                    .token
+                cluster_id: cluster::cluster_id(!secrets.is_empty()),
+                keys: secrets
                     .iter()
                     .map(|t| cluster::seal::GossipKey::derive(t))
                     .collect(),
+                rekey: Some(keyring.subscribe()),
             };
             let gossip =
                 cluster::Gossip::start(cfg, &config.name, state.clone(), shutdown_rx.clone())
@@ -263,7 +269,6 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
             Some(gossip)
         }
     };
-    let secrets: Vec<String> = config.token.iter().cloned().collect();
     let tls = if secrets.is_empty() {
         None
     } else {
@@ -278,6 +283,14 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         Some(tls)
     };
     let peers = Arc::new(cluster::peers::PeerPool::new(tls.clone()));
+    if let Some(tls) = &tls {
+        tasks.push(tokio::spawn(keyring::follow(
+            keyring.subscribe(),
+            tls.clone(),
+            peers.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     let placer = placement::placer::Placer {
         state: state.clone(),
         runtime: runtime.clone(),
@@ -319,17 +332,17 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
                 requests: placer.requests,
                 pending: placer.pending,
                 services,
-                cluster: tls.as_ref().map(|t| t.clusters()[0]),
+                keyring: keyring.clone(),
             })
             .max_decoding_message_size(MAX_REQUEST_BYTES),
         ),
-        api::TokenCheck::new(&secrets, Some(store)),
+        api::TokenCheck::new(keyring.subscribe(), Some(store)),
     );
     let mut stop = shutdown_rx;
     let incoming = api::listen::incoming(
         listener,
         api::listen::Limits::new(config.max_connections),
-        tls.map(|t| t.server.clone()),
+        tls,
     );
     let server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -355,6 +368,8 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
 pub enum StartError {
     #[error("cannot set up TLS")]
     Tls(#[from] tls::TlsError),
+    #[error("cannot load the keyring")]
+    Keyring(#[from] keyring::KeyringError),
     #[error("refusing to listen on {0} without a token: set --token, BERTH_TOKEN or --token-file")]
     TokenRequired(SocketAddr),
     #[error("cannot advertise {0} to peers: give the address they reach this node at")]

@@ -313,6 +313,9 @@ async fn run() -> Result<(), Failure> {
                 "make a cluster secret with `berth secret new > /etc/berth/token` and pass \
                  --token-file /etc/berth/token (or set BERTH_TOKEN)",
             ),
+            berth_agent::StartError::Keyring(_) => {
+                Some("the keyring is <data dir>/keyring: one secret a line, the one in use first")
+            }
             berth_agent::StartError::Tls(_) => {
                 Some("the agent keeps its TLS key and certificate in <data dir>/tls")
             }

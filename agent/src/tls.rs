@@ -67,24 +67,31 @@ impl rustls::client::ResolvesClientCert for Current {
     }
 }
 
-/// An agent's TLS: what it serves with and what it dials peers with.
+/// An agent's TLS: what it serves with and what it dials peers with. The secrets can change
+/// while it runs ([`AgentTls::set_secrets`]): new connections use the new settings, open ones
+/// are left alone.
 pub struct AgentTls {
     node: String,
     dir: PathBuf,
-    ca: ClusterCa,
-    clusters: Vec<ClusterKey>,
     leaf: rcgen::KeyPair,
     current: Arc<Current>,
-    not_after: RwLock<time::OffsetDateTime>,
-    pub server: Arc<rustls::ServerConfig>,
-    pub client: Arc<rustls::ClientConfig>,
+    state: RwLock<State>,
+}
+
+/// What changes with the secrets.
+struct State {
+    ca: ClusterCa,
+    clusters: Vec<ClusterKey>,
+    not_after: time::OffsetDateTime,
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for AgentTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentTls")
             .field("node", &self.node)
-            .field("clusters", &self.clusters)
+            .field("clusters", &self.clusters())
             .finish_non_exhaustive()
     }
 }
@@ -152,33 +159,61 @@ impl AgentTls {
             });
         };
         let ca = ClusterCa::derive(primary);
-        let clusters: Vec<ClusterKey> = secrets.iter().map(|s| ClusterKey::of_secret(s)).collect();
         let (certified, not_after) = issue(&ca, node, &leaf, &dir)?;
         let current = Arc::new(Current {
             key: RwLock::new(certified),
         });
-        let server = trust::server_config(&clusters, current.clone())?;
-        let client = trust::client_config(&clusters, Some(current.clone()))?;
+        let state = state(ca, secrets, not_after, &current)?;
         Ok(Self {
             node: node.to_owned(),
             dir,
-            ca,
-            clusters,
             leaf,
             current,
-            not_after: RwLock::new(not_after),
-            server,
-            client,
+            state: RwLock::new(state),
         })
     }
 
-    pub fn clusters(&self) -> &[ClusterKey] {
-        &self.clusters
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The CAs trusted, the one in use first.
+    pub fn clusters(&self) -> Vec<ClusterKey> {
+        self.read().clusters.clone()
+    }
+
+    /// The server's settings for a new connection.
+    pub fn server(&self) -> Arc<rustls::ServerConfig> {
+        self.read().server.clone()
+    }
+
+    /// The settings for a new connection to a peer.
+    pub fn client(&self) -> Arc<rustls::ClientConfig> {
+        self.read().client.clone()
     }
 
     /// When the certificate in use expires.
     pub fn not_after(&self) -> time::OffsetDateTime {
-        *self.not_after.read().unwrap_or_else(|p| p.into_inner())
+        self.read().not_after
+    }
+
+    /// Trusts the CAs of `secrets` and, when the first one changed, issues this node's
+    /// certificate with its CA.
+    pub fn set_secrets(&self, secrets: &[String]) -> Result<(), TlsError> {
+        let Some(primary) = secrets.first() else {
+            return Ok(());
+        };
+        let ca = ClusterCa::derive(primary);
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut not_after = state.not_after;
+        if ca.public() != state.ca.public() {
+            let (certified, expires) = issue(&ca, &self.node, &self.leaf, &self.dir)?;
+            *self.current.key.write().unwrap_or_else(|p| p.into_inner()) = certified;
+            not_after = expires;
+        }
+        *state = self::state(ca, secrets, not_after, &self.current)?;
+        tracing::info!(clusters = ?state.clusters.iter().map(ClusterKey::fingerprint).collect::<Vec<_>>(), "TLS trusts a new set of cluster CAs");
+        Ok(())
     }
 
     /// Issues a new certificate when the one in use has less than `before` left; new
@@ -188,9 +223,10 @@ impl AgentTls {
         if left > time::Duration::seconds(before.as_secs() as i64) {
             return Ok(false);
         }
-        let (certified, not_after) = issue(&self.ca, &self.node, &self.leaf, &self.dir)?;
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let (certified, not_after) = issue(&state.ca, &self.node, &self.leaf, &self.dir)?;
         *self.current.key.write().unwrap_or_else(|p| p.into_inner()) = certified;
-        *self.not_after.write().unwrap_or_else(|p| p.into_inner()) = not_after;
+        state.not_after = not_after;
         tracing::info!(node = %self.node, expires = %not_after, "renewed this node's TLS certificate");
         Ok(true)
     }
@@ -207,6 +243,22 @@ impl AgentTls {
             }
         }
     }
+}
+
+fn state(
+    ca: ClusterCa,
+    secrets: &[String],
+    not_after: time::OffsetDateTime,
+    current: &Arc<Current>,
+) -> Result<State, TlsError> {
+    let clusters: Vec<ClusterKey> = secrets.iter().map(|s| ClusterKey::of_secret(s)).collect();
+    Ok(State {
+        server: trust::server_config(&clusters, current.clone())?,
+        client: trust::client_config(&clusters, Some(current.clone()))?,
+        ca,
+        clusters,
+        not_after,
+    })
 }
 
 fn issue(

@@ -123,6 +123,31 @@ pub enum SecretCommand {
     /// Make a new cluster secret and print it (stdout's last line); no agent is asked. Start
     /// every agent with it (--token-file or BERTH_TOKEN): it is also the cluster's admin token
     New,
+    /// Roll the cluster onto a new secret with no downtime: install it on every agent, use it,
+    /// then remove the old one (the --token given, which must be the current secret). Scoped
+    /// tokens pin the old CA: mint new ones afterwards
+    Rotate {
+        /// The new secret, from `berth secret new > FILE` (`-` reads stdin)
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+    },
+    /// The fingerprints of every agent's secrets, the one in use first
+    Ls,
+    /// One step of a rotation on every agent: accept a secret too
+    Install {
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+    },
+    /// One step of a rotation on every agent: make an installed secret the one in use
+    Use {
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+    },
+    /// One step of a rotation on every agent: stop accepting a secret
+    Remove {
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

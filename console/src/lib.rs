@@ -36,12 +36,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         session.close().await;
         return result;
     };
+    // The one command that asks no agent.
     if let cli::Command::Secret(cli::SecretCommand::New) = command {
         return commands::tokens::new_secret(cli.global.output);
     }
     let plan = commands::Plan::prepare(command)?;
     let mut session = session::Session::open(cli.global.agent.as_deref(), token.as_deref()).await?;
-    let result = plan.execute(&mut session, cli.global.output).await;
+    let result = plan
+        .execute(&mut session, cli.global.output, token.as_deref())
+        .await;
     session.close().await;
     match result {
         // `berth logs web | head`: the reader left; that is not our failure.

@@ -288,7 +288,17 @@ async fn answers_cluster(url: &str, token: Option<&str>) -> bool {
     // Through the same connector as every client: with a token that is TLS, and the agent
     // must prove it is of the token's cluster.
     let probe = async {
-        let mut client = berth_shared::client::connect(url, token).await.ok()?;
+        use berth_shared::client::{ConnectError, TlsFailure};
+        let mut client = match berth_shared::client::connect(url, token).await {
+            Ok(c) => c,
+            // It answered, with a certificate of another cluster than the token's (after a
+            // rotation, say): it is up.
+            Err(ConnectError::Tls {
+                failure: TlsFailure::WrongCluster { .. },
+                ..
+            }) => return Some(()),
+            Err(_) => return None,
+        };
         let mut request = tonic::Request::new(ClusterRequest::default());
         request.set_timeout(Duration::from_secs(2));
         match client.cluster(request).await {

@@ -96,6 +96,7 @@ impl Need {
                 | "RemoveService"
                 | "CreateToken"
                 | "RevokeToken"
+                | "Keyring"
         )
     }
 
@@ -112,10 +113,8 @@ impl Need {
 /// Checks every call; see the module doc.
 #[derive(Clone)]
 pub struct TokenCheck {
-    /// SHA-256 of each accepted `Bearer <secret>`: digests of equal length are compared, so
-    /// the time taken says nothing of the secret's length either.
-    expected: Arc<[[u8; 32]]>,
-    clusters: Arc<[ClusterKey]>,
+    /// The secrets accepted (none: an open agent); they change with the keyring.
+    keys: tokio::sync::watch::Receiver<Arc<crate::keyring::Keys>>,
     store: Option<Arc<Store>>,
     refusals: Arc<std::sync::Mutex<Refusals>>,
 }
@@ -135,15 +134,14 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 }
 
 impl TokenCheck {
-    /// `secrets`: the secrets accepted, none for an open agent. Scoped tokens are looked up in
+    /// `keys`: the secrets accepted, none for an open agent. Scoped tokens are looked up in
     /// `store` and must pin one of the secrets' clusters.
-    pub fn new(secrets: &[String], store: Option<Arc<Store>>) -> Self {
+    pub fn new(
+        keys: tokio::sync::watch::Receiver<Arc<crate::keyring::Keys>>,
+        store: Option<Arc<Store>>,
+    ) -> Self {
         Self {
-            expected: secrets
-                .iter()
-                .map(|t| digest(format!("Bearer {t}").as_bytes()))
-                .collect(),
-            clusters: secrets.iter().map(|s| ClusterKey::of_secret(s)).collect(),
+            keys,
             store,
             refusals: Arc::default(),
         }
@@ -165,9 +163,9 @@ impl TokenCheck {
         }
     }
 
-    fn scoped(&self, token: &ScopedToken) -> Result<Caller, Status> {
+    fn scoped(&self, clusters: &[ClusterKey], token: &ScopedToken) -> Result<Caller, Status> {
         let refuse = |why: String| Err(Status::unauthenticated(why));
-        if !self.clusters.contains(&token.cluster) {
+        if !clusters.contains(&token.cluster) {
             return refuse(format!(
                 "token {} belongs to another cluster ({})",
                 token.id,
@@ -209,7 +207,8 @@ impl TokenCheck {
 
 impl tonic::service::Interceptor for TokenCheck {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        if self.expected.is_empty() {
+        let keys = self.keys.borrow().clone();
+        if keys.secrets.is_empty() {
             req.extensions_mut().insert(Caller::Open);
             return Ok(req);
         }
@@ -245,7 +244,7 @@ impl tonic::service::Interceptor for TokenCheck {
                 .ok()
                 .and_then(|t| Credential::parse(t).ok());
             let caller = match parsed {
-                Some(Credential::Scoped(t)) => match self.scoped(&t) {
+                Some(Credential::Scoped(t)) => match self.scoped(&keys.clusters, &t) {
                     Ok(c) => c,
                     Err(status) => {
                         self.refused(&peer, status.message());
@@ -263,9 +262,12 @@ impl tonic::service::Interceptor for TokenCheck {
             return Ok(req);
         }
         // Every secret is compared, so the time taken says nothing about which matched.
+        // Digests of equal length are compared, so the time taken says nothing of a secret's
+        // length either, and every secret is compared, so nothing of which one matched.
         let given = digest(given);
-        let matched = self.expected.iter().fold(subtle::Choice::from(0), |m, e| {
-            m | subtle::ConstantTimeEq::ct_eq(&given[..], &e[..])
+        let matched = keys.secrets.iter().fold(subtle::Choice::from(0), |m, s| {
+            let expected = digest(format!("Bearer {s}").as_bytes());
+            m | subtle::ConstantTimeEq::ct_eq(&given[..], &expected[..])
         });
         if bool::from(matched) {
             req.extensions_mut().insert(Caller::Secret);
@@ -381,6 +383,14 @@ mod tests {
     use super::*;
     use tonic::service::Interceptor;
 
+    fn checker(secrets: &[&str]) -> TokenCheck {
+        let keys = crate::keyring::Keys::new(secrets.iter().map(|s| s.to_string()).collect());
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(keys));
+        // The sender may go: the receiver keeps the last value.
+        drop(tx);
+        TokenCheck::new(rx, None)
+    }
+
     fn with(v: &str) -> Request<()> {
         let mut r = Request::new(());
         r.metadata_mut()
@@ -390,7 +400,7 @@ mod tests {
 
     #[test]
     fn token_check_accepts_only_the_exact_bearer() {
-        let mut check = TokenCheck::new(&["s3cret".into()], None);
+        let mut check = checker(&["s3cret"]);
         let ok = check.call(with("Bearer s3cret")).expect("right token");
         assert_eq!(ok.extensions().get::<Caller>(), Some(&Caller::Secret));
         let err = check.call(with("Bearer s3cre")).expect_err("wrong token");
@@ -398,14 +408,14 @@ mod tests {
         assert!(!err.message().contains("s3cret"), "never echo the token");
         assert!(check.call(with("s3cret")).is_err());
         assert!(check.call(Request::new(())).is_err());
-        let mut open = TokenCheck::new(&[], None);
+        let mut open = checker(&[]);
         let open = open.call(Request::new(())).expect("open");
         assert_eq!(open.extensions().get::<Caller>(), Some(&Caller::Open));
     }
 
     #[test]
     fn during_a_rotation_both_secrets_get_in() {
-        let mut check = TokenCheck::new(&["new-secret".into(), "old-secret".into()], None);
+        let mut check = checker(&["new-secret", "old-secret"]);
         assert!(check.call(with("Bearer new-secret")).is_ok());
         assert!(check.call(with("Bearer old-secret")).is_ok());
         assert!(check.call(with("Bearer other-secret")).is_err());
@@ -413,7 +423,7 @@ mod tests {
 
     #[test]
     fn a_hop_marker_without_the_named_agent_s_certificate_is_removed() {
-        let mut check = TokenCheck::new(&["s3cret".into()], None);
+        let mut check = checker(&["s3cret"]);
         let mut req = with("Bearer s3cret");
         req.metadata_mut()
             .insert(HOP_HEADER, "node-b".parse().expect("ascii"));

@@ -346,13 +346,12 @@ use std::future::Future;
 pub fn incoming(
     listener: tokio::net::TcpListener,
     limits: Limits,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Arc<crate::tls::AgentTls>>,
 ) -> std::pin::Pin<Box<dyn Stream<Item = io::Result<Conn>> + Send + 'static>> {
     let accepted = guarded(listener, limits);
     let Some(tls) = tls else {
         return Box::pin(accepted.map(|c| c.map(Conn::Plain)));
     };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Conn>>(64);
     let failures = Arc::new(Mutex::new(HandshakeFailures::default()));
     tokio::spawn(async move {
@@ -372,7 +371,9 @@ pub fn incoming(
                     continue;
                 }
             };
-            let (acceptor, tx, failures) = (acceptor.clone(), tx.clone(), failures.clone());
+            // The settings of now: a keyring change applies to the next connection.
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.server());
+            let (tx, failures) = (tx.clone(), failures.clone());
             tokio::spawn(async move {
                 let from = conn.stream.peer_addr().ok();
                 let handshake =

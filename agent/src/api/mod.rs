@@ -6,6 +6,7 @@
 //! forwarded to it once, with the hop marker, the caller's deadline and the cluster token.
 
 pub mod auth;
+pub mod keyring;
 pub mod listen;
 mod services;
 pub mod tokens;
@@ -54,8 +55,8 @@ pub struct Service {
     pub pending: Arc<Pending>,
     pub requests: Arc<crate::placement::requests::Requests>,
     pub services: Arc<crate::services::Services>,
-    /// The cluster's CA key, which scoped tokens carry; `None` without a secret.
-    pub cluster: Option<berth_shared::trust::ClusterKey>,
+    /// The cluster secrets; the CA of the one in use is what scoped tokens carry.
+    pub keyring: Arc<crate::keyring::Keyring>,
 }
 
 fn validated_reference(field: &str, r: &str) -> Result<(), Status> {
@@ -640,6 +641,13 @@ impl Berth for Service {
         _req: Request<pb::ListTokensRequest>,
     ) -> Result<Response<pb::ListTokensResponse>, Status> {
         Ok(Response::new(self.list_tokens_impl()))
+    }
+
+    async fn keyring(
+        &self,
+        req: Request<pb::KeyringRequest>,
+    ) -> Result<Response<pb::KeyringResponse>, Status> {
+        self.keyring_impl(req).await.map(Response::new)
     }
 
     async fn revoke_token(

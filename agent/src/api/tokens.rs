@@ -72,7 +72,7 @@ impl Service {
     ) -> Result<pb::CreateTokenResponse, Status> {
         let by = caller(&req).id();
         let req = req.into_inner();
-        let Some(cluster) = self.cluster else {
+        let Some(cluster) = self.keyring.keys().primary() else {
             return Err(Status::failed_precondition(
                 "this agent has no cluster secret: scoped tokens need one (and TLS)",
             ));

@@ -60,20 +60,15 @@ pub struct GossipConfig {
     pub cluster_id: String,
     /// Gossip keys (see [`seal`]): with any, every datagram is sealed; the first seals.
     pub keys: Vec<seal::GossipKey>,
+    /// The keyring, when it can change while the agent runs: the seal follows it.
+    pub rekey: Option<tokio::sync::watch::Receiver<Arc<crate::keyring::Keys>>>,
 }
 
-/// The cluster id for a token: peers with another token have another id, and chitchat ignores
-/// them. A keyed hash, so the token is not on the wire.
-pub fn cluster_id(token: Option<&str>) -> String {
-    use sha2::Digest;
-    match token {
-        None => "berth".into(),
-        Some(t) => {
-            let digest = sha2::Sha256::digest(format!("berth cluster id\0{t}").as_bytes());
-            let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            format!("berth-{hex}")
-        }
-    }
+/// The cluster id chitchat checks on a SYN. It does not depend on the secret: the seal is what
+/// keeps other clusters out (their datagrams are never opened), and a secret can change while
+/// the cluster runs (a rotation), when a changing id would split it.
+pub fn cluster_id(sealed: bool) -> String {
+    if sealed { "berth-sealed" } else { "berth" }.into()
 }
 
 /// Bytes through the gossip socket, both ways, and datagrams dropped by the seal check.
@@ -113,6 +108,7 @@ const REJECTED_WARNING_EVERY: Duration = Duration::from_secs(10);
 struct SealedTransport {
     counters: Arc<GossipCounters>,
     keys: Vec<seal::GossipKey>,
+    rekey: Option<tokio::sync::watch::Receiver<Arc<crate::keyring::Keys>>>,
 }
 
 struct SealedSocket {
@@ -124,6 +120,7 @@ struct SealedSocket {
     relay: tokio::net::UdpSocket,
     relay_addr: SocketAddr,
     sealer: seal::Sealer,
+    rekey: Option<tokio::sync::watch::Receiver<Arc<crate::keyring::Keys>>>,
     counters: Arc<GossipCounters>,
     sealed: Vec<u8>,
     buf: Box<[u8]>,
@@ -159,6 +156,7 @@ impl Transport for SealedTransport {
             relay,
             relay_addr,
             sealer,
+            rekey: self.rekey.clone(),
             counters: self.counters.clone(),
             sealed: Vec::with_capacity(MAX_DATAGRAM),
             buf: vec![0u8; MAX_DATAGRAM].into_boxed_slice(),
@@ -181,6 +179,22 @@ fn is_gone(e: &std::io::Error) -> bool {
 }
 
 impl SealedSocket {
+    /// Follows a keyring change before the next datagram.
+    fn follow_keyring(&mut self) {
+        let Some(rekey) = self.rekey.as_mut() else {
+            return;
+        };
+        if rekey.has_changed().unwrap_or(false) {
+            let keys = rekey.borrow_and_update().clone();
+            self.sealer.set_keys(
+                keys.secrets
+                    .iter()
+                    .map(|s| seal::GossipKey::derive(s))
+                    .collect(),
+            );
+        }
+    }
+
     fn rejected(&mut self, why: seal::Rejected, from: SocketAddr) {
         self.counters.rejected[why.index()].fetch_add(1, Ordering::Relaxed);
         self.unreported[why.index()] += 1;
@@ -256,6 +270,7 @@ impl Socket for SealedSocket {
             }
         };
         self.sealed.clear();
+        self.follow_keyring();
         self.sealer
             .seal(&self.buf[..n], unix_ms(), &mut self.sealed)?;
         if self.sealed.len() > MAX_DATAGRAM {
@@ -290,6 +305,7 @@ impl Socket for SealedSocket {
             self.counters
                 .received
                 .fetch_add(n as u64, Ordering::Relaxed);
+            self.follow_keyring();
             let plain = match self.sealer.open(&self.buf[..n], unix_ms()) {
                 Ok(p) => p,
                 Err(why) => {
@@ -576,6 +592,7 @@ impl Gossip {
             let transport = SealedTransport {
                 counters: counters.clone(),
                 keys: cfg.keys.clone(),
+                rekey: cfg.rekey.clone(),
             };
             chitchat::spawn_chitchat(config, initial, &transport).await?
         };
@@ -968,12 +985,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cluster_ids_differ_by_token_and_hide_it() {
-        assert_eq!(cluster_id(None), "berth");
-        let a = cluster_id(Some("alpha"));
-        assert_ne!(a, cluster_id(Some("beta")));
-        assert_eq!(a, cluster_id(Some("alpha")));
-        assert!(!a.contains("alpha"));
+    fn sealed_and_plain_agents_have_different_cluster_ids() {
+        assert_eq!(cluster_id(false), "berth");
+        assert_ne!(cluster_id(true), cluster_id(false));
     }
 
     #[test]

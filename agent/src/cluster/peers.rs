@@ -36,6 +36,12 @@ impl PeerPool {
         }
     }
 
+    /// Forgets every cached client, so the next call to a peer connects with the TLS settings
+    /// of now (after a keyring change). Calls in flight keep their connections.
+    pub fn reset(&self) {
+        lock(&self.clients).clear();
+    }
+
     /// A client for `node`, or `UNAVAILABLE` at once when gossip says it is down or gone.
     pub fn client(&self, node: &pb::Node) -> Result<Client, Status> {
         let status = pb::NodeStatus::try_from(node.status).unwrap_or(pb::NodeStatus::Unspecified);
@@ -62,10 +68,10 @@ impl PeerPool {
         let channel = match &self.tls {
             None => endpoint.connect_lazy(),
             Some(tls) => ClientTls::new(
-                tls.client.clone(),
+                tls.client(),
                 &berth_shared::trust::node_server_name(&node.name),
                 format!("node {}", node.name),
-                tls.clusters(),
+                &tls.clusters(),
             )
             .channel_lazy(&endpoint),
         };

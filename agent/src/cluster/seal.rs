@@ -162,6 +162,14 @@ impl Sealer {
         })
     }
 
+    /// Changes the keyring (a rotation): the first key seals from now on. The nonces seen
+    /// are kept, so a replay stays a replay.
+    pub fn set_keys(&mut self, keys: Vec<GossipKey>) {
+        if !keys.is_empty() {
+            self.keys = keys;
+        }
+    }
+
     /// `plaintext` sealed at `now_ms`, appended to `out`.
     pub fn seal(
         &mut self,

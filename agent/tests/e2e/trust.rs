@@ -406,3 +406,185 @@ async fn a_connection_silent_after_its_handshake_is_closed() -> Result<()> {
     );
     Ok(())
 }
+
+/// A rotation through a running three-agent cluster: `berth secret rotate` installs, uses and
+/// removes, while a `berth logs -f` (through A, of a container on C) and a `Watch` (through B)
+/// stay open and keep delivering; afterwards the old secret gets in nowhere, the new one
+/// everywhere, gossip still joins all three, and an agent restarted with the old secret in
+/// its flags comes back with the new one from its keyring.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_under_a_running_follow_and_watch_loses_neither() -> Result<()> {
+    use futures::StreamExt as _;
+    use std::io::Read as _;
+    let image = workload_image().await?;
+    let old = secret();
+    let new = secret();
+    let dir = tempfile::tempdir()?;
+    let (old_file, new_file) = (dir.path().join("old"), dir.path().join("new"));
+    std::fs::write(&old_file, &old)?;
+    std::fs::write(&new_file, &new)?;
+    let (a, b) = secured_pair(&old, 46, 47).await?;
+    let mut c = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, 48)),
+        token: Some(old.clone()),
+        extra_args: vec!["--join".into(), a.addr.to_string()],
+        ..Default::default()
+    })
+    .await?;
+    let _guards = [
+        ContainerGuard::node(&a.name),
+        ContainerGuard::node(&b.name),
+        ContainerGuard::node(&c.name),
+    ];
+    let via_a = a.client().await?;
+    wait_for("three alive", WAIT, || {
+        let mut via_a = via_a.clone();
+        async move {
+            let seen = nodes(&mut via_a).await;
+            (seen.len() == 3 && seen.values().all(|s| *s == pb::NodeStatus::Alive)).then_some(())
+        }
+    })
+    .await?;
+    let talker = unique("talker");
+    Cmd::berth(&a.url())
+        .env("BERTH_TOKEN", &old)
+        .args(["run", "--name", &talker, "--node", &c.name, &image, "--"])
+        .args(["--forever", "--interval-ms", "100"])
+        .run()
+        .ok();
+
+    // `berth logs -f` through A, as a real process writing to a pipe we read.
+    let berth = berth_testkit::bin_path("berth")?;
+    let mut follow = std::process::Command::new(&berth)
+        .args(["--agent", &a.url(), "logs", "-f", &talker])
+        .env("BERTH_TOKEN", &old)
+        .env_remove("BERTH_AGENT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut out = follow.stdout.take().ok_or_else(|| error("no stdout"))?;
+    let lines = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = lines.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let newlines = buf[..n].iter().filter(|b| **b == b'\n').count();
+            counted.fetch_add(newlines, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    // A Watch through B, opened with the old secret.
+    let mut watch = b
+        .client()
+        .await?
+        .watch(pb::WatchRequest {})
+        .await?
+        .into_inner();
+    let _snapshot = watch.next().await.ok_or_else(|| error("no snapshot"))??;
+    wait_for("the follow to print", WAIT, || {
+        let n = lines.load(std::sync::atomic::Ordering::Relaxed);
+        async move { (n >= 3).then_some(()) }
+    })
+    .await?;
+
+    let rotated = Cmd::berth(&a.url())
+        .arg("--token-file")
+        .arg(&old_file)
+        .args(["secret", "rotate", "--secret-file"])
+        .arg(&new_file)
+        .run()
+        .ok();
+    assert!(
+        rotated.stderr.contains("3/3"),
+        "{}",
+        rotated.report("rotate")
+    );
+    let after = lines.load(std::sync::atomic::Ordering::Relaxed);
+
+    // The old secret gets in nowhere, the new one everywhere, and all three still see all three.
+    for agent in [&a, &b, &c] {
+        let refused = Cmd::berth(&agent.url())
+            .env("BERTH_TOKEN", &old)
+            .arg("nodes")
+            .run()
+            .fail();
+        assert!(
+            refused.stderr.contains("not signed by the cluster CA"),
+            "{}",
+            refused.report("old secret")
+        );
+        wait_for("all three alive, with the new secret", WAIT, || {
+            let out = Cmd::berth(&agent.url())
+                .env("BERTH_TOKEN", &new)
+                .arg("nodes")
+                .run();
+            async move {
+                (out.status.success() && out.stdout.matches(" alive ").count() == 3).then_some(())
+            }
+        })
+        .await?;
+    }
+    let listed = Cmd::berth(&b.url())
+        .env("BERTH_TOKEN", &new)
+        .args(["-o", "json", "secret", "ls"])
+        .run()
+        .ok();
+    let nodes_keys: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout)?;
+    assert_eq!(nodes_keys.len(), 3);
+    for n in &nodes_keys {
+        assert_eq!(n["keys"].as_array().map(Vec::len), Some(1), "{n}");
+    }
+
+    // The follow kept going, and the watch sees a container made after the rotation.
+    wait_for("the follow to keep printing", WAIT, || {
+        let n = lines.load(std::sync::atomic::Ordering::Relaxed);
+        async move { (n >= after + 5).then_some(()) }
+    })
+    .await?;
+    assert!(follow.try_wait()?.is_none(), "the follow ended");
+    let late = unique("late");
+    Cmd::berth(&c.url())
+        .env("BERTH_TOKEN", &new)
+        .args(["run", "--name", &late, &image])
+        .run()
+        .ok();
+    let seen = tokio::time::timeout(WAIT, async {
+        while let Some(ev) = watch.next().await {
+            if let Ok(pb::WatchEvent {
+                event: Some(pb::watch_event::Event::ContainerUpdated(u)),
+            }) = ev
+                && u.name == late
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        seen.ok(),
+        Some(true),
+        "the watch opened before the rotation saw it"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    // Restarted with the old secret in its flags: the keyring in its data dir wins.
+    c.restart().await?;
+    wait_for("C back, with the new secret", WAIT, || {
+        let out = Cmd::berth(&c.url())
+            .env("BERTH_TOKEN", &new)
+            .arg("nodes")
+            .run();
+        async move {
+            (out.status.success() && out.stdout.matches(" alive ").count() == 3).then_some(())
+        }
+    })
+    .await?;
+    for agent in [&a, &b, &c] {
+        assert!(!agent.log().contains(&old) && !agent.log().contains(&new));
+    }
+    Ok(())
+}

@@ -27,6 +27,7 @@ pub enum Plan {
     Logs(logs::LogsPlan),
     Service(Box<service::ServicePlan>),
     Token(crate::cli::TokenCommand),
+    Secret(crate::cli::SecretCommand),
 }
 
 impl Plan {
@@ -42,14 +43,17 @@ impl Plan {
             Command::Logs(a) => Plan::Logs(logs::prepare(a, chrono::Utc::now())?),
             Command::Service(c) => Plan::Service(Box::new(service::prepare(c)?)),
             Command::Token(c) => Plan::Token(c),
-            // Handled before any agent is reached (see `crate::run`).
-            Command::Secret(_) => {
-                return Err(color_eyre::eyre::eyre!("`berth secret` needs no agent"));
-            }
+            Command::Secret(c) => Plan::Secret(c),
         })
     }
 
-    pub async fn execute(self, session: &mut Session, output: OutputFormat) -> Result<()> {
+    /// `token`: the one the session was opened with (a rotation removes it).
+    pub async fn execute(
+        self,
+        session: &mut Session,
+        output: OutputFormat,
+        token: Option<&str>,
+    ) -> Result<()> {
         match self {
             Plan::Nodes => nodes::execute(session, output).await,
             Plan::Ps(a) => ps::execute(session, output, a).await,
@@ -60,6 +64,7 @@ impl Plan {
             Plan::Logs(p) => logs::execute(session, p).await,
             Plan::Service(p) => service::execute(session, output, *p).await,
             Plan::Token(c) => tokens::execute(session, output, c).await,
+            Plan::Secret(c) => tokens::secret(session, output, c, token).await,
         }
     }
 }
