@@ -77,7 +77,7 @@ pub struct GossipCounters {
     pub sent: AtomicU64,
     pub received: AtomicU64,
     /// Per [`seal::Rejected`] reason, in [`seal::Rejected::index`] order.
-    pub rejected: [AtomicU64; 5],
+    pub rejected: [AtomicU64; 6],
     /// Datagrams chitchat made that were too large to seal and send.
     pub oversize: AtomicU64,
 }
@@ -109,6 +109,7 @@ struct SealedTransport {
     counters: Arc<GossipCounters>,
     keys: Vec<seal::GossipKey>,
     rekey: Option<tokio::sync::watch::Receiver<Arc<crate::keyring::Keys>>>,
+    own: super::wire::Own,
 }
 
 struct SealedSocket {
@@ -128,7 +129,9 @@ struct SealedSocket {
     /// cancelled between the two).
     handed: Option<(SocketAddr, usize)>,
     /// Drops since the last warning, per reason, and when that was.
-    unreported: [u64; 5],
+    unreported: [u64; 6],
+    /// This agent's chitchat id: deltas about it are cut from what members send.
+    own: super::wire::Own,
     warned_at: Option<Instant>,
 }
 
@@ -161,7 +164,8 @@ impl Transport for SealedTransport {
             sealed: Vec::with_capacity(MAX_DATAGRAM),
             buf: vec![0u8; MAX_DATAGRAM].into_boxed_slice(),
             handed: None,
-            unreported: [0; 5],
+            unreported: [0; 6],
+            own: self.own.clone(),
             warned_at: None,
         }))
     }
@@ -218,7 +222,7 @@ impl SealedSocket {
              secret, a forgery or a replay); more are counted, not logged, for {}s",
             REJECTED_WARNING_EVERY.as_secs()
         );
-        self.unreported = [0; 5];
+        self.unreported = [0; 6];
     }
 
     /// What chitchat made of the datagram handed to it, with its real sender.
@@ -310,6 +314,15 @@ impl Socket for SealedSocket {
                 Ok(p) => p,
                 Err(why) => {
                     self.rejected(why, from);
+                    continue;
+                }
+            };
+            // A member sent it; what it says is still checked like a request.
+            let plain = match super::wire::check(&plain, &self.own) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!(%from, error = %e, "a member's gossip datagram is out of bounds");
+                    self.rejected(seal::Rejected::Invalid, from);
                     continue;
                 }
             };
@@ -593,6 +606,10 @@ impl Gossip {
                 counters: counters.clone(),
                 keys: cfg.keys.clone(),
                 rekey: cfg.rekey.clone(),
+                own: super::wire::Own {
+                    node_id: node.to_owned(),
+                    generation,
+                },
             };
             chitchat::spawn_chitchat(config, initial, &transport).await?
         };

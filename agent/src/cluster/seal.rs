@@ -43,15 +43,18 @@ pub enum Rejected {
     Stale,
     /// Its nonce was seen already.
     Replayed,
+    /// Sealed by a member, but what it says is out of bounds (see `cluster::wire`).
+    Invalid,
 }
 
 impl Rejected {
-    pub const ALL: [Rejected; 5] = [
+    pub const ALL: [Rejected; 6] = [
         Rejected::Malformed,
         Rejected::UnknownKey,
         Rejected::Forged,
         Rejected::Stale,
         Rejected::Replayed,
+        Rejected::Invalid,
     ];
 
     pub fn word(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Rejected {
             Rejected::Forged => "forged",
             Rejected::Stale => "stale",
             Rejected::Replayed => "replayed",
+            Rejected::Invalid => "invalid",
         }
     }
 
@@ -71,6 +75,7 @@ impl Rejected {
             Rejected::Forged => 2,
             Rejected::Stale => 3,
             Rejected::Replayed => 4,
+            Rejected::Invalid => 5,
         }
     }
 }

@@ -588,3 +588,142 @@ async fn a_rotation_under_a_running_follow_and_watch_loses_neither() -> Result<(
     }
     Ok(())
 }
+
+/// Encodes a chitchat SYN-ACK whose digest holds `digest` and whose delta holds `ops`
+/// (chitchat 0.13's wire format, as `cluster::wire` documents it), each in one plain block.
+fn forged_syn_ack(digest: &[u8], ops: &[u8]) -> Vec<u8> {
+    let mut d = 45_139u16.to_le_bytes().to_vec();
+    d.extend_from_slice(&[1, 1]);
+    for part in [digest, ops] {
+        d.push(2);
+        d.extend_from_slice(&(part.len() as u16).to_le_bytes());
+        d.extend_from_slice(part);
+        d.push(0);
+    }
+    d
+}
+
+/// A digest entry: the id as in a node op, then heartbeat, GC floor and max version.
+fn forged_digest(out: &mut Vec<u8>, node: &str, generation: u64, gossip: std::net::SocketAddr) {
+    let mut op = Vec::new();
+    forged_node(&mut op, node, generation, gossip);
+    // A node op is a tag, the id, and two versions: keep the id.
+    out.extend_from_slice(&op[1..op.len() - 16]);
+    out.extend_from_slice(&1000u64.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes());
+    out.extend_from_slice(&3u64.to_le_bytes());
+}
+
+fn forged_node(ops: &mut Vec<u8>, node: &str, generation: u64, gossip: std::net::SocketAddr) {
+    ops.push(0);
+    ops.extend_from_slice(&(node.len() as u16).to_le_bytes());
+    ops.extend_from_slice(node.as_bytes());
+    ops.extend_from_slice(&generation.to_le_bytes());
+    let std::net::IpAddr::V4(ip) = gossip.ip() else {
+        panic!("an IPv4 address")
+    };
+    ops.push(4);
+    ops.extend_from_slice(&ip.octets());
+    ops.extend_from_slice(&gossip.port().to_le_bytes());
+    ops.extend_from_slice(&0u64.to_le_bytes());
+    ops.extend_from_slice(&0u64.to_le_bytes());
+}
+
+fn forged_key(ops: &mut Vec<u8>, key: &str, value: &str, version: u64) {
+    ops.push(1);
+    for s in [key, value] {
+        ops.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        ops.extend_from_slice(s.as_bytes());
+    }
+    ops.extend_from_slice(&version.to_le_bytes());
+    ops.push(0);
+}
+
+/// What a member sends is bounded too: datagrams sealed with the real secret (as a stolen or
+/// buggy member could) that re-point A's own address under a later incarnation, or carry a
+/// version of `u64::MAX`, change nothing: B, which the sender never reached, still dials A at
+/// A's address, A keeps publishing, and A counts the datagram it refused.
+#[tokio::test]
+async fn a_member_s_forged_gossip_cannot_rewrite_a_node_s_own_keys() -> Result<()> {
+    let secret = secret();
+    let (a, b) = secured_pair(&secret, 49, 50).await?;
+    let mut via_a = a.client().await?;
+    let mut via_b = b.client().await?;
+    let rejected = |snapshot: &pb::ClusterSnapshot| {
+        snapshot
+            .nodes
+            .iter()
+            .find(|n| n.name == a.name)
+            .and_then(|n| n.stats.as_ref())
+            .map_or(0, |s| s.gossip_rejected_datagrams)
+    };
+    let before = rejected(&via_a.cluster(pb::ClusterRequest {}).await?.into_inner());
+
+    let mut sealer = berth_agent::cluster::seal::Sealer::new(vec![
+        berth_agent::cluster::seal::GossipKey::derive(&secret),
+    ])
+    .ok_or_else(|| error("a sealer"))?;
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let fake: std::net::SocketAddr = "127.0.0.66:7070".parse().map_err(|_| error("addr"))?;
+    // A later incarnation of A, pointing A's gRPC at the attacker and marking it left.
+    let mut ops = Vec::new();
+    forged_node(&mut ops, &a.name, 1 << 62, fake);
+    forged_key(&mut ops, "grpc", &fake.to_string(), 1);
+    forged_key(&mut ops, "left", "1", 2);
+    // With a `node` row, so a view that took the incarnation would show it.
+    let row = r#"{"labels":{},"cpu":0.0,"cores":1,"mem_used":0,"mem_total":1,"disk_used":0,"disk_total":1,"load":[0.0,0.0,0.0],"uptime":0,"os":"x","kernel":"x","rt_ok":true,"rt_version":"x","rt_error":"","version":"0.1.0","alloc_cpus":1.0,"alloc_mem":1,"res_cpus":0.0,"res_mem":0}"#;
+    forged_key(&mut ops, "node", row, 3);
+    // A version no counter survives.
+    let mut overflow = Vec::new();
+    forged_node(&mut overflow, "ghost", 7, fake);
+    forged_key(&mut overflow, "grpc", &fake.to_string(), u64::MAX);
+    let mut digest = Vec::new();
+    forged_digest(&mut digest, &a.name, 1 << 62, fake);
+    for datagram in [
+        forged_syn_ack(&digest, &ops),
+        forged_syn_ack(&[], &overflow),
+    ] {
+        let mut sealed = Vec::new();
+        sealer.seal(
+            &datagram,
+            chrono::Utc::now().timestamp_millis(),
+            &mut sealed,
+        )?;
+        attacker.send_to(&sealed, a.addr).await?;
+    }
+    wait_for("A to count the refused datagram", WAIT, || {
+        let mut via_a = via_a.clone();
+        async move {
+            let snap = via_a
+                .cluster(pb::ClusterRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            (rejected(&snap) > before).then_some(())
+        }
+    })
+    .await?;
+    // Several rounds later B still sees A alive at A's address, and no ghost.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let seen = via_b.cluster(pb::ClusterRequest {}).await?.into_inner();
+    let a_row = seen
+        .nodes
+        .iter()
+        .find(|n| n.name == a.name)
+        .ok_or_else(|| error("B lost A"))?;
+    assert_eq!(a_row.address, a.addr.to_string(), "A was re-pointed on B");
+    assert_eq!(a_row.status, pb::NodeStatus::Alive as i32);
+    assert!(!seen.nodes.iter().any(|n| n.name == "ghost"));
+    // A still publishes: a change of A's reaches B.
+    let image = workload_image().await?;
+    let _guard = ContainerGuard::node(&a.name);
+    let name = unique("after");
+    run_ok(&mut via_a, spec(&image, &name, &[])).await;
+    wait_for("B to see A's new container", WAIT, || {
+        let mut via_b = via_b.clone();
+        let name = name.clone();
+        async move { find(&mut via_b, &name).await.map(|_| ()) }
+    })
+    .await?;
+    Ok(())
+}
