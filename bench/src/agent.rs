@@ -24,6 +24,8 @@ pub struct Spec {
     pub extra_args: Vec<String>,
     /// `RUST_LOG` for the agent (its default level is `info`).
     pub rust_log: String,
+    /// The cluster secret (`BERTH_TOKEN`), also what [`Agent::client`] connects with.
+    pub token: Option<String>,
 }
 
 impl Spec {
@@ -34,6 +36,7 @@ impl Spec {
             addr: SocketAddr::from((ip, free_port(ip)?)),
             extra_args: Vec::new(),
             rust_log: "info".into(),
+            token: None,
         })
     }
 
@@ -75,6 +78,7 @@ pub fn port_free_on_all(port: u16, ips: &[Ipv4Addr]) -> bool {
 pub struct Agent {
     pub name: String,
     pub addr: SocketAddr,
+    token: Option<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -112,6 +116,7 @@ impl Agent {
             .arg("--data-dir")
             .arg(&data)
             .args(&spec.extra_args)
+            .envs(spec.token.iter().map(|t| ("BERTH_TOKEN", t)))
             .env("RUST_LOG", &spec.rust_log)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -124,6 +129,7 @@ impl Agent {
         Ok(Self {
             name: spec.name.clone(),
             addr: spec.addr,
+            token: spec.token.clone(),
             dir,
             child: Some(child),
         })
@@ -161,7 +167,7 @@ impl Agent {
     }
 
     pub async fn client(&self) -> Result<Client> {
-        berth_shared::client::connect(&self.url(), None)
+        berth_shared::client::connect(&self.url(), self.token.as_deref())
             .await
             .map_err(|e| {
                 err(format!(

@@ -76,10 +76,13 @@ enum Bench {
     /// Hollow nodes with services (issue 9): 200 services × 5 replicas on 100 nodes from nothing,
     /// restore after kill -9 of 10 nodes, gossip with and without services
     HollowServices,
+    /// Security on vs off (issue 10): run, ps, follow and placements/s over TLS vs plaintext;
+    /// gossip bytes at N hollow nodes, sealed vs plain
+    Security,
 }
 
 impl Bench {
-    const EACH: [Bench; 9] = [
+    const EACH: [Bench; 10] = [
         Bench::RunLatency,
         Bench::Ps,
         Bench::Logs,
@@ -89,6 +92,7 @@ impl Bench {
         Bench::Console,
         Bench::Services,
         Bench::HollowServices,
+        Bench::Security,
     ];
 
     fn name(self) -> &'static str {
@@ -103,6 +107,7 @@ impl Bench {
             Bench::Console => "console",
             Bench::Services => "services",
             Bench::HollowServices => "hollow-services",
+            Bench::Security => "security",
         }
     }
 }
@@ -131,6 +136,13 @@ pub struct Options {
     /// logs: rounds
     #[arg(long, global = true, default_value_t = 3)]
     pub logs_rounds: usize,
+
+    /// security: rounds (each runs every command against the open pair and the secured one)
+    #[arg(long, global = true, default_value_t = 5)]
+    pub security_rounds: usize,
+    /// security: hollow nodes for the gossip figure, sealed and plain
+    #[arg(long, global = true, default_value_t = 100)]
+    pub security_nodes: usize,
 
     /// follow: rounds (each follows with berth, then docker, or the other way round)
     #[arg(long, global = true, default_value_t = 3)]
@@ -306,6 +318,7 @@ async fn run_one(ctx: &Ctx, bench: Bench) -> Result<Vec<Row>> {
         Bench::Console => benches::console::run(ctx).await,
         Bench::Services => benches::services::run(ctx).await,
         Bench::HollowServices => benches::hollow_services::run(ctx).await,
+        Bench::Security => benches::security::run(ctx).await,
     };
     eprintln!(
         "== {} done in {:.0} s ==",

@@ -152,7 +152,7 @@ fn leading_nanos(line: &str) -> Option<u128> {
 }
 
 /// Runs a follower for `secs` and returns the delay (ms) of every line after the first few.
-async fn follow(cmd: &Cmdline, secs: Duration) -> Result<Vec<f64>> {
+pub(super) async fn follow(cmd: &Cmdline, secs: Duration) -> Result<Vec<f64>> {
     let mut child = tokio::process::Command::new(&cmd.program)
         .args(&cmd.args)
         .stdin(Stdio::null())

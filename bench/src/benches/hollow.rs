@@ -58,6 +58,16 @@ impl Hollow {
     /// Starts `n` hollow agents (with `extra` flags each): the N−1 others first, each alone and
     /// trying the seed, then the seed. Returns once every agent answers; see [`converge`].
     pub async fn start(ctx: &Ctx, n: usize, extra: &[String]) -> Result<Started> {
+        Self::start_with(ctx, n, extra, None).await
+    }
+
+    /// [`Hollow::start`] with a cluster secret on every agent (sealed gossip, TLS).
+    pub async fn start_with(
+        ctx: &Ctx,
+        n: usize,
+        extra: &[String],
+        token: Option<&str>,
+    ) -> Result<Started> {
         let ips: Vec<Ipv4Addr> = (0..n).map(ip).collect();
         let port = common_port(&ips)?;
         let tag = &ctx.run_id[ctx.run_id.len() - 8..];
@@ -73,6 +83,7 @@ impl Hollow {
                 extra_args: args,
                 // Hollow nodes log warnings only: a hundred info logs would measure the disk.
                 rust_log: "warn".into(),
+                token: token.map(str::to_owned),
             }
         };
         let seed_addr = SocketAddr::from((ips[0], port));

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod ps;
 pub mod run_latency;
 pub mod scale;
+pub mod security;
 pub mod services;
 
 use std::net::Ipv4Addr;
@@ -33,7 +34,19 @@ pub struct Local {
 impl Local {
     /// Starts an agent named `<prefix>-<random>` on `ip`, with `extra` flags.
     pub async fn start(ctx: &Ctx, prefix: &str, ip: Ipv4Addr, extra: &[String]) -> Result<Self> {
-        let spec = Spec::new(&berth_testkit::unique(prefix), ip)?.args(extra.iter().cloned());
+        Self::start_with(ctx, prefix, ip, extra, None).await
+    }
+
+    /// [`Local::start`] with a cluster secret (TLS, sealed gossip), given in `BERTH_TOKEN`.
+    pub async fn start_with(
+        ctx: &Ctx,
+        prefix: &str,
+        ip: Ipv4Addr,
+        extra: &[String],
+        secret: Option<&str>,
+    ) -> Result<Self> {
+        let mut spec = Spec::new(&berth_testkit::unique(prefix), ip)?.args(extra.iter().cloned());
+        spec.token = secret.map(str::to_owned);
         // The guard first: it covers the containers of an agent that fails half-way.
         let node = LabelGuard::new(berth_shared::labels::NODE, &spec.name);
         let agent = Agent::spawn(&ctx.berthd, &spec).await?;

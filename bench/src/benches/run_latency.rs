@@ -154,7 +154,7 @@ fn key(v: Variant) -> &'static str {
     }
 }
 
-async fn wait_peer_alive(a: &Local, peer: &str) -> Result<()> {
+pub(super) async fn wait_peer_alive(a: &Local, peer: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut client = a.client.clone();
