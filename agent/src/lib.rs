@@ -75,6 +75,8 @@ pub struct GossipSettings {
     pub interval: Duration,
     pub phi_threshold: f64,
     pub dead_node_grace: Duration,
+    /// `--join mdns`: find peers on the LAN by mDNS (needs a secret).
+    pub mdns: bool,
 }
 
 impl Default for GossipSettings {
@@ -85,6 +87,7 @@ impl Default for GossipSettings {
             interval: cluster::DEFAULT_GOSSIP_INTERVAL,
             phi_threshold: cluster::DEFAULT_PHI_THRESHOLD,
             dead_node_grace: cluster::DEFAULT_DEAD_NODE_GRACE,
+            mdns: false,
         }
     }
 }
@@ -260,6 +263,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
                     .map(|t| cluster::seal::GossipKey::derive(t))
                     .collect(),
                 rekey: Some(keyring.subscribe()),
+                mdns: g.mdns,
             };
             let gossip =
                 cluster::Gossip::start(cfg, &config.name, state.clone(), shutdown_rx.clone())

@@ -65,8 +65,9 @@ struct Args {
           default_value = DEFAULT_STATS_INTERVAL_TEXT)]
     stats_interval: Duration,
 
-    /// Join the cluster through these members (host:port, comma-separated or repeated). With
-    /// none, this node starts a cluster of its own.
+    /// Join the cluster through these members (host:port, comma-separated or repeated), and/or
+    /// `mdns` to find them on the LAN by mDNS (needs a secret). With none, this node starts a
+    /// cluster of its own.
     #[arg(
         long,
         env = "BERTH_JOIN",
@@ -299,9 +300,16 @@ async fn run() -> Result<(), Failure> {
     config.services.reschedule_after = args.reschedule_after;
     config.services.workers = args.placement_workers as usize;
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    let mdns = args.join.iter().any(|j| j.eq_ignore_ascii_case("mdns"));
     config.gossip = Some(berth_agent::GossipSettings {
         advertise: args.advertise,
-        join: args.join.clone(),
+        mdns,
+        join: args
+            .join
+            .iter()
+            .filter(|j| !j.eq_ignore_ascii_case("mdns"))
+            .cloned()
+            .collect(),
         interval: args.gossip_interval,
         phi_threshold: args.failure_threshold,
         dead_node_grace: args.dead_node_grace,

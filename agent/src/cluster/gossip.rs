@@ -62,6 +62,8 @@ pub struct GossipConfig {
     pub keys: Vec<seal::GossipKey>,
     /// The keyring, when it can change while the agent runs: the seal follows it.
     pub rekey: Option<tokio::sync::watch::Receiver<Arc<crate::keyring::Keys>>>,
+    /// `--join mdns`: announce this node and introduce the peers found (sealed gossip only).
+    pub mdns: bool,
 }
 
 /// The cluster id chitchat checks on a SYN. It does not depend on the secret: the seal is what
@@ -110,6 +112,9 @@ struct SealedTransport {
     keys: Vec<seal::GossipKey>,
     rekey: Option<tokio::sync::watch::Receiver<Arc<crate::keyring::Keys>>>,
     own: super::wire::Own,
+    /// Gossip addresses found by mDNS, taken by the socket chitchat opens.
+    introductions: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<SocketAddr>>>,
+    cluster_id: String,
 }
 
 struct SealedSocket {
@@ -132,6 +137,9 @@ struct SealedSocket {
     unreported: [u64; 6],
     /// This agent's chitchat id: deltas about it are cut from what members send.
     own: super::wire::Own,
+    /// Peers found by mDNS, each sent a sealed introduction (an empty SYN).
+    introductions: Option<tokio::sync::mpsc::Receiver<SocketAddr>>,
+    cluster_id: String,
     warned_at: Option<Instant>,
 }
 
@@ -166,6 +174,12 @@ impl Transport for SealedTransport {
             handed: None,
             unreported: [0; 6],
             own: self.own.clone(),
+            introductions: self
+                .introductions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+            cluster_id: self.cluster_id.clone(),
             warned_at: None,
         }))
     }
@@ -183,6 +197,19 @@ fn is_gone(e: &std::io::Error) -> bool {
 }
 
 impl SealedSocket {
+    /// Sends `to` (found by mDNS) a sealed empty SYN: its answer introduces us to the cluster.
+    async fn introduce(&mut self, to: SocketAddr) {
+        if Some(to) == self.public.local_addr().ok() {
+            return;
+        }
+        let syn = super::mdns::introduction(&self.cluster_id);
+        self.follow_keyring();
+        self.sealed.clear();
+        if self.sealer.seal(&syn, unix_ms(), &mut self.sealed).is_ok() {
+            let _ = self.public.send_to(&self.sealed, to).await;
+        }
+    }
+
     /// Follows a keyring change before the next datagram.
     fn follow_keyring(&mut self) {
         let Some(rekey) = self.rekey.as_mut() else {
@@ -301,7 +328,20 @@ impl Socket for SealedSocket {
             if let Some(o) = self.take_handed().await? {
                 return Ok(o);
             }
-            let (n, from) = match self.public.recv_from(&mut self.buf).await {
+            let received = match self.introductions.as_mut() {
+                None => self.public.recv_from(&mut self.buf).await,
+                Some(found) => tokio::select! {
+                    r = self.public.recv_from(&mut self.buf) => r,
+                    to = found.recv() => {
+                        match to {
+                            Some(to) => self.introduce(to).await,
+                            None => self.introductions = None,
+                        }
+                        continue;
+                    }
+                },
+            };
+            let (n, from) = match received {
                 Ok(x) => x,
                 Err(e) if is_gone(&e) => continue,
                 Err(e) => return Err(anyhow::anyhow!("cannot receive gossip: {e}")),
@@ -567,6 +607,8 @@ pub struct Gossip {
     interval: Duration,
     pub counters: Arc<GossipCounters>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The mDNS announcement and browser (`--join mdns`), stopped with gossip.
+    _mdns: Option<super::mdns::Mdns>,
 }
 
 impl Gossip {
@@ -599,6 +641,23 @@ impl Gossip {
         };
         let counters = Arc::new(GossipCounters::default());
         let initial = vec![(KEY_GRPC.to_owned(), cfg.advertise.to_string())];
+        let (found_tx, found_rx) = tokio::sync::mpsc::channel(64);
+        let mdns = match (cfg.mdns, cfg.keys.first()) {
+            (false, _) => None,
+            (true, None) => anyhow::bail!("--join mdns needs a cluster secret"),
+            (true, Some(_)) => {
+                let fingerprint = cfg
+                    .rekey
+                    .as_ref()
+                    .and_then(|k| k.borrow().primary())
+                    .map(|c| c.fingerprint())
+                    .unwrap_or_default();
+                Some(
+                    super::mdns::start(node, cfg.advertise, &fingerprint, found_tx)
+                        .map_err(|e| anyhow::anyhow!("cannot start mDNS: {e}"))?,
+                )
+            }
+        };
         let handle = if cfg.keys.is_empty() {
             chitchat::spawn_chitchat(config, initial, &CountingTransport(counters.clone())).await?
         } else {
@@ -610,6 +669,8 @@ impl Gossip {
                     node_id: node.to_owned(),
                     generation,
                 },
+                introductions: std::sync::Mutex::new(Some(found_rx)),
+                cluster_id: cfg.cluster_id.clone(),
             };
             chitchat::spawn_chitchat(config, initial, &transport).await?
         };
@@ -639,6 +700,7 @@ impl Gossip {
             interval: cfg.interval,
             counters,
             tasks,
+            _mdns: mdns,
         })
     }
 

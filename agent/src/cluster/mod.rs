@@ -3,6 +3,7 @@
 //! `wire` bounds what members send.
 
 pub mod gossip;
+pub mod mdns;
 pub mod peers;
 pub mod seal;
 pub mod wire;

@@ -727,3 +727,166 @@ async fn a_member_s_forged_gossip_cannot_rewrite_a_node_s_own_keys() -> Result<(
     .await?;
     Ok(())
 }
+
+/// Two network namespaces joined by a veth pair (multicast works across it), deleted on drop
+/// with everything in them.
+struct Netns {
+    names: [String; 2],
+    /// The two addresses, one in each.
+    ips: [std::net::Ipv4Addr; 2],
+}
+
+fn ip_cmd(args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new("ip").args(args).output()?;
+    if !out.status.success() {
+        return Err(error(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
+}
+
+impl Netns {
+    fn create() -> Result<Self> {
+        let tag = &unique("n")[2..8];
+        let names = [format!("berth-{tag}-a"), format!("berth-{tag}-b")];
+        let veth = [format!("bv{tag}a"), format!("bv{tag}b")];
+        let octet = u8::from_str_radix(&tag[..2], 16).unwrap_or(7);
+        let ips = [
+            Ipv4Addr::new(10, 213, octet, 1),
+            Ipv4Addr::new(10, 213, octet, 2),
+        ];
+        let ns = Netns { names, ips };
+        for n in &ns.names {
+            ip_cmd(&["netns", "add", n])?;
+        }
+        ip_cmd(&[
+            "link", "add", &veth[0], "type", "veth", "peer", "name", &veth[1],
+        ])?;
+        for ((n, v), ip) in ns.names.iter().zip(&veth).zip(&ns.ips) {
+            ip_cmd(&["link", "set", v, "netns", n])?;
+            ip_cmd(&["-n", n, "addr", "add", &format!("{ip}/24"), "dev", v])?;
+            ip_cmd(&["-n", n, "link", "set", v, "up"])?;
+            ip_cmd(&["-n", n, "link", "set", "lo", "up"])?;
+        }
+        Ok(ns)
+    }
+
+    /// `program` run inside namespace `i`.
+    fn command(&self, i: usize, program: &std::path::Path) -> std::process::Command {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &self.names[i]]).arg(program);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BERTH_") {
+                c.env_remove(key);
+            }
+        }
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = ip_cmd(&["netns", "del", n]);
+        }
+    }
+}
+
+/// A process killed on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `berthd --join mdns` in two network namespaces finds the other with no address given and
+/// forms a cluster, over TLS and sealed gossip; an agent with another secret, announcing
+/// itself on the same LAN, is found and left out.
+#[tokio::test(flavor = "multi_thread")]
+async fn mdns_join_between_two_namespaces_keeps_other_clusters_out() -> Result<()> {
+    let ns = Netns::create()?;
+    let dir = tempfile::tempdir()?;
+    let secret = secret();
+    let token = dir.path().join("token");
+    std::fs::write(&token, &secret)?;
+    let other = dir.path().join("other");
+    std::fs::write(&other, self::secret())?;
+    let berthd = berth_testkit::bin_path("berthd")?;
+    let berth = berth_testkit::bin_path("berth")?;
+    let names = [unique("mdns-a"), unique("mdns-b"), unique("mdns-x")];
+    let _guards: Vec<ContainerGuard> = names.iter().map(|n| ContainerGuard::node(n)).collect();
+    let spawn = |i: usize, ns_i: usize, port: u16, token: &std::path::Path| -> Result<Killed> {
+        let data = dir.path().join(&names[i]);
+        let log = std::fs::File::create(dir.path().join(format!("{}.log", names[i])))?;
+        let child = ns
+            .command(ns_i, &berthd)
+            .args(["--listen", &format!("{}:{port}", ns.ips[ns_i])])
+            .args(["--name", &names[i], "--join", "mdns", "--token-file"])
+            .arg(token)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        Ok(Killed(child))
+    };
+    let _a = spawn(0, 0, 7070, &token)?;
+    let _b = spawn(1, 1, 7070, &token)?;
+    let _x = spawn(2, 1, 7071, &other)?;
+    // Ask inside A's namespace, as a console on that LAN would.
+    let nodes_seen = |ns_i: usize, port: u16, token: &std::path::Path| {
+        let out = ns
+            .command(ns_i, &berth)
+            .args([
+                "--agent",
+                &format!("{}:{port}", ns.ips[ns_i]),
+                "--token-file",
+            ])
+            .arg(token)
+            .args(["-o", "json", "nodes"])
+            .output();
+        out.ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).ok())
+            .map(|v| {
+                v.iter()
+                    .filter(|n| n["status"] == "alive")
+                    .filter_map(|n| n["name"].as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let log_of = |i: usize| {
+        std::fs::read_to_string(dir.path().join(format!("{}.log", names[i]))).unwrap_or_default()
+    };
+    let joined = wait_for("A and B to find each other by mDNS", WAIT, || {
+        let seen = nodes_seen(0, 7070, &token);
+        async move { (seen.len() == 2).then_some(seen) }
+    })
+    .await
+    .map_err(|e| {
+        error(format!(
+            "{e}\nA's log:\n{}\nB's log:\n{}",
+            log_of(0),
+            log_of(1)
+        ))
+    })?;
+    assert!(
+        joined.contains(&names[0]) && joined.contains(&names[1]),
+        "{joined:?}"
+    );
+    // The other cluster's agent was announcing all along: still out, on both sides.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(nodes_seen(0, 7070, &token).len(), 2);
+    assert_eq!(nodes_seen(1, 7071, &other), vec![names[2].clone()]);
+    assert!(!log_of(0).contains(&secret));
+    Ok(())
+}
