@@ -26,12 +26,19 @@ pub struct Keys {
     pub secrets: Vec<String>,
     /// The CA of each, in the same order.
     pub clusters: Vec<ClusterKey>,
+    /// Their trust anchors, to check a client certificate again on each call.
+    pub anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
 }
 
 impl Keys {
     pub fn new(secrets: Vec<String>) -> Self {
-        let clusters = secrets.iter().map(|s| ClusterKey::of_secret(s)).collect();
-        Self { secrets, clusters }
+        let clusters: Vec<ClusterKey> = secrets.iter().map(|s| ClusterKey::of_secret(s)).collect();
+        let anchors = clusters.iter().filter_map(|c| c.anchor().ok()).collect();
+        Self {
+            secrets,
+            clusters,
+            anchors,
+        }
     }
 
     /// The CA in use.
@@ -61,6 +68,8 @@ pub enum KeyringError {
 pub struct Keyring {
     path: PathBuf,
     keys: watch::Sender<Arc<Keys>>,
+    /// One change at a time: read, write the file, publish.
+    changing: std::sync::Mutex<()>,
 }
 
 impl Keyring {
@@ -105,7 +114,11 @@ impl Keyring {
             Err(source) => return Err(KeyringError::Write { path, source }),
         };
         let (keys, _) = watch::channel(Arc::new(Keys::new(secrets)));
-        Ok(Self { path, keys })
+        Ok(Self {
+            path,
+            keys,
+            changing: std::sync::Mutex::new(()),
+        })
     }
 
     pub fn keys(&self) -> Arc<Keys> {
@@ -168,6 +181,7 @@ impl Keyring {
         &self,
         f: impl FnOnce(&mut Vec<String>) -> Result<(), String>,
     ) -> Result<Arc<Keys>, KeyringError> {
+        let _one = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.keys();
         if current.secrets.is_empty() {
             return Err(KeyringError::Refused(
@@ -230,7 +244,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    // The rename itself must survive a crash, or an older keyring could come back.
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(not(unix))]

@@ -164,6 +164,7 @@ impl RunningAgent {
 
 /// Binds, starts the runtime supervisor and the server, and returns once it is listening.
 pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
+    cluster::wire::check_node_name(&config.name).map_err(StartError::Name)?;
     if !config.listen.ip().is_loopback() && config.token.is_none() {
         return Err(StartError::TokenRequired(config.listen));
     }
@@ -374,6 +375,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("cannot load the keyring")]
     Keyring(#[from] keyring::KeyringError),
+    #[error("bad node name")]
+    Name(#[source] berth_shared::ValidationError),
     #[error("refusing to listen on {0} without a token: set --token, BERTH_TOKEN or --token-file")]
     TokenRequired(SocketAddr),
     #[error("cannot advertise {0} to peers: give the address they reach this node at")]

@@ -321,6 +321,7 @@ async fn run() -> Result<(), Failure> {
                 "make a cluster secret with `berth secret new > /etc/berth/token` and pass \
                  --token-file /etc/berth/token (or set BERTH_TOKEN)",
             ),
+            berth_agent::StartError::Name(_) => Some("give another --name (or BERTH_NAME)"),
             berth_agent::StartError::Keyring(_) => {
                 Some("the keyring is <data dir>/keyring: one secret a line, the one in use first")
             }

@@ -400,6 +400,25 @@ pub fn signing_key(pkcs8: &[u8]) -> Result<Arc<dyn rustls::sign::SigningKey>, Tr
     Ok(provider().key_provider.load_private_key(der)?)
 }
 
+/// Whether `cert` chains, now, to one of `anchors` as a client certificate. What a handshake
+/// accepted is checked again on every call, so a connection made with a CA that a rotation
+/// has since removed no longer counts as an agent's.
+pub fn issued_by(cert: &CertificateDer<'_>, anchors: &[TrustAnchor<'_>]) -> bool {
+    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
+        return false;
+    };
+    ee.verify_for_usage(
+        &[webpki::ring::ED25519],
+        anchors,
+        &[],
+        rustls::pki_types::UnixTime::now(),
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )
+    .is_ok()
+}
+
 /// Whether `cert` (already verified against the cluster CA by the handshake) names `node`.
 pub fn certifies_node(cert: &CertificateDer<'_>, node: &str) -> bool {
     let Ok(name) = ServerName::try_from(node_server_name(node)) else {
@@ -445,6 +464,22 @@ mod tests {
         assert!(certifies_node(&issued.cert, "node-a"));
         assert!(!certifies_node(&issued.cert, "node-b"));
         assert!(!certifies_node(&issued.cert, "node-a "));
+    }
+
+    #[test]
+    fn a_certificate_is_issued_by_its_cluster_only() {
+        let ca = ClusterCa::derive("secret-number-one-xx");
+        let leaf = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
+        let issued = ca
+            .issue("node-a", &leaf, std::time::Duration::from_secs(3600))
+            .expect("issued");
+        let mine = ca.public().anchor().expect("anchor");
+        let other = ClusterKey::of_secret("secret-number-two-xx")
+            .anchor()
+            .expect("anchor");
+        assert!(issued_by(&issued.cert, std::slice::from_ref(&mine)));
+        assert!(!issued_by(&issued.cert, std::slice::from_ref(&other)));
+        assert!(issued_by(&issued.cert, &[other, mine]));
     }
 
     #[test]

@@ -55,7 +55,7 @@ impl Caller {
                 Need::Read => true,
                 Need::Operate => matches!(scope, pb::Scope::Operate | pb::Scope::Admin),
                 Need::Admin => *scope == pb::Scope::Admin,
-                Need::Agent => false,
+                Need::Secret | Need::Agent => false,
             },
         }
     }
@@ -67,6 +67,9 @@ pub enum Need {
     Read,
     Operate,
     Admin,
+    /// The secret itself (and agents): the keyring, since a secret installed there is the
+    /// whole cluster, which no scoped token may hand itself.
+    Secret,
     /// Agents only (and the secret): the store's anti-entropy carries token hashes.
     Agent,
 }
@@ -79,6 +82,7 @@ impl Need {
                 Need::Operate
             }
             "SyncServices" => Need::Agent,
+            "Keyring" => Need::Secret,
             // The token calls, and any method added later until it is put above.
             _ => Need::Admin,
         }
@@ -105,6 +109,7 @@ impl Need {
             Need::Read => "read",
             Need::Operate => "operate",
             Need::Admin => "admin",
+            Need::Secret => "cluster secret",
             Need::Agent => "agent (agents only)",
         }
     }
@@ -217,8 +222,14 @@ impl tonic::service::Interceptor for TokenCheck {
             .get::<PeerInfo>()
             .cloned()
             .unwrap_or_default();
+        // An agent's certificate counts only if a CA trusted now issued it: after a rotation
+        // removed its CA, a connection made before is no agent's any more.
+        let agent = peer
+            .agent_cert
+            .as_ref()
+            .is_some_and(|c| berth_shared::trust::issued_by(c, &keys.anchors));
         if let Some(from) = req.metadata().get(HOP_HEADER) {
-            let proved = from.to_str().is_ok_and(|node| peer.is_agent(node));
+            let proved = agent && from.to_str().is_ok_and(|node| peer.is_agent(node));
             if !proved {
                 tracing::debug!(
                     from = ?peer.remote,
@@ -227,7 +238,7 @@ impl tonic::service::Interceptor for TokenCheck {
                 req.metadata_mut().remove(HOP_HEADER);
             }
         }
-        if peer.agent_cert.is_some() {
+        if agent {
             req.extensions_mut().insert(Caller::Agent);
             return Ok(req);
         }
@@ -343,11 +354,15 @@ where
                 Caller::Scoped { scope, .. } => super::tokens::scope_word(*scope as i32),
                 _ => "all",
             };
-            let refused = Status::permission_denied(format!(
-                "{method} needs the {} scope; this token has {have}",
-                need.word()
-            ))
-            .into_http();
+            let message = if need == Need::Secret {
+                format!("{method} needs the cluster secret itself; a scoped token ({have}) may not")
+            } else {
+                format!(
+                    "{method} needs the {} scope; this token has {have}",
+                    need.word()
+                )
+            };
+            let refused = Status::permission_denied(message).into_http();
             return Box::pin(async move { Ok(refused) });
         }
         // The ready service is the one to call; a clone takes its place.
@@ -464,6 +479,11 @@ mod tests {
             assert!(admin.may(Need::of(m)), "{m}");
         }
         assert!(!admin.may(Need::of("SyncServices")));
+        assert!(
+            !admin.may(Need::of("Keyring")),
+            "a token may not install a secret"
+        );
+        assert!(Caller::Secret.may(Need::of("Keyring")));
         assert!(Caller::Agent.may(Need::of("SyncServices")));
     }
 }

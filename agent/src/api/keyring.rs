@@ -64,11 +64,28 @@ impl Service {
         if is_forwarded(&meta) {
             return Ok(pb::KeyringResponse { nodes: vec![mine] });
         }
-        let peers: Vec<pb::Node> = self
+        let all: Vec<pb::Node> = self
             .state
             .nodes()
             .into_iter()
-            .filter(|n| n.name != self.me() && n.status == pb::NodeStatus::Alive as i32)
+            .filter(|n| n.name != self.me() && n.status != pb::NodeStatus::Left as i32)
+            .collect();
+        // A node that is not alive cannot be changed now: it is named as not done, so a
+        // rotation stops there instead of leaving it behind on the old secret.
+        let (peers, away): (Vec<pb::Node>, Vec<pb::Node>) = all
+            .into_iter()
+            .partition(|n| n.status == pb::NodeStatus::Alive as i32);
+        let away: Vec<pb::NodeKeyring> = away
+            .into_iter()
+            .map(|n| pb::NodeKeyring {
+                error: format!(
+                    "node {} is not alive (last heard from {} s ago): not changed",
+                    n.name,
+                    n.last_seen_ms_ago / 1000
+                ),
+                node: n.name,
+                keys: Vec::new(),
+            })
             .collect();
         let calls = peers.into_iter().map(|node| {
             let req = req.clone();
@@ -103,6 +120,7 @@ impl Service {
         });
         let mut nodes = vec![mine];
         nodes.extend(futures::future::join_all(calls).await);
+        nodes.extend(away);
         nodes.sort_by(|a, b| a.node.cmp(&b.node));
         Ok(pb::KeyringResponse { nodes })
     }

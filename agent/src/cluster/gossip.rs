@@ -139,9 +139,16 @@ struct SealedSocket {
     own: super::wire::Own,
     /// Peers found by mDNS, each sent a sealed introduction (an empty SYN).
     introductions: Option<tokio::sync::mpsc::Receiver<SocketAddr>>,
+    /// When each address was last introduced.
+    introduced: HashMap<SocketAddr, Instant>,
     cluster_id: String,
     warned_at: Option<Instant>,
 }
+
+/// An address found by mDNS is introduced at most this often.
+const INTRODUCE_EVERY: Duration = Duration::from_secs(30);
+/// At most this many addresses are introduced in one [`INTRODUCE_EVERY`].
+const MAX_INTRODUCED: usize = 256;
 
 /// How long chitchat may take to decode a datagram handed to it over loopback: one it cannot
 /// decode is dropped by it, silently for us, and this ends the wait.
@@ -179,6 +186,7 @@ impl Transport for SealedTransport {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take(),
+            introduced: HashMap::new(),
             cluster_id: self.cluster_id.clone(),
             warned_at: None,
         }))
@@ -198,10 +206,19 @@ fn is_gone(e: &std::io::Error) -> bool {
 
 impl SealedSocket {
     /// Sends `to` (found by mDNS) a sealed empty SYN: its answer introduces us to the cluster.
+    /// At most once per [`INTRODUCE_EVERY`] per address, so announcements cannot aim our
+    /// sends at will.
     async fn introduce(&mut self, to: SocketAddr) {
         if Some(to) == self.public.local_addr().ok() {
             return;
         }
+        let now = Instant::now();
+        self.introduced
+            .retain(|_, at| now.duration_since(*at) < INTRODUCE_EVERY);
+        if self.introduced.contains_key(&to) || self.introduced.len() >= MAX_INTRODUCED {
+            return;
+        }
+        self.introduced.insert(to, now);
         let syn = super::mdns::introduction(&self.cluster_id);
         self.follow_keyring();
         self.sealed.clear();
@@ -366,8 +383,13 @@ impl Socket for SealedSocket {
                     continue;
                 }
             };
+            if let Err(e) = self.relay.send_to(&plain, self.inner_addr).await {
+                // Not chitchat's to hear (too large for loopback, say): this datagram only.
+                tracing::debug!(%from, error = %e, "cannot hand a gossip datagram to chitchat");
+                self.rejected(seal::Rejected::Invalid, from);
+                continue;
+            }
             self.handed = Some((from, n));
-            self.relay.send_to(&plain, self.inner_addr).await?;
         }
     }
 }

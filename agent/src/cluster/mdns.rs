@@ -75,7 +75,8 @@ pub fn start(
                     tracing::debug!(peer = %peer.get_fullname(), "mDNS: a Berth agent of another cluster");
                     continue;
                 }
-                for ip in peer.get_addresses_v4() {
+                // A few addresses a peer: an announcement listing many cannot aim us at them.
+                for ip in peer.get_addresses_v4().into_iter().take(4) {
                     let addr = SocketAddr::new(IpAddr::V4(ip), peer.get_port());
                     tracing::debug!(peer = %peer.get_fullname(), %addr, "mDNS: found a peer");
                     if found.blocking_send(addr).is_err() {

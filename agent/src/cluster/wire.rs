@@ -24,6 +24,11 @@ pub const MAX_VERSION: u64 = 1 << 48;
 const MAX_NODE_ID: usize = 256;
 /// chitchat decompresses a block into at most this.
 const MAX_BLOCK: usize = u16::MAX as usize;
+/// The most a block stream may unpack to.
+const MAX_STREAM: usize = 4 << 20;
+/// What may be handed to chitchat over loopback UDP: a re-encoded datagram larger than this
+/// (a member's crafted one) is refused rather than sent.
+pub const MAX_HANDOFF: usize = 65_507;
 
 /// Why a datagram was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +39,25 @@ pub enum Invalid {
     Version,
     #[error("a node id is empty, longer than {MAX_NODE_ID} bytes or not printable")]
     NodeId,
+    #[error("a node delta sets its max version next to key updates, which chitchat never sends")]
+    MaxVersion,
+    #[error("re-encoded, it no longer fits a datagram")]
+    TooLarge,
+}
+
+/// The rule node ids on the wire follow, for `--name` too: a name the others would refuse
+/// would make every datagram that lists it refused. Field: `name`.
+pub fn check_node_name(name: &str) -> Result<(), berth_shared::ValidationError> {
+    if name.is_empty()
+        || name.len() > MAX_NODE_ID
+        || !name.chars().all(|c| !c.is_control() && !c.is_whitespace())
+    {
+        return Err(berth_shared::ValidationError::new(
+            "name",
+            format!("must be 1 to {MAX_NODE_ID} bytes with no spaces or control characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// This agent's chitchat identity, as the wire carries it.
@@ -105,10 +129,7 @@ impl<'a> Reader<'a> {
     /// A chitchat id: node id, generation, gossip address.
     fn id(&mut self) -> Result<(&'a str, u64), Invalid> {
         let node = self.str()?;
-        if node.is_empty()
-            || node.len() > MAX_NODE_ID
-            || !node.chars().all(|c| !c.is_control() && !c.is_whitespace())
-        {
+        if check_node_name(node).is_err() {
             return Err(Invalid::NodeId);
         }
         let generation = self.u64()?;
@@ -136,8 +157,9 @@ fn stream(r: &mut Reader<'_>) -> Result<Vec<u8>, Invalid> {
             }
             _ => return Err(Invalid::Parse("a block of no known type")),
         }
-        if out.len() > 16 * MAX_BLOCK {
-            return Err(Invalid::Parse("a stream larger than a datagram can be"));
+        // chitchat bounds the compressed size; this bounds what a member can make us hold.
+        if out.len() > MAX_STREAM {
+            return Err(Invalid::Parse("a stream that unpacks to more than 4 MiB"));
         }
     }
 }
@@ -219,6 +241,10 @@ fn delta(r: &mut Reader<'_>, own: &Own) -> Result<(Vec<u8>, bool), Invalid> {
     // Whether the ops being read belong to a node delta about ourselves.
     let mut about_us = false;
     let mut cut = false;
+    // Within the current node delta: key updates seen, and a max version set. chitchat sends
+    // a max version only for a node delta with no key updates; both together can leave its
+    // max below a key's version, which its state asserts against (a panic).
+    let (mut keys_seen, mut max_set) = (false, false);
     while !ops.buf.is_empty() {
         let start = plain.len() - ops.buf.len();
         match ops.u8()? {
@@ -227,6 +253,7 @@ fn delta(r: &mut Reader<'_>, own: &Own) -> Result<(Vec<u8>, bool), Invalid> {
                 ops.version()?; // GC floor
                 ops.version()?; // from version
                 about_us = node == own.node_id && generation >= own.generation;
+                (keys_seen, max_set) = (false, false);
             }
             1 => {
                 ops.str()?; // key
@@ -235,9 +262,17 @@ fn delta(r: &mut Reader<'_>, own: &Own) -> Result<(Vec<u8>, bool), Invalid> {
                 if ops.u8()? > 2 {
                     return Err(Invalid::Parse("a key of no known deletion state"));
                 }
+                if max_set {
+                    return Err(Invalid::MaxVersion);
+                }
+                keys_seen = true;
             }
             2 => {
                 ops.version()?; // max version
+                if keys_seen || max_set {
+                    return Err(Invalid::MaxVersion);
+                }
+                max_set = true;
             }
             _ => return Err(Invalid::Parse("a delta op of no known kind")),
         }
@@ -290,7 +325,13 @@ pub fn check(datagram: &[u8], own: &Own) -> Result<Vec<u8>, Invalid> {
         _ => return Err(Invalid::Parse("a message of no known type")),
     }
     // Nothing cut (the usual case): chitchat gets the bytes as they came.
-    Ok(if cut { out } else { datagram.to_vec() })
+    if !cut {
+        return Ok(datagram.to_vec());
+    }
+    if out.len() > MAX_HANDOFF {
+        return Err(Invalid::TooLarge);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -414,6 +455,32 @@ mod tests {
         ops.push(2);
         ops.extend_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(check(&ack(&ops), &own()), Err(Invalid::Version));
+    }
+
+    #[test]
+    fn a_max_version_beside_key_updates_is_refused_before_chitchat_asserts() {
+        for order in [true, false] {
+            let mut ops = Vec::new();
+            node_op(&mut ops, "peer", 5);
+            let set_max = |ops: &mut Vec<u8>| {
+                ops.push(2);
+                ops.extend_from_slice(&10u64.to_le_bytes());
+            };
+            if order {
+                kv(&mut ops, "grpc", "10.0.0.2:7070", 12);
+                set_max(&mut ops);
+            } else {
+                set_max(&mut ops);
+                kv(&mut ops, "grpc", "10.0.0.2:7070", 12);
+            }
+            assert_eq!(check(&ack(&ops), &own()), Err(Invalid::MaxVersion));
+        }
+        // Alone, as chitchat sends it: fine.
+        let mut ops = Vec::new();
+        node_op(&mut ops, "peer", 5);
+        ops.push(2);
+        ops.extend_from_slice(&10u64.to_le_bytes());
+        assert!(check(&ack(&ops), &own()).is_ok());
     }
 
     #[test]

@@ -489,6 +489,22 @@ async fn a_rotation_under_a_running_follow_and_watch_loses_neither() -> Result<(
     })
     .await?;
 
+    // An agent certificate of the old CA, on a connection made before the rotation.
+    let old_tls = tempfile::tempdir()?;
+    let old_pool = berth_agent::cluster::peers::PeerPool::new(Some(Arc::new(
+        berth_agent::tls::AgentTls::load(old_tls.path(), "old-dialler", std::slice::from_ref(&old))
+            .map_err(|e| error(e.to_string()))?,
+    )));
+    let mut old_agent = old_pool
+        .client(&pb::Node {
+            name: a.name.clone(),
+            address: a.addr.to_string(),
+            status: pb::NodeStatus::Alive as i32,
+            ..Default::default()
+        })
+        .map_err(|e| error(e.to_string()))?;
+    old_agent.cluster(pb::ClusterRequest {}).await?;
+
     let rotated = Cmd::berth(&a.url())
         .arg("--token-file")
         .arg(&old_file)
@@ -502,6 +518,12 @@ async fn a_rotation_under_a_running_follow_and_watch_loses_neither() -> Result<(
         rotated.report("rotate")
     );
     let after = lines.load(std::sync::atomic::Ordering::Relaxed);
+    // The connection made with the old CA's certificate is open still, but counts for nothing.
+    let refused = old_agent
+        .cluster(pb::ClusterRequest {})
+        .await
+        .expect_err("an old-CA agent certificate after the rotation");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
 
     // The old secret gets in nowhere, the new one everywhere, and all three still see all three.
     for agent in [&a, &b, &c] {

@@ -203,6 +203,7 @@ async fn gossip(ctx: &Ctx, secret: &str) -> Vec<Row> {
     }
     let window = Duration::from_secs(ctx.opts.hollow_gossip_secs.max(1));
     let mut sent: [Vec<f64>; 2] = Default::default();
+    let mut cpu: [Vec<f64>; 2] = Default::default();
     for (i, token) in [None, Some(secret)].into_iter().enumerate() {
         let measured = async {
             let started = Hollow::start_with(ctx, n, &[], token).await?;
@@ -211,12 +212,27 @@ async fn gossip(ctx: &Ctx, secret: &str) -> Vec<Row> {
             // Let the first exchanges settle.
             tokio::time::sleep(Duration::from_secs(3)).await;
             let everyone: Vec<usize> = (0..n).collect();
+            let pids: Vec<u32> = h.agents.iter().filter_map(|a| a.pid()).collect();
+            let before: Vec<_> = pids.iter().map(|p| crate::procs::cpu_time(*p)).collect();
+            let t0 = Instant::now();
             let (s, _) = gossip_rates(&h, &everyone, window).await?;
-            Ok::<_, crate::Error>(s)
+            let wall = t0.elapsed().as_secs_f64();
+            let c: Vec<f64> = pids
+                .iter()
+                .zip(before)
+                .filter_map(|(p, b)| {
+                    let after = crate::procs::cpu_time(*p)?;
+                    Some(100.0 * after.saturating_sub(b?).as_secs_f64() / wall)
+                })
+                .collect();
+            Ok::<_, crate::Error>((s, c))
         }
         .await;
         match measured {
-            Ok(s) => sent[i] = s,
+            Ok((s, c)) => {
+                sent[i] = s;
+                cpu[i] = c;
+            }
             Err(e) => ctx.remark(format!("security: gossip at N = {n}: {e}")),
         }
     }
@@ -230,5 +246,15 @@ async fn gossip(ctx: &Ctx, secret: &str) -> Vec<Row> {
                 p50(&sent[1]),
                 p50(&sent[0])
             )),
+        Row::samples(
+            BENCH,
+            format!("N = {n}: agent CPU per node, idle, sealed"),
+            Unit::CpuPercent,
+            &cpu[1],
+        )
+        .against("the same, plain", &cpu[0])
+        .note(
+            "each hollow agent's CPU over the gossip window (seal, open, bounds check, TLS idle)",
+        ),
     ]
 }

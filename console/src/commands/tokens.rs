@@ -176,6 +176,7 @@ async fn keyring(
     action: pb::KeyringAction,
     secret: &str,
 ) -> Result<Vec<pb::NodeKeyring>> {
+    let list = action == pb::KeyringAction::List;
     let nodes = session
         .client
         .keyring(pb::KeyringRequest {
@@ -191,7 +192,7 @@ async fn keyring(
         .filter(|n| !n.error.is_empty())
         .map(|n| format!("{}: {}", n.node, n.error))
         .collect();
-    if !failed.is_empty() {
+    if !failed.is_empty() && !list {
         return Err(eyre!("not done on every node:\n  {}", failed.join("\n  "))).suggestion(
             "fix those nodes (or wait until they are back) and run the same command again: \
              every step may be repeated",
@@ -201,12 +202,13 @@ async fn keyring(
 }
 
 fn keyring_table(nodes: &[pb::NodeKeyring]) -> String {
-    let mut table = Table::new(&["NODE", "IN USE", "ALSO ACCEPTED"]);
+    let mut table = Table::new(&["NODE", "IN USE", "ALSO ACCEPTED", "ERROR"]);
     for n in nodes {
         table.row(vec![
             n.node.clone(),
             n.keys.first().cloned().unwrap_or_default(),
             n.keys.get(1..).unwrap_or_default().join(" "),
+            n.error.clone(),
         ]);
     }
     table.render()
