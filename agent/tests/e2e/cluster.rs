@@ -549,7 +549,15 @@ async fn a_node_with_the_wrong_token_stays_out() -> Result<()> {
     assert_eq!(seen.len(), 2);
     let mut via_i = intruder.client().await?;
     assert_eq!(nodes(&mut via_i).await.len(), 1);
-    assert!(!a.log().contains(&right), "the token is never logged");
+    // A says so, naming the sender and the likely cause, never the secret.
+    let log = a.log();
+    assert!(
+        log.contains("did not pass the seal check (another cluster")
+            && log.contains("unknown_key")
+            && log.contains(&intruder.addr.ip().to_string()),
+        "A's log does not say it refused the intruder:\n{log}"
+    );
+    assert!(!log.contains(&right), "the token is never logged");
     drop(b);
     Ok(())
 }
