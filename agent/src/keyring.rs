@@ -197,9 +197,11 @@ impl Keyring {
         }
         let mut text = secrets.join("\n");
         text.push('\n');
-        write_private(&self.path, text.as_bytes()).map_err(|source| KeyringError::Write {
-            path: self.path.clone(),
-            source,
+        crate::files::write_private(&self.path, text.as_bytes()).map_err(|source| {
+            KeyringError::Write {
+                path: self.path.clone(),
+                source,
+            }
         })?;
         let keys = Arc::new(Keys::new(secrets));
         self.keys.send_replace(keys.clone());
@@ -226,35 +228,6 @@ pub async fn follow(
             Err(e) => tracing::error!(error = %e, "cannot follow the keyring change in TLS"),
         }
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    // The rename itself must survive a crash, or an older keyring could come back.
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cluster;
 pub mod error;
+mod files;
 pub mod keyring;
 pub mod placement;
 pub mod runtime;

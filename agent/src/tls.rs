@@ -96,31 +96,6 @@ impl std::fmt::Debug for AgentTls {
     }
 }
 
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    // An older file of ours may have been made with other bits.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
-}
-
 impl AgentTls {
     /// Loads (or makes) this node's key under `data_dir/tls`, issues a certificate with the
     /// CA of `secrets[0]`, and trusts the CAs of all `secrets`.
@@ -146,7 +121,7 @@ impl AgentTls {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
                     .map_err(trust::TrustError::from)?;
-                write_private(&key_path, key.serialize_pem().as_bytes())
+                crate::files::write_private(&key_path, key.serialize_pem().as_bytes())
                     .map_err(files(&key_path))?;
                 key
             }
@@ -272,7 +247,7 @@ fn issue(
     // disk must not stop a renewal.
     let path = dir.join(CERT_FILE);
     let pem = pem_of(issued.cert.as_ref());
-    if let Err(e) = write_private(&path, pem.as_bytes()) {
+    if let Err(e) = crate::files::write_private(&path, pem.as_bytes()) {
         tracing::warn!(path = %path.display(), error = %e, "cannot write this node's certificate file; the certificate is in use anyway");
     }
     let key = trust::signing_key(leaf.serialized_der())?;
