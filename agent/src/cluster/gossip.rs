@@ -629,8 +629,6 @@ pub struct Gossip {
     interval: Duration,
     pub counters: Arc<GossipCounters>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// The mDNS announcement and browser (`--join mdns`), stopped with gossip.
-    _mdns: Option<super::mdns::Mdns>,
 }
 
 impl Gossip {
@@ -696,7 +694,8 @@ impl Gossip {
             };
             chitchat::spawn_chitchat(config, initial, &transport).await?
         };
-        let tasks = vec![
+        let mdns_stop = shutdown.clone();
+        let mut tasks = vec![
             tokio::spawn(publish_loop(
                 handle.chitchat(),
                 state.clone(),
@@ -717,12 +716,35 @@ impl Gossip {
             interval_ms = cfg.interval.as_millis() as u64,
             "gossip started"
         );
+        // mDNS follows the keyring: it announces the CA in use and accepts any trusted.
+        if let Some(mut m) = mdns {
+            let mut keys = cfg.rekey.clone();
+            let mut stop = mdns_stop;
+            // The task owns the announcement: it ends (and mDNS stops) with gossip.
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let changed = async {
+                        match keys.as_mut() {
+                            Some(k) => k.changed().await.is_ok(),
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        ok = changed => if !ok { return },
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    if let Some(k) = keys.as_mut() {
+                        let fingerprints = k.borrow_and_update().fingerprints();
+                        m.set_fingerprints(&fingerprints);
+                    }
+                }
+            }));
+        }
         Ok(Self {
             handle,
             interval: cfg.interval,
             counters,
             tasks,
-            _mdns: mdns,
         })
     }
 

@@ -16,6 +16,41 @@ const CLUSTER_KEY: &str = "cluster";
 /// The announcement and the browser; both stop when this is dropped.
 pub struct Mdns {
     daemon: mdns_sd::ServiceDaemon,
+    /// What is announced, to announce it again with another fingerprint.
+    name: String,
+    advertise: SocketAddr,
+    fullname: String,
+    /// The fingerprints of the CAs trusted now: peers announcing any of them are introduced.
+    accepted: std::sync::Arc<std::sync::RwLock<Vec<String>>>,
+}
+
+impl Mdns {
+    /// Follows a keyring change: announces the CA in use, and accepts peers of any CA trusted
+    /// (so agents on either side of a rotation still find each other).
+    pub fn set_fingerprints(&mut self, fingerprints: &[String]) {
+        let Some(primary) = fingerprints.first() else {
+            return;
+        };
+        *self.accepted.write().unwrap_or_else(|p| p.into_inner()) = fingerprints.to_vec();
+        let host = format!("{}.local.", self.name);
+        match mdns_sd::ServiceInfo::new(
+            SERVICE,
+            &self.name,
+            &host,
+            self.advertise.ip(),
+            self.advertise.port(),
+            &[(CLUSTER_KEY, primary.as_str())][..],
+        ) {
+            Ok(info) => {
+                let _ = self.daemon.unregister(&self.fullname);
+                self.fullname = info.get_fullname().to_owned();
+                if let Err(e) = self.daemon.register(info) {
+                    tracing::warn!(error = %e, "mDNS: cannot announce this node again");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "mDNS: cannot announce this node again"),
+        }
+    }
 }
 
 impl Drop for Mdns {
@@ -60,7 +95,9 @@ pub fn start(
     let mine = info.get_fullname().to_owned();
     daemon.register(info)?;
     let events = daemon.browse(SERVICE)?;
-    let fingerprint = fingerprint.to_owned();
+    let accepted = std::sync::Arc::new(std::sync::RwLock::new(vec![fingerprint.to_owned()]));
+    let theirs_ok = accepted.clone();
+    let me = mine.clone();
     std::thread::Builder::new()
         .name("berth-mdns".into())
         .spawn(move || {
@@ -68,10 +105,17 @@ pub fn start(
                 let mdns_sd::ServiceEvent::ServiceResolved(peer) = event else {
                     continue;
                 };
-                if peer.get_fullname() == mine {
+                if peer.get_fullname() == me {
                     continue;
                 }
-                if peer.get_property_val_str(CLUSTER_KEY) != Some(fingerprint.as_str()) {
+                let ours = peer.get_property_val_str(CLUSTER_KEY).is_some_and(|fp| {
+                    theirs_ok
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                        .any(|a| a == fp)
+                });
+                if !ours {
                     tracing::debug!(peer = %peer.get_fullname(), "mDNS: a Berth agent of another cluster");
                     continue;
                 }
@@ -87,7 +131,13 @@ pub fn start(
         })
         .map_err(|e| mdns_sd::Error::Msg(format!("cannot start the mDNS thread: {e}")))?;
     tracing::info!(service = SERVICE, %advertise, "mDNS: announcing this node and looking for peers");
-    Ok(Mdns { daemon })
+    Ok(Mdns {
+        daemon,
+        name,
+        advertise,
+        fullname: mine,
+        accepted,
+    })
 }
 
 /// A chitchat SYN with an empty digest: the peer answers with everything it knows, which

@@ -910,5 +910,42 @@ async fn mdns_join_between_two_namespaces_keeps_other_clusters_out() -> Result<(
     assert_eq!(nodes_seen(0, 7070, &token).len(), 2);
     assert_eq!(nodes_seen(1, 7071, &other), vec![names[2].clone()]);
     assert!(!log_of(0).contains(&secret));
+
+    // After a rotation, A announces the new CA: B, started afresh on the new secret only,
+    // still finds it.
+    let new = dir.path().join("new");
+    std::fs::write(&new, self::secret())?;
+    let rotate = ns
+        .command(0, &berth)
+        .args(["--agent", &format!("{}:7070", ns.ips[0]), "--token-file"])
+        .arg(&token)
+        .args(["secret", "rotate", "--secret-file"])
+        .arg(&new)
+        .output()?;
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    drop(_b);
+    std::fs::remove_dir_all(dir.path().join(&names[1]))?;
+    // At another port, so A cannot know it from before.
+    let _b = spawn(1, 1, 7072, &new)?;
+    wait_for(
+        "B, restarted on the new secret, to find A by mDNS",
+        WAIT,
+        || {
+            let seen = nodes_seen(1, 7072, &new);
+            async move { (seen.len() == 2).then_some(()) }
+        },
+    )
+    .await
+    .map_err(|e| {
+        error(format!(
+            "{e}\nA's log:\n{}\nB's log:\n{}",
+            log_of(0),
+            log_of(1)
+        ))
+    })?;
     Ok(())
 }
