@@ -317,8 +317,9 @@ impl Berth for Service {
 
     async fn watch(
         &self,
-        _req: Request<pb::WatchRequest>,
+        req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let gone = self.token_gone(&req);
         let (snapshot, mut rx) = self.state.subscribe();
         let state = self.state.clone();
         let mut shutdown = self.shutdown.clone();
@@ -354,7 +355,10 @@ impl Berth for Service {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+        Ok(Response::new(tokens::until_revoked(
+            Box::pin(ReceiverStream::new(out)),
+            gone,
+        )))
     }
 
     type RunStream = BoxStream<pb::RunEvent>;
@@ -665,6 +669,7 @@ impl Berth for Service {
         &self,
         req: Request<pb::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
+        let gone = self.token_gone(&req);
         let (meta, _, req) = req.into_parts();
         if req.since_unix_ms < 0 {
             return Err(berth_shared::ValidationError::new("since", "is before 1970").into());
@@ -686,7 +691,7 @@ impl Berth for Service {
                 let lines = upstream
                     .map(move |item| item.map_err(|s| peer_error(&node, s)))
                     .take_until(self.stopped());
-                return Ok(Response::new(Box::pin(lines)));
+                return Ok(Response::new(tokens::until_revoked(Box::pin(lines), gone)));
             }
         };
         let lines = self
@@ -695,6 +700,6 @@ impl Berth for Service {
             .await?
             .map(|line| line.map_err(Status::from))
             .take_until(self.stopped());
-        Ok(Response::new(Box::pin(lines)))
+        Ok(Response::new(tokens::until_revoked(Box::pin(lines), gone)))
     }
 }

@@ -65,7 +65,59 @@ fn caller<T>(req: &Request<T>) -> Caller {
         .unwrap_or(Caller::Open)
 }
 
+/// How often an open stream looks whether its token is still good.
+pub const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Ends `stream` with `UNAUTHENTICATED` once `gone` resolves: a `Watch` or `logs -f` opened
+/// with a token that is then revoked (or expires) does not outlive it.
+pub fn until_revoked<T: Send + 'static>(
+    stream: super::BoxStream<T>,
+    gone: std::pin::Pin<Box<dyn std::future::Future<Output = Status> + Send>>,
+) -> super::BoxStream<T> {
+    use futures::StreamExt as _;
+    Box::pin(futures::stream::unfold(
+        Some((stream, gone)),
+        |state| async move {
+            let (mut stream, mut gone) = state?;
+            tokio::select! {
+                item = stream.next() => item.map(|i| (i, Some((stream, gone)))),
+                status = &mut gone => Some((Err(status), None)),
+            }
+        },
+    ))
+}
+
 impl Service {
+    /// Resolves when `caller`'s scoped token is revoked, expires or is forgotten; never for
+    /// any other caller.
+    pub(super) fn token_gone<T>(
+        &self,
+        req: &Request<T>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Status> + Send>> {
+        let Caller::Scoped { id, .. } = caller(req) else {
+            return Box::pin(std::future::pending());
+        };
+        let store = self.services.store.clone();
+        Box::pin(async move {
+            loop {
+                tokio::time::sleep(STREAM_RECHECK).await;
+                let why = match store.token(&id) {
+                    None => "is no longer known",
+                    Some(e) if e.deleted => "was revoked",
+                    Some(e)
+                        if e.token.as_ref().is_some_and(|t| {
+                            t.expires_unix_ms > 0 && now_ms() >= t.expires_unix_ms
+                        }) =>
+                    {
+                        "has expired"
+                    }
+                    Some(_) => continue,
+                };
+                return Status::unauthenticated(format!("token {id} {why}: the stream ends"));
+            }
+        })
+    }
+
     pub(super) async fn create_token_impl(
         &self,
         req: Request<pb::CreateTokenRequest>,

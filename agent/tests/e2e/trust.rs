@@ -285,10 +285,39 @@ async fn scoped_tokens_keep_to_their_scope_and_revocation_reaches_every_agent() 
         .map_err(|e| error(e.to_string()))?
         .id;
 
+    // A `logs -f` opened with the read token before the revocation.
+    let talker = unique("talker");
+    berth(&b, &operate)
+        .args(["run", "--name", &talker, &image, "--"])
+        .args(["--forever", "--interval-ms", "200"])
+        .run()
+        .ok();
+    let mut follow = std::process::Command::new(berth_testkit::bin_path("berth")?)
+        .args(["--agent", &a.url(), "logs", "-f", &talker])
+        .env("BERTH_TOKEN", &read)
+        .env_remove("BERTH_AGENT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(follow.try_wait()?.is_none(), "the follow runs");
+
     berth(&a, &admin)
         .args(["token", "revoke", &read_id])
         .run()
         .ok();
+    // The open stream ends too, saying why.
+    let status = wait_for("the open follow to end", Duration::from_secs(10), || {
+        let done = follow.try_wait().ok().flatten();
+        async move { done }
+    })
+    .await?;
+    assert!(!status.success());
+    let mut stderr = String::new();
+    if let Some(mut e) = follow.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut stderr)?;
+    }
+    assert!(stderr.contains("was revoked"), "{stderr}");
     for agent in [&a, &b] {
         wait_for(
             "the revoked token to be refused",
