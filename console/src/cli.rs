@@ -435,6 +435,11 @@ pub struct ContainerArgs {
     #[arg(short, long = "env", value_name = "K=V", value_parser = spec::parse_env)]
     pub env: Vec<EnvArg>,
 
+    /// Read environment variables from FILE, in Docker's format (KEY=VALUE a line, # comments,
+    /// values as written); -e wins over a file, a later file over an earlier one
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
     /// Publish a port: [ip:][host_port:]container_port[/tcp|udp]
     #[arg(short, long = "publish", value_name = "SPEC", value_parser = PortSpec::parse)]
     pub publish: Vec<PortSpec>,

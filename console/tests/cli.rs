@@ -384,6 +384,72 @@ mod lifecycle {
             s.ps_find(&name).is_none().then_some(())
         });
     }
+
+    /// `--env-file` reads Docker's format (comments, blank lines, values as written, quotes
+    /// and all), `-e` wins over it, and the container gets exactly that; a bad line is
+    /// refused naming the file and the line, and nothing is created.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn env_file_in_docker_s_format() {
+        let s = setup(AgentOptions::default()).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("app.env");
+        std::fs::write(
+            &file,
+            "# settings\n\nMODE=prod\nGREETING=\"hello there\"\n  PADDED=a b \nOVERRIDDEN=file\nFROM_SHELL\n",
+        )
+        .expect("env file");
+        let name = berth_testkit::unique("envfile");
+        s.berth()
+            .arg("run")
+            .arg("--env-file")
+            .arg(&file)
+            .args(["-e", "OVERRIDDEN=flag", "--name", &name, &s.image])
+            .env("FROM_SHELL", "inherited")
+            .run()
+            .ok();
+        let inspect = s.berth().args(["inspect", &name]).run().ok();
+        let v: serde_json::Value = serde_json::from_str(&inspect.stdout)
+            .unwrap_or_else(|e| panic!("{e}\n{}", inspect.report("")));
+        let docker_env: Vec<String> = v["runtime"]["Config"]["Env"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| e.as_str().map(str::to_owned))
+            .collect();
+        for want in [
+            "MODE=prod",
+            "GREETING=\"hello there\"",
+            "PADDED=a b ",
+            "OVERRIDDEN=flag",
+            "FROM_SHELL=inherited",
+        ] {
+            assert!(
+                docker_env.iter().any(|e| e == want),
+                "{want} in {docker_env:?}"
+            );
+        }
+        assert!(
+            !docker_env.iter().any(|e| e == "OVERRIDDEN=file"),
+            "{docker_env:?}"
+        );
+        s.berth().args(["rm", "-f", &name]).run().ok();
+
+        let bad = dir.path().join("bad.env");
+        std::fs::write(&bad, "OK=1\nNOT OK=2\n").expect("env file");
+        let other = berth_testkit::unique("envbad");
+        let refused = s
+            .berth()
+            .arg("run")
+            .arg("--env-file")
+            .arg(&bad)
+            .args(["--name", &other, &s.image])
+            .run()
+            .fail();
+        assert_contains(&refused, "stderr", "invalid env-file");
+        assert_contains(&refused, "stderr", "bad.env line 2");
+        assert!(s.ps_find(&other).is_none(), "nothing was created");
+    }
 }
 
 mod pull {

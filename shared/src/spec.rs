@@ -329,6 +329,38 @@ pub fn parse_env(arg: &str) -> Result<EnvArg, ValidationError> {
     }
 }
 
+/// Reads an env file in Docker's `--env-file` format: one `KEY=VALUE` a line, taken as it is
+/// (quotes and trailing spaces are part of the value, as Docker keeps them); `KEY` alone
+/// takes the value from the console's environment (and is skipped when unset, as Docker does);
+/// blank lines and lines starting with `#` (after leading whitespace) are ignored; a UTF-8 BOM
+/// is dropped. Field name: `env-file`; a message names the file and the line.
+pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<EnvArg>, ValidationError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let at =
+            |m: String| ValidationError::new("env-file", format!("{file} line {}: {m}", i + 1));
+        let line = raw.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (line.trim_end(), None),
+        };
+        if key.chars().any(char::is_whitespace) {
+            return Err(at(format!("variable {} contains whitespace", quoted(key))));
+        }
+        validate_env_entry("env-file", key, value.unwrap_or_default())
+            .map_err(|e| at(e.message))?;
+        out.push(match value {
+            Some(v) => EnvArg::Pair(key.to_owned(), v.to_owned()),
+            None => EnvArg::Inherit(key.to_owned()),
+        });
+    }
+    Ok(out)
+}
+
 fn validate_env_entry(field: &str, key: &str, value: &str) -> Result<(), ValidationError> {
     let err = |m: String| Err(ValidationError::new(field, m));
     if key.is_empty() {
@@ -706,6 +738,27 @@ mod tests {
             Ok(EnvArg::Pair("A".into(), "b=c".into()))
         );
         assert_eq!(parse_env("K"), Ok(EnvArg::Inherit("K".into())));
+    }
+
+    #[test]
+    fn env_files_read_as_docker_reads_them() {
+        let text = "\u{feff}# a comment\n\n  # indented comment\nA=1\nQUOTED=\"two words\"\n  B=x=y \nINHERIT\nEMPTY=\n";
+        let got = parse_env_file("app.env", text).expect("valid");
+        assert_eq!(
+            got,
+            [
+                EnvArg::Pair("A".into(), "1".into()),
+                EnvArg::Pair("QUOTED".into(), "\"two words\"".into()),
+                EnvArg::Pair("B".into(), "x=y ".into()),
+                EnvArg::Inherit("INHERIT".into()),
+                EnvArg::Pair("EMPTY".into(), String::new()),
+            ]
+        );
+        let e = parse_env_file("app.env", "OK=1\nBAD KEY=2\n").expect_err("whitespace");
+        assert_eq!(e.field, "env-file");
+        assert!(e.message.starts_with("app.env line 2:"), "{e}");
+        let e = parse_env_file("app.env", "=nokey\n").expect_err("no key");
+        assert!(e.message.contains("line 1"), "{e}");
         let refused = |s: &str| {
             let e = parse_env(s).expect_err(s);
             assert_eq!(e.field, "env");

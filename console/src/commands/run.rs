@@ -94,7 +94,23 @@ pub fn container_spec(
     name: Option<String>,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<(pb::ContainerSpec, Vec<String>, pb::Strategy)> {
-    let mut env = Vec::with_capacity(args.env.len());
+    let mut env: Vec<(String, String)> = Vec::with_capacity(args.env.len());
+    // Env files first (Docker's order), a `KEY` alone skipped when unset, as Docker does.
+    for path in &args.env_file {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| eyre!("invalid env-file: cannot read {shown}: {e}"))?;
+        for arg in berth_shared::spec::parse_env_file(&shown, &text)? {
+            match arg {
+                EnvArg::Pair(k, v) => env.push((k, v)),
+                EnvArg::Inherit(k) => {
+                    if let Some(v) = lookup(&k) {
+                        env.push((k, v));
+                    }
+                }
+            }
+        }
+    }
     for arg in args.env {
         match arg {
             EnvArg::Pair(k, v) => env.push((k, v)),
@@ -109,6 +125,14 @@ pub fn container_spec(
             },
         }
     }
+    // One value a name: the last one given wins (-e over files, a later file over an earlier).
+    let mut seen = std::collections::HashSet::new();
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .rev()
+        .filter(|(k, _)| seen.insert(k.clone()))
+        .collect();
+    env.reverse();
     let health = health_check(args.health)?;
     // Docker's `--entrypoint ""` sends [""], which resets the image's entrypoint.
     let entrypoint = args.entrypoint.map(|e| vec![e]);
