@@ -28,16 +28,26 @@ pub struct Keys {
     pub clusters: Vec<ClusterKey>,
     /// Their trust anchors, to check a client certificate again on each call.
     pub anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
+    /// SHA-256 of `Bearer <secret>` for each, what a call's header is compared with.
+    pub bearers: Vec<[u8; 32]>,
 }
 
 impl Keys {
     pub fn new(secrets: Vec<String>) -> Self {
         let clusters: Vec<ClusterKey> = secrets.iter().map(|s| ClusterKey::of_secret(s)).collect();
         let anchors = clusters.iter().filter_map(|c| c.anchor().ok()).collect();
+        let bearers = secrets
+            .iter()
+            .map(|s| {
+                use sha2::Digest as _;
+                sha2::Sha256::digest(format!("Bearer {s}").as_bytes()).into()
+            })
+            .collect();
         Self {
             secrets,
             clusters,
             anchors,
+            bearers,
         }
     }
 
@@ -223,8 +233,12 @@ pub async fn follow(
             _ = shutdown.wait_for(|s| *s) => return,
         }
         let now = keys.borrow_and_update().clone();
-        match tls.set_secrets(&now.secrets) {
-            Ok(()) => peers.reset(),
+        // It writes and fsyncs the certificate file: off the async runtime.
+        let t = tls.clone();
+        let done = tokio::task::spawn_blocking(move || t.set_secrets(&now.secrets)).await;
+        match done {
+            Ok(Ok(())) => peers.reset(),
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot follow the keyring change in TLS"),
             Err(e) => tracing::error!(error = %e, "cannot follow the keyring change in TLS"),
         }
     }

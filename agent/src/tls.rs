@@ -213,8 +213,16 @@ impl AgentTls {
                 _ = tokio::time::sleep(RENEW_CHECK_EVERY) => {}
                 _ = shutdown.wait_for(|s| *s) => return,
             }
-            if let Err(e) = self.renew_if_due(RENEW_BEFORE) {
-                tracing::warn!(error = %e, "cannot renew this node's TLS certificate; will retry");
+            // It writes and fsyncs the certificate file: off the async runtime.
+            let this = self.clone();
+            match tokio::task::spawn_blocking(move || this.renew_if_due(RENEW_BEFORE)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot renew this node's TLS certificate; will retry")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew this node's TLS certificate; will retry")
+                }
             }
         }
     }

@@ -177,8 +177,12 @@ pub struct Issued {
 impl ClusterCa {
     pub fn derive(secret: &str) -> Self {
         let key = ca_key(secret);
-        let public = ClusterKey::of_secret(secret);
-        Self { key, public }
+        let mut public = [0u8; PUBLIC_LEN];
+        public.copy_from_slice(key.public_key_raw());
+        Self {
+            key,
+            public: ClusterKey(public),
+        }
     }
 
     pub fn public(&self) -> ClusterKey {
@@ -225,6 +229,17 @@ impl ClusterCa {
             cert: cert.der().clone(),
             not_after: p.not_after,
         })
+    }
+}
+
+/// The word for a token scope, as flags and messages spell it.
+pub fn scope_word(scope: i32) -> &'static str {
+    use berth_proto::v1::Scope;
+    match Scope::try_from(scope) {
+        Ok(Scope::Read) => "read",
+        Ok(Scope::Operate) => "operate",
+        Ok(Scope::Admin) => "admin",
+        _ => "none",
     }
 }
 

@@ -276,9 +276,8 @@ impl tonic::service::Interceptor for TokenCheck {
         // Digests of equal length are compared, so the time taken says nothing of a secret's
         // length either, and every secret is compared, so nothing of which one matched.
         let given = digest(given);
-        let matched = keys.secrets.iter().fold(subtle::Choice::from(0), |m, s| {
-            let expected = digest(format!("Bearer {s}").as_bytes());
-            m | subtle::ConstantTimeEq::ct_eq(&given[..], &expected[..])
+        let matched = keys.bearers.iter().fold(subtle::Choice::from(0), |m, e| {
+            m | subtle::ConstantTimeEq::ct_eq(&given[..], &e[..])
         });
         if bool::from(matched) {
             req.extensions_mut().insert(Caller::Secret);
@@ -351,7 +350,7 @@ where
         if !caller.may(need) {
             tracing::warn!(call = %method, caller = %caller.id(), %from, outcome = "permission_denied", "refused a call outside the token's scope");
             let have = match &caller {
-                Caller::Scoped { scope, .. } => super::tokens::scope_word(*scope as i32),
+                Caller::Scoped { scope, .. } => berth_shared::trust::scope_word(*scope as i32),
                 _ => "all",
             };
             let message = if need == Need::Secret {

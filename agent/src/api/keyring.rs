@@ -14,18 +14,24 @@ use tonic::{Request, Status};
 const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Service {
-    fn keyring_here(&self, req: &pb::KeyringRequest) -> pb::NodeKeyring {
+    /// Changes this agent's keyring. A change writes and fsyncs the keyring file, so it runs
+    /// on a blocking thread (the console's embedded agent runs on a single one).
+    async fn keyring_here(&self, req: &pb::KeyringRequest) -> pb::NodeKeyring {
         let action = pb::KeyringAction::try_from(req.action).unwrap_or_default();
-        let keyring = &self.keyring;
-        let done = match action {
+        let keyring = self.keyring.clone();
+        let secret = req.secret.clone();
+        let changed = tokio::task::spawn_blocking(move || match action {
             pb::KeyringAction::List => Ok(keyring.keys()),
-            pb::KeyringAction::Install => keyring.install(&req.secret),
-            pb::KeyringAction::Use => keyring.use_secret(&req.secret),
-            pb::KeyringAction::Remove => keyring.remove(&req.secret),
+            pb::KeyringAction::Install => keyring.install(&secret),
+            pb::KeyringAction::Use => keyring.use_secret(&secret),
+            pb::KeyringAction::Remove => keyring.remove(&secret),
             pb::KeyringAction::Unspecified => {
                 Err(KeyringError::Refused("no keyring action".into()))
             }
-        };
+        })
+        .await;
+        let keyring = &self.keyring;
+        let done = changed.unwrap_or_else(|e| Err(KeyringError::Refused(e.to_string())));
         match done {
             Ok(keys) => {
                 if action != pb::KeyringAction::List {
@@ -60,7 +66,7 @@ impl Service {
             berth_shared::token::check_agent_token(&req.secret)
                 .map_err(|e| Status::from(ValidationError::new("secret", e.to_string())))?;
         }
-        let mine = self.keyring_here(&req);
+        let mine = self.keyring_here(&req).await;
         if is_forwarded(&meta) {
             return Ok(pb::KeyringResponse { nodes: vec![mine] });
         }

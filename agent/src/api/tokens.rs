@@ -10,7 +10,7 @@ use super::auth::Caller;
 use crate::services::store::token_key;
 use berth_proto::v1 as pb;
 use berth_shared::ValidationError;
-use berth_shared::trust::ScopedToken;
+use berth_shared::trust::{ScopedToken, scope_word};
 use tonic::{Request, Status};
 
 /// The longest a token may live: ten years. 0 asks for no expiry.
@@ -33,16 +33,6 @@ pub fn check_token_name(name: &str) -> Result<(), ValidationError> {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// The word for a scope, as flags and messages spell it.
-pub fn scope_word(scope: i32) -> &'static str {
-    match pb::Scope::try_from(scope) {
-        Ok(pb::Scope::Read) => "read",
-        Ok(pb::Scope::Operate) => "operate",
-        Ok(pb::Scope::Admin) => "admin",
-        _ => "none",
-    }
 }
 
 fn info(e: &pb::ServiceEntry) -> pb::TokenInfo {

@@ -7,6 +7,7 @@ use crate::errors::status_report;
 use crate::output::{Table, rfc3339_ms, to_json};
 use crate::session::Session;
 use berth_proto::v1 as pb;
+use berth_shared::trust::scope_word;
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use serde::Serialize;
@@ -35,15 +36,6 @@ struct TokenJson {
     created: Option<String>,
     expires: Option<String>,
     created_by: String,
-}
-
-fn scope_word(scope: i32) -> &'static str {
-    match pb::Scope::try_from(scope) {
-        Ok(pb::Scope::Read) => "read",
-        Ok(pb::Scope::Operate) => "operate",
-        Ok(pb::Scope::Admin) => "admin",
-        _ => "?",
-    }
 }
 
 fn state(t: &pb::TokenInfo, now_ms: i64) -> &'static str {
