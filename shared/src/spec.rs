@@ -305,6 +305,24 @@ pub fn validate_container_name(name: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// The longest container reference (name, id or id prefix) accepted.
+pub const MAX_REFERENCE_LEN: usize = 256;
+
+/// A container reference as a request carries it: not empty, at most [`MAX_REFERENCE_LEN`]
+/// bytes (what it names is the agent's to resolve). Field name: `field`.
+pub fn validate_reference(field: &str, r: &str) -> Result<(), ValidationError> {
+    if r.is_empty() {
+        return Err(ValidationError::new(field, "is empty"));
+    }
+    if r.len() > MAX_REFERENCE_LEN {
+        return Err(ValidationError::new(
+            field,
+            format!("is {} bytes long; at most {MAX_REFERENCE_LEN}", r.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// How `-e` is given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvArg {
@@ -361,7 +379,11 @@ pub fn parse_env_file(file: &str, text: &str) -> Result<Vec<EnvArg>, ValidationE
     Ok(out)
 }
 
-fn validate_env_entry(field: &str, key: &str, value: &str) -> Result<(), ValidationError> {
+pub(crate) fn validate_env_entry(
+    field: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), ValidationError> {
     let err = |m: String| Err(ValidationError::new(field, m));
     if key.is_empty() {
         return err("env var name is empty".into());
@@ -383,7 +405,7 @@ fn validate_env_entry(field: &str, key: &str, value: &str) -> Result<(), Validat
 }
 
 /// Count, total length and NUL bytes of an argument vector (`entrypoint` or `command`).
-fn validate_args(field: &str, args: &[String]) -> Result<(), ValidationError> {
+pub(crate) fn validate_args(field: &str, args: &[String]) -> Result<(), ValidationError> {
     let err = |m: String| Err(ValidationError::new(field, m));
     if args.len() > MAX_ARGS {
         return err(format!(

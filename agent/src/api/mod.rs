@@ -6,6 +6,7 @@
 //! forwarded to it once, with the hop marker, the caller's deadline and the cluster token.
 
 pub mod auth;
+mod forward;
 pub mod keyring;
 pub mod listen;
 mod services;
@@ -13,7 +14,7 @@ pub mod tokens;
 
 pub use auth::{ScopeGuard, TokenCheck};
 
-use crate::cluster::peers::{PeerPool, forwarded, is_forwarded, peer_error};
+use crate::cluster::peers::{PeerPool, forwarded, is_forwarded};
 use crate::error::AgentError;
 use crate::placement::ledger::{Ledger, Pending};
 use crate::placement::placer::{PlaceError, Placer};
@@ -60,18 +61,7 @@ pub struct Service {
 }
 
 fn validated_reference(field: &str, r: &str) -> Result<(), Status> {
-    const MAX: usize = 256;
-    if r.is_empty() {
-        return Err(berth_shared::ValidationError::new(field, "is empty").into());
-    }
-    if r.len() > MAX {
-        return Err(berth_shared::ValidationError::new(
-            field,
-            format!("is {} bytes long; at most {MAX}", r.len()),
-        )
-        .into());
-    }
-    Ok(())
+    Ok(berth_shared::spec::validate_reference(field, r)?)
 }
 
 /// Where a container lives, as far as this agent can tell.
@@ -507,15 +497,14 @@ impl Berth for Service {
         let c = match self.locate(&req.container, &meta).await? {
             Owner::Local(c) => c,
             Owner::Peer(c, node) => {
-                let mut client = self.peers.client(&node)?;
                 let fwd = pb::StopRequest {
                     container: c.id,
                     timeout_secs: req.timeout_secs,
                 };
-                return client
-                    .stop(forwarded(fwd, &meta, self.me()))
-                    .await
-                    .map_err(|s| peer_error(&node, s));
+                return self
+                    .hop(node, &meta)?
+                    .unary(fwd, |mut peer, r| async move { peer.stop(r).await })
+                    .await;
             }
         };
         let (after, was_running) = self.runtime.stop(&c.id, timeout).await?;
@@ -544,15 +533,14 @@ impl Berth for Service {
         let c = match self.locate(&req.container, &meta).await? {
             Owner::Local(c) => c,
             Owner::Peer(c, node) => {
-                let mut client = self.peers.client(&node)?;
                 let fwd = pb::RemoveRequest {
                     container: c.id,
                     force: req.force,
                 };
-                return client
-                    .remove(forwarded(fwd, &meta, self.me()))
-                    .await
-                    .map_err(|s| peer_error(&node, s));
+                return self
+                    .hop(node, &meta)?
+                    .unary(fwd, |mut peer, r| async move { peer.remove(r).await })
+                    .await;
             }
         };
         self.runtime
@@ -578,12 +566,11 @@ impl Berth for Service {
         let c = match self.locate(&req.container, &meta).await? {
             Owner::Local(c) => c,
             Owner::Peer(c, node) => {
-                let mut client = self.peers.client(&node)?;
                 let fwd = pb::InspectRequest { container: c.id };
-                return client
-                    .inspect(forwarded(fwd, &meta, self.me()))
-                    .await
-                    .map_err(|s| peer_error(&node, s));
+                return self
+                    .hop(node, &meta)?
+                    .unary(fwd, |mut peer, r| async move { peer.inspect(r).await })
+                    .await;
             }
         };
         Ok(Response::new(self.runtime.inspect(&c).await?))
@@ -677,21 +664,19 @@ impl Berth for Service {
         let c = match self.locate(&req.container, &meta).await? {
             Owner::Local(c) => c,
             Owner::Peer(c, node) => {
-                let mut client = self.peers.client(&node)?;
                 let fwd = pb::LogsRequest {
                     container: c.id,
                     ..req
                 };
-                let upstream = client
-                    .logs(forwarded(fwd, &meta, self.me()))
-                    .await
-                    .map_err(|s| peer_error(&node, s))?
-                    .into_inner();
-                // Relayed as it comes: no task or channel between the peer's stream and ours.
-                let lines = upstream
-                    .map(move |item| item.map_err(|s| peer_error(&node, s)))
-                    .take_until(self.stopped());
-                return Ok(Response::new(tokens::until_revoked(Box::pin(lines), gone)));
+                let lines = self
+                    .hop(node, &meta)?
+                    .stream(
+                        fwd,
+                        |mut peer, r| async move { peer.logs(r).await },
+                        self.stopped(),
+                    )
+                    .await?;
+                return Ok(Response::new(tokens::until_revoked(lines, gone)));
             }
         };
         let lines = self
