@@ -22,6 +22,10 @@ pub enum AgentError {
     NameInUse(String),
     #[error("container {0} is running: stop it first or remove it with force (rm -f)")]
     Running(String),
+    #[error("container {0} is not running: exec needs a running container")]
+    NotRunning(String),
+    #[error("{0} is not supported")]
+    Unsupported(String),
     #[error("image {image} not found: {message}")]
     ImageNotFound { image: String, message: String },
     #[error("docker is unreachable ({0}): is Docker running? try `docker info` on node {1}")]
@@ -90,9 +94,10 @@ impl From<AgentError> for Status {
             AgentError::ContainerNotFound(..) | AgentError::ImageNotFound { .. } => {
                 Status::not_found(msg)
             }
-            AgentError::Ambiguous { .. } | AgentError::Running(_) => {
+            AgentError::Ambiguous { .. } | AgentError::Running(_) | AgentError::NotRunning(_) => {
                 Status::failed_precondition(msg)
             }
+            AgentError::Unsupported(_) => Status::unimplemented(msg),
             AgentError::NameInUse(_) => Status::already_exists(msg),
             AgentError::Exhausted(_) => Status::resource_exhausted(msg),
             AgentError::DockerUnavailable(..) | AgentError::RegistryUnreachable { .. } => {

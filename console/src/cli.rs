@@ -107,6 +107,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Print a container's logs (stdout to stdout, stderr to stderr)
     Logs(LogsArgs),
+    /// Run a command in a running container, on whichever node owns it (like `docker exec`)
+    Exec(ExecArgs),
     /// Services: replicas the cluster keeps running (create, ls, ps, scale, update, rm, …)
     #[command(subcommand)]
     Service(ServiceCommand),
@@ -557,6 +559,48 @@ pub struct LogsArgs {
     /// Container name or id prefix
     #[arg(value_name = "NAME|ID")]
     pub container: String,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  berth exec -it web sh\n  berth exec web -- ls -l /data\n  \
+                        echo hello | berth exec -i web cat"
+)]
+pub struct ExecArgs {
+    /// Keep stdin open and send it to the command
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command a terminal (with -i, from a terminal: an interactive shell)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Run as user, user:group, uid or uid:gid
+    #[arg(short, long, value_name = "USER", value_parser = parse_user)]
+    pub user: Option<String>,
+    /// The working directory inside the container (an absolute path)
+    #[arg(short, long, value_name = "DIR", value_parser = parse_workdir)]
+    pub workdir: Option<String>,
+    /// Set an environment variable: KEY=VALUE, or KEY to take its value from this environment
+    #[arg(short, long = "env", value_name = "K=V", value_parser = spec::parse_env)]
+    pub env: Vec<EnvArg>,
+    /// Container name or id prefix
+    #[arg(value_name = "NAME|ID")]
+    pub container: String,
+    /// The command and its arguments (after `--` when an argument starts with -)
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+fn parse_user(s: &str) -> Result<String, ValidationError> {
+    berth_shared::exec::validate_user("user", s).map(|()| s.to_owned())
+}
+
+fn parse_workdir(s: &str) -> Result<String, ValidationError> {
+    berth_shared::exec::validate_workdir("workdir", s).map(|()| s.to_owned())
 }
 
 /// `--tail`: Docker takes a count or `all`.

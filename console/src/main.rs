@@ -39,7 +39,12 @@ fn main() -> Result<()> {
     .enable_all()
     .build()
     .wrap_err("cannot start the async runtime")?;
-    runtime
-        .block_on(berth_console::run(cli))
-        .map_err(berth_console::user_facing)
+    let result = runtime.block_on(berth_console::run(cli));
+    // `berth exec`: the command's status is ours; it has said what it had to.
+    if let Err(e) = &result
+        && let Some(exited) = e.downcast_ref::<berth_console::commands::exec::Exited>()
+    {
+        std::process::exit(exited.0);
+    }
+    result.map_err(berth_console::user_facing)
 }

@@ -1198,3 +1198,163 @@ mod health {
         s.berth().args(["service", "rm", &name]).run().ok();
     }
 }
+
+mod exec {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// Two agents; the container runs on B and every exec goes through A.
+    async fn two_agents(
+        ips: (u8, u8),
+    ) -> (AgentProcess, AgentProcess, String, [ContainerGuard; 2]) {
+        let image = berth_testkit::workload_image()
+            .await
+            .unwrap_or_else(|e| panic!("cannot build the workload image: {e}"));
+        let a = AgentProcess::spawn(AgentOptions {
+            ip: Some(Ipv4Addr::new(127, 0, 0, ips.0)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let b = AgentProcess::spawn(AgentOptions {
+            ip: Some(Ipv4Addr::new(127, 0, 0, ips.1)),
+            extra_args: vec!["--join".into(), a.addr.to_string()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let guards = [ContainerGuard::node(&a.name), ContainerGuard::node(&b.name)];
+        eventually("both nodes alive through A", || {
+            let out = Cmd::berth(&a.url()).args(["nodes"]).run().ok();
+            let alive = out.stdout.lines().filter(|l| l.contains(" alive ")).count();
+            (alive == 2).then_some(())
+        });
+        (a, b, image, guards)
+    }
+
+    fn sha256(bytes: &[u8]) -> String {
+        let out = Cmd::new("sha256sum").stdin(bytes.to_vec()).run().ok();
+        out.stdout
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// stdin piped, stdout and stderr apart, binary bytes intact, the command's exit status
+    /// (0, 3, 127) as ours, user/workdir/env applied; a stopped container refused.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn through_another_agent_with_stdin_and_exit_codes() {
+        let (a, b, image, _guards) = two_agents((61, 62)).await;
+        let via_a = || Cmd::berth(&a.url());
+        let name = berth_testkit::unique("exec");
+        via_a()
+            .args(["run", "--name", &name, "--node", &b.name, &image])
+            .run()
+            .ok();
+
+        let out = via_a()
+            .args(["exec", "-i", &name, "--", "sh", "-c", "cat; echo oops >&2"])
+            .stdin("hello from stdin\n")
+            .run()
+            .ok();
+        assert_eq!(out.stdout, "hello from stdin\n", "{}", out.report("stdout"));
+        assert_eq!(out.stderr, "oops\n", "{}", out.report("stderr apart"));
+
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+        let out = via_a()
+            .args([
+                "exec",
+                "-i",
+                &name,
+                "sh",
+                "-c",
+                "cat > /blob; sha256sum /blob",
+            ])
+            .stdin(bytes.clone())
+            .run()
+            .ok();
+        assert!(
+            out.stdout.starts_with(&sha256(&bytes)),
+            "{}",
+            out.report("300 kB of every byte value arrive intact")
+        );
+
+        let out = via_a().args(["exec", &name, "sh", "-c", "exit 3"]).run();
+        assert_eq!(out.code(), Some(3), "{}", out.report("exit 3"));
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            out.report("no message of ours")
+        );
+
+        let out = via_a().args(["exec", &name, "no-such-program"]).run();
+        assert_eq!(out.code(), Some(127), "{}", out.report("not found is 127"));
+        assert_contains(&out, "stderr", "no-such-program");
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            out.report("Docker's message is not the output")
+        );
+
+        let out = via_a()
+            .args([
+                "exec",
+                "-u",
+                "1234:5678",
+                "-w",
+                "/bin",
+                "-e",
+                "GREETING=hi there",
+            ])
+            .args([&name, "sh", "-c", "echo $(id -u):$(id -g) $(pwd) $GREETING"])
+            .run()
+            .ok();
+        assert_eq!(
+            out.stdout,
+            "1234:5678 /bin hi there\n",
+            "{}",
+            out.report("-u -w -e")
+        );
+
+        // Without -i the command's stdin is empty, whatever ours holds.
+        let out = via_a()
+            .args(["exec", &name, "cat"])
+            .stdin("not sent")
+            .run()
+            .ok();
+        assert_eq!(out.stdout, "", "{}", out.report("no stdin without -i"));
+
+        let stopped = berth_testkit::unique("exec-stopped");
+        via_a()
+            .args([
+                "run", "--name", &stopped, "--node", &b.name, &image, "--exit", "0",
+            ])
+            .run()
+            .ok();
+        eventually("the short one to exit", || {
+            let out = via_a().args(["ps", "-a"]).run().ok();
+            out.stdout
+                .lines()
+                .any(|l| l.contains(&stopped) && l.contains("Exited"))
+                .then_some(())
+        });
+        let out = via_a().args(["exec", &stopped, "sh"]).run().fail();
+        assert_contains(&out, "stderr", "is not running");
+        assert_eq!(out.code(), Some(1), "{}", out.report("a berth error is 1"));
+
+        // Bad input is refused before anything is sent.
+        let out = via_a()
+            .args(["exec", "-w", "tmp", &name, "pwd"])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "invalid workdir");
+        let out = via_a().args(["exec", &name]).run().fail();
+        assert_contains(&out, "stderr", "CMD");
+        let out = via_a()
+            .args(["exec", "nothing-by-this-name", "sh"])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "nothing-by-this-name");
+    }
+}

@@ -12,6 +12,7 @@ pub mod client;
 pub mod constraint;
 pub mod defaults;
 pub mod error;
+pub mod exec;
 pub mod image;
 pub mod labels;
 pub mod port;

@@ -1,5 +1,7 @@
 //! The workload image: `berth-workload` built statically by a nested cargo and packed
-//! `FROM scratch` through the Docker API, so tests never need a registry.
+//! `FROM scratch` through the Docker API, so tests never need a registry. Debian's static
+//! busybox (`busybox-static`) goes in as `/bin/busybox` with a link per applet, so tests can
+//! exec a shell, `stty` or `wget` in it as in a real image.
 
 use std::path::{Path, PathBuf};
 
@@ -18,9 +20,13 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// The image's recipe. It is part of the tag's hash, so changing it makes a new tag.
 const DOCKERFILE: &str = "FROM scratch
 LABEL berth.testkit=workload
+COPY bin /bin
 COPY berth-workload /berth-workload
 ENTRYPOINT [\"/berth-workload\"]
 ";
+
+/// Where Debian's `busybox-static` puts its binary (`.ci/run` installs it).
+const BUSYBOX: &str = "/bin/busybox";
 
 static WORKLOAD_IMAGE: OnceCell<String> = OnceCell::const_new();
 
@@ -69,7 +75,11 @@ async fn build_workload_image() -> Result<String> {
     let bytes = tokio::fs::read(&binary)
         .await
         .with_context(|| format!("cannot read the workload binary {}", binary.display()))?;
-    let tag = format!("{WORKLOAD_BINARY}:{}", image_hash(&bytes));
+    let busybox = read_busybox().await?;
+    let tag = format!(
+        "{WORKLOAD_BINARY}:{}",
+        image_hash(&[&bytes[..], &busybox.binary].concat())
+    );
 
     let docker = crate::docker().await?;
     match docker.inspect_image(&tag).await {
@@ -80,7 +90,8 @@ async fn build_workload_image() -> Result<String> {
         Err(error) => return Err(error).with_context(|| format!("cannot inspect image {tag}")),
     }
 
-    let context = build_context(&bytes).with_context(|| format!("cannot pack image {tag}"))?;
+    let context =
+        build_context(&bytes, &busybox).with_context(|| format!("cannot pack image {tag}"))?;
     let options = BuildImageOptionsBuilder::default()
         .t(&tag)
         .rm(true)
@@ -161,12 +172,42 @@ async fn cargo_build_workload(workspace: &Path, target_dir: &Path) -> Result<Pat
     Ok(binary)
 }
 
-/// The build context: the Dockerfile and the binary, as an uncompressed tar in memory.
-fn build_context(binary: &[u8]) -> std::io::Result<Vec<u8>> {
+/// Busybox and the names of its applets.
+struct Busybox {
+    binary: Vec<u8>,
+    applets: Vec<String>,
+}
+
+async fn read_busybox() -> Result<Busybox> {
+    let path = std::env::var("BERTH_TEST_BUSYBOX").unwrap_or_else(|_| BUSYBOX.to_owned());
+    let binary = tokio::fs::read(&path).await.with_context(|| {
+        format!(
+            "cannot read {path}, the static busybox of the test image: \
+             install it with `apt-get install busybox-static` (or set BERTH_TEST_BUSYBOX)"
+        )
+    })?;
+    let listed = tokio::process::Command::new(&path)
+        .arg("--list")
+        .output()
+        .await
+        .with_context(|| format!("cannot run `{path} --list`"))?;
+    let applets = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && *a != "busybox" && !a.contains('/'))
+        .map(str::to_owned)
+        .collect();
+    Ok(Busybox { binary, applets })
+}
+
+/// The build context: the Dockerfile, the binary and `bin/` (busybox and a link per applet),
+/// as an uncompressed tar in memory.
+fn build_context(binary: &[u8], busybox: &Busybox) -> std::io::Result<Vec<u8>> {
     let mut archive = tar::Builder::new(Vec::new());
     for (name, mode, data) in [
         ("Dockerfile", 0o644, DOCKERFILE.as_bytes()),
         (WORKLOAD_BINARY, 0o755, binary),
+        ("bin/busybox", 0o755, &busybox.binary[..]),
     ] {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
@@ -174,6 +215,14 @@ fn build_context(binary: &[u8]) -> std::io::Result<Vec<u8>> {
         header.set_mtime(0);
         header.set_cksum();
         archive.append_data(&mut header, name, data)?;
+    }
+    for applet in &busybox.applets {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        header.set_mtime(0);
+        archive.append_link(&mut header, format!("bin/{applet}"), "busybox")?;
     }
     archive.into_inner()
 }
@@ -206,7 +255,11 @@ mod tests {
 
     #[test]
     fn context_holds_dockerfile_and_executable_binary() {
-        let tar = build_context(b"\x7fELF").unwrap();
+        let busybox = Busybox {
+            binary: b"\x7fELF".to_vec(),
+            applets: vec!["sh".into()],
+        };
+        let tar = build_context(b"\x7fELF", &busybox).unwrap();
         let mut archive = tar::Archive::new(&tar[..]);
         let entries: Vec<(String, u32)> = archive
             .entries()
@@ -223,7 +276,9 @@ mod tests {
             entries,
             vec![
                 ("Dockerfile".to_string(), 0o644),
-                (WORKLOAD_BINARY.to_string(), 0o755)
+                (WORKLOAD_BINARY.to_string(), 0o755),
+                ("bin/busybox".to_string(), 0o755),
+                ("bin/sh".to_string(), 0o777),
             ]
         );
     }

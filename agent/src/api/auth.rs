@@ -78,9 +78,8 @@ impl Need {
     pub fn of(method: &str) -> Need {
         match method {
             "Cluster" | "Watch" | "Inspect" | "Logs" | "ListServices" => Need::Read,
-            "Run" | "Stop" | "Remove" | "CreateService" | "UpdateService" | "RemoveService" => {
-                Need::Operate
-            }
+            "Run" | "Stop" | "Remove" | "Exec" | "CreateService" | "UpdateService"
+            | "RemoveService" => Need::Operate,
             "SyncServices" => Need::Agent,
             "Keyring" => Need::Secret,
             // The token calls, and any method added later until it is put above.
@@ -95,6 +94,7 @@ impl Need {
             "Run"
                 | "Stop"
                 | "Remove"
+                | "Exec"
                 | "CreateService"
                 | "UpdateService"
                 | "RemoveService"
@@ -382,7 +382,7 @@ where
                             .to_owned()
                     }
                     // A stream's outcome comes later, in its events: this says it began.
-                    _ if method == "Run" => "started".to_owned(),
+                    _ if method == "Run" || method == "Exec" => "started".to_owned(),
                     _ => "ok".to_owned(),
                 };
                 tracing::info!(call = %method, caller = %caller.id(), %from, %outcome, "mutating call");
@@ -466,6 +466,7 @@ mod tests {
             "Run",
             "Stop",
             "Remove",
+            "Exec",
             "CreateService",
             "UpdateService",
             "RemoveService",

@@ -6,6 +6,7 @@
 //! forwarded to it once, with the hop marker, the caller's deadline and the cluster token.
 
 pub mod auth;
+mod exec;
 mod forward;
 pub mod keyring;
 pub mod listen;
@@ -648,6 +649,15 @@ impl Berth for Service {
         self.revoke_token_impl(req.into_inner())
             .await
             .map(Response::new)
+    }
+
+    type ExecStream = BoxStream<pb::ExecOutput>;
+
+    async fn exec(
+        &self,
+        req: Request<tonic::Streaming<pb::ExecInput>>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        self.exec_impl(req).await
     }
 
     type LogsStream = BoxStream<pb::LogLine>;

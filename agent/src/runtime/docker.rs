@@ -4,7 +4,7 @@
 //! The agent owns only containers labelled `berth.node=<its name>`; every listing and event
 //! subscription here is filtered by that label, so several agents can share one engine.
 
-use super::{LogStream, Progress, Runtime};
+use super::{ExecChunk, ExecControl, ExecSession, LogStream, Progress, Runtime};
 use crate::error::{AgentError, docker_status};
 use berth_proto::v1 as pb;
 use berth_shared::labels;
@@ -496,6 +496,166 @@ impl Runtime for DockerRuntime {
             since_ns,
         )))
     }
+
+    async fn exec(
+        &self,
+        id: &str,
+        name: &str,
+        spec: &berth_shared::exec::ExecSpec,
+    ) -> Result<ExecSession, AgentError> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        let docker = self.client()?;
+        let config = bollard::models::ExecConfig {
+            attach_stdin: Some(spec.stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(spec.tty),
+            console_size: spec
+                .size
+                .map(|(rows, cols)| vec![usize::from(rows), usize::from(cols)]),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            cmd: Some(spec.command.clone()),
+            user: spec.user.clone(),
+            working_dir: spec.workdir.clone(),
+            ..Default::default()
+        };
+        let created = docker.create_exec(id, config).await.map_err(|e| {
+            match docker_status(&e) {
+                // Docker's 409 here: the container is not running (or paused, or restarting).
+                Some(409) => AgentError::NotRunning(name.to_owned()),
+                Some(404) => {
+                    AgentError::ContainerNotFound(name.to_owned(), format!("node {}", self.node))
+                }
+                _ => AgentError::from_docker(e, &self.node),
+            }
+        })?;
+        let options = StartExecOptions {
+            detach: false,
+            tty: spec.tty,
+            output_capacity: None,
+        };
+        let started = docker
+            .start_exec(&created.id, Some(options))
+            .await
+            .map_err(|e| AgentError::from_docker(e, &self.node))?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(AgentError::Docker(
+                "docker detached an attached exec".into(),
+            ));
+        };
+        let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = failure.clone();
+        let node = self.node.clone();
+        let mut first = true;
+        let output = output.filter_map(move |frame| {
+            let chunk = match frame {
+                Ok(bollard::container::LogOutput::StdErr { message }) => {
+                    Some(Ok(ExecChunk::Stderr(message)))
+                }
+                Ok(
+                    bollard::container::LogOutput::StdOut { message }
+                    | bollard::container::LogOutput::Console { message },
+                ) => {
+                    // Docker reports a command it could not start as the session's first
+                    // output: it is Docker's error, so it goes to stderr.
+                    if std::mem::take(&mut first) && message.starts_with(OCI_EXEC_FAILED) {
+                        *lock(&seen) = Some(String::from_utf8_lossy(&message).into_owned());
+                        Some(Ok(ExecChunk::Stderr(message)))
+                    } else {
+                        Some(Ok(ExecChunk::Stdout(message)))
+                    }
+                }
+                Ok(bollard::container::LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(AgentError::from_docker(e, &node))),
+            };
+            if matches!(chunk, Some(Ok(ExecChunk::Stderr(_)))) {
+                first = false;
+            }
+            std::future::ready(chunk)
+        });
+        Ok(ExecSession {
+            output: Box::pin(output),
+            stdin: input,
+            control: std::sync::Arc::new(DockerExec {
+                docker,
+                exec: created.id,
+                node: self.node.clone(),
+                failure,
+            }),
+        })
+    }
+}
+
+/// How Docker's message for a command it could not start begins.
+const OCI_EXEC_FAILED: &[u8] = b"OCI runtime exec failed";
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The exit status Docker gives a command it could not start is 126 whatever the cause; as
+/// `docker run` does (and a shell), a program that is not there is 127.
+fn start_failure_code(code: i32, failure: Option<&str>) -> i32 {
+    match failure {
+        Some(text)
+            if code == 126
+                && (text.contains("executable file not found")
+                    || text.contains("no such file or directory")) =>
+        {
+            127
+        }
+        _ => code,
+    }
+}
+
+/// One exec instance in Docker.
+struct DockerExec {
+    docker: Docker,
+    exec: String,
+    node: String,
+    /// Docker's message when it could not start the command.
+    failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// How long Docker may take to record an exec's exit code after its output ended.
+const EXEC_EXIT_WAIT: Duration = Duration::from_secs(2);
+
+#[async_trait::async_trait]
+impl ExecControl for DockerExec {
+    async fn resize(&self, rows: u16, cols: u16) -> Result<(), AgentError> {
+        let size = bollard::exec::ResizeExecOptions {
+            height: rows,
+            width: cols,
+        };
+        self.docker
+            .resize_exec(&self.exec, size)
+            .await
+            .map_err(|e| AgentError::from_docker(e, &self.node))
+    }
+
+    async fn exit_code(&self) -> Result<i32, AgentError> {
+        let deadline = tokio::time::Instant::now() + EXEC_EXIT_WAIT;
+        loop {
+            let inspected = self
+                .docker
+                .inspect_exec(&self.exec)
+                .await
+                .map_err(|e| AgentError::from_docker(e, &self.node))?;
+            match (inspected.running, inspected.exit_code) {
+                (Some(false), Some(code)) => {
+                    let code = i32::try_from(code).unwrap_or(i32::MAX);
+                    return Ok(start_failure_code(code, lock(&self.failure).as_deref()));
+                }
+                _ if tokio::time::Instant::now() >= deadline => {
+                    return Err(AgentError::Docker(format!(
+                        "exec {} ended its output but Docker has no exit code for it",
+                        crate::state::short_id(&self.exec)
+                    )));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
 }
 
 /// A raw usage sample; CPU % comes from the difference of two.
@@ -772,4 +932,22 @@ pub fn owned_by(c: &ContainerInspectResponse, node: &str) -> bool {
         .and_then(|cfg| cfg.labels.as_ref())
         .and_then(|l| l.get(labels::NODE))
         .is_some_and(|n| n == node)
+}
+
+#[cfg(test)]
+mod exec_tests {
+    use super::start_failure_code;
+
+    #[test]
+    fn a_missing_program_is_127_and_other_start_failures_stay_126() {
+        let missing = "OCI runtime exec failed: exec failed: unable to start container process: \
+                       exec: \"nope\": executable file not found in $PATH: unknown";
+        assert_eq!(start_failure_code(126, Some(missing)), 127);
+        let denied = "OCI runtime exec failed: exec failed: unable to start container process: \
+                      exec: \"/etc\": permission denied: unknown";
+        assert_eq!(start_failure_code(126, Some(denied)), 126);
+        // A program's own 126, with no message of Docker's, is its own.
+        assert_eq!(start_failure_code(126, None), 126);
+        assert_eq!(start_failure_code(3, Some(missing)), 3);
+    }
 }

@@ -8,9 +8,11 @@ pub mod sim;
 
 use crate::error::AgentError;
 use berth_proto::v1 as pb;
+use berth_shared::exec::ExecSpec;
 use berth_shared::spec::ContainerSpec;
 use futures::Stream;
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Where a run's progress goes (pull progress, created). Best effort: a runtime never waits on
@@ -19,6 +21,30 @@ pub type Progress = mpsc::Sender<pb::RunEvent>;
 
 /// A container's log lines as the runtime produces them; an error is the stream's last item.
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogLine, AgentError>> + Send + 'static>>;
+
+/// Output of a command run in a container, as it comes. With a terminal there is only stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecChunk {
+    Stdout(bytes::Bytes),
+    Stderr(bytes::Bytes),
+}
+
+/// A command running in a container: its output (an error is the stream's last item; the end
+/// of the stream is the end of the command), its stdin, and the handle to resize its terminal
+/// and read its exit code once the output has ended.
+pub struct ExecSession {
+    pub output: Pin<Box<dyn Stream<Item = Result<ExecChunk, AgentError>> + Send + 'static>>,
+    pub stdin: Pin<Box<dyn tokio::io::AsyncWrite + Send + 'static>>,
+    pub control: Arc<dyn ExecControl>,
+}
+
+#[async_trait::async_trait]
+pub trait ExecControl: Send + Sync + 'static {
+    /// Resizes the command's terminal (without one, nothing happens).
+    async fn resize(&self, rows: u16, cols: u16) -> Result<(), AgentError>;
+    /// The command's exit status, once its output has ended.
+    async fn exit_code(&self) -> Result<i32, AgentError>;
+}
 
 /// What an agent does with containers on its own node. Every method acts only on containers
 /// this node owns.
@@ -63,4 +89,7 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Log lines, with `follow`, `tail` and `since_unix_ms` as the request says.
     async fn logs(&self, id: &str, req: &pb::LogsRequest) -> Result<LogStream, AgentError>;
+
+    /// Starts a command in a running container this node owns. `name` is for messages.
+    async fn exec(&self, id: &str, name: &str, spec: &ExecSpec) -> Result<ExecSession, AgentError>;
 }

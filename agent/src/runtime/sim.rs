@@ -204,6 +204,19 @@ impl Runtime for SimRuntime {
         let lines = self.lines(id).into_iter().map(Ok);
         Ok(Box::pin(futures::stream::iter(lines)))
     }
+
+    async fn exec(
+        &self,
+        _id: &str,
+        name: &str,
+        _spec: &berth_shared::exec::ExecSpec,
+    ) -> Result<super::ExecSession, AgentError> {
+        // A hollow container has no process to run a command next to.
+        Err(AgentError::Unsupported(format!(
+            "exec in {name}: node {} runs hollow containers (--runtime sim)",
+            self.node()
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! before connecting) and an `execute` step against a connected [`Session`].
 
 pub mod containers;
+pub mod exec;
 pub mod inspect;
 pub mod logs;
 pub mod nodes;
@@ -25,6 +26,7 @@ pub enum Plan {
     Rm(crate::cli::RmArgs),
     Inspect(String),
     Logs(logs::LogsPlan),
+    Exec(exec::ExecPlan),
     Service(Box<service::ServicePlan>),
     Token(crate::cli::TokenCommand),
     Secret(crate::cli::SecretCommand),
@@ -41,6 +43,7 @@ impl Plan {
             Command::Rm(a) => Plan::Rm(a),
             Command::Inspect(a) => Plan::Inspect(a.container),
             Command::Logs(a) => Plan::Logs(logs::prepare(a, chrono::Utc::now())?),
+            Command::Exec(a) => Plan::Exec(exec::prepare(a, |k| std::env::var(k).ok())?),
             Command::Service(c) => Plan::Service(Box::new(service::prepare(c)?)),
             Command::Token(c) => Plan::Token(c),
             Command::Secret(c) => Plan::Secret(c),
@@ -62,6 +65,7 @@ impl Plan {
             Plan::Rm(a) => containers::remove(session, output, a).await,
             Plan::Inspect(c) => inspect::execute(session, &c).await,
             Plan::Logs(p) => logs::execute(session, p).await,
+            Plan::Exec(p) => exec::execute(session, p).await,
             Plan::Service(p) => service::execute(session, output, *p).await,
             Plan::Token(c) => tokens::execute(session, output, c).await,
             Plan::Secret(c) => tokens::secret(session, output, c, token).await,
