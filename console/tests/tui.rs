@@ -455,3 +455,112 @@ async fn monochrome_and_narrow() {
     let (code, screen) = tmux.wait_for_exit();
     assert_eq!(code, 0, "{screen}");
 }
+
+/// Two agents, the container on B. `berth exec -it` through A: a shell prompt, a command, a
+/// resize seen by `stty size`, ctrl-c delivered to the command (not to berth), the shell's exit
+/// status as berth's, and the terminal restored.
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_it_a_shell_on_another_node() {
+    let Some(tmux) = Tmux::start() else { return };
+    let (a, b, image, _guards) = two_agents((63, 64)).await;
+    let name = berth_testkit::unique("shell");
+    berth_testkit::Cmd::berth(&a.url())
+        .args(["run", "--name", &name, "--node", &b.name, &image])
+        .run()
+        .ok();
+
+    tmux.text(&format!(
+        "'{}' --agent {} exec -it {name} sh; echo \"berth-exit=$?\"",
+        berth_bin().display(),
+        a.url()
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the container's shell prompt", |s| {
+        s.lines().any(|l| l.trim_end() == "/ #")
+    });
+    tmux.text("echo inside-$((40+2))");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the command's output", |s| {
+        s.lines().any(|l| l.trim() == "inside-42")
+    });
+    tmux.text("stty size");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the size at start", |s| {
+        s.lines().any(|l| l.trim() == format!("{HEIGHT} {WIDTH}"))
+    });
+    let out = tmux.run(&[
+        "resize-window",
+        "-t",
+        &tmux.session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tmux.text("clear; stty size");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the new size", |s| s.lines().any(|l| l.trim() == "30 100"));
+
+    // ctrl-c reaches the command in the container; berth and the shell go on.
+    // (A shell drops the rest of a line on ctrl-c, so the proof is the next command running.)
+    tmux.text("clear; sleep 600");
+    tmux.keys(&["Enter"]);
+    std::thread::sleep(Duration::from_millis(500));
+    tmux.keys(&["C-c"]);
+    tmux.text("echo alive-after-ctrl-c");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the sleep interrupted in the container", |s| {
+        s.lines().any(|l| l.trim() == "alive-after-ctrl-c")
+    });
+
+    tmux.text("exit 7");
+    tmux.keys(&["Enter"]);
+    let (code, screen) = tmux.wait_for_exit();
+    assert_eq!(code, 7, "berth exits with the shell's status:\n{screen}");
+    tmux.assert_terminal_restored();
+}
+
+/// Two agents on their own loopback addresses, B joined to A, both seen alive through A; and
+/// the guards of their containers.
+async fn two_agents(ips: (u8, u8)) -> (AgentProcess, AgentProcess, String, [ContainerGuard; 2]) {
+    use std::net::Ipv4Addr;
+    let image = berth_testkit::workload_image()
+        .await
+        .unwrap_or_else(|e| panic!("cannot build the workload image: {e}"));
+    let a = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, ips.0)),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+    let b = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, ips.1)),
+        extra_args: vec!["--join".into(), a.addr.to_string()],
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+    let guards = [ContainerGuard::node(&a.name), ContainerGuard::node(&b.name)];
+    let deadline = Instant::now() + EVENTUALLY;
+    loop {
+        let out = berth_testkit::Cmd::berth(&a.url())
+            .args(["nodes"])
+            .run()
+            .ok();
+        if out.stdout.lines().filter(|l| l.contains(" alive ")).count() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B never alive through A:\n{}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (a, b, image, guards)
+}

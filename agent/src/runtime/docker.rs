@@ -543,7 +543,26 @@ impl Runtime for DockerRuntime {
                 "docker detached an attached exec".into(),
             ));
         };
-        let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let control = DockerExec {
+            docker,
+            exec: created.id,
+            node: self.node.clone(),
+            failure: Default::default(),
+        };
+        if let Some((rows, cols)) = spec.size {
+            // Engines before API 1.42 ignore the size given at create: set it now, as the
+            // Docker CLI does, trying again while the process is still starting.
+            for attempt in 1..=5u64 {
+                match control.resize(rows, cols).await {
+                    Ok(()) => break,
+                    Err(e) if attempt == 5 => {
+                        tracing::debug!(error = %e, "cannot set the exec's terminal size")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10 * attempt)).await,
+                }
+            }
+        }
+        let failure = control.failure.clone();
         let seen = failure.clone();
         let node = self.node.clone();
         let mut first = true;
@@ -576,12 +595,7 @@ impl Runtime for DockerRuntime {
         Ok(ExecSession {
             output: Box::pin(output),
             stdin: input,
-            control: std::sync::Arc::new(DockerExec {
-                docker,
-                exec: created.id,
-                node: self.node.clone(),
-                failure,
-            }),
+            control: std::sync::Arc::new(control),
         })
     }
 }
