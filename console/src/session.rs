@@ -18,6 +18,8 @@ pub struct Session {
     pub client: Client,
     /// The agent's address as the user should read it in messages.
     pub address: String,
+    /// The token the session was opened with; `None` with an embedded agent (which takes none).
+    pub token: Option<String>,
     embedded: Option<berth_agent::RunningAgent>,
 }
 
@@ -52,6 +54,7 @@ impl Session {
             Ok(client) => Ok(Self {
                 client,
                 address,
+                token: None,
                 embedded: Some(running),
             }),
             Err(e) => {
@@ -68,6 +71,7 @@ impl Session {
         Ok(Self {
             client,
             address: agent.to_owned(),
+            token: token.map(str::to_owned),
             embedded: None,
         })
     }

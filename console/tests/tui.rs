@@ -564,3 +564,50 @@ async fn two_agents(ips: (u8, u8)) -> (AgentProcess, AgentProcess, String, [Cont
     }
     (a, b, image, guards)
 }
+
+/// From the TUI on A, `x` on a container that runs on B: the prompt offers `sh`, the shell
+/// runs full-screen, and the TUI comes back as it was when the shell exits.
+#[tokio::test(flavor = "multi_thread")]
+async fn x_opens_a_shell_in_a_container_on_another_node() {
+    let Some(tmux) = Tmux::start() else { return };
+    let (a, b, image, _guards) = two_agents((65, 66)).await;
+    let name = berth_testkit::unique("tui-shell");
+    berth_testkit::Cmd::berth(&a.url())
+        .args(["run", "--name", &name, "--node", &b.name, &image])
+        .run()
+        .ok();
+
+    tmux.start_berth(berth_bin(), &a.url(), "");
+    tmux.wait_for("connected", |s| s.contains("● connected"));
+    tmux.keys(&[":"]);
+    tmux.text("containers");
+    tmux.keys(&["Enter"]);
+    // (Names are cut to fit the columns: the one row is the container, on B.)
+    tmux.wait_for("the container, running", |s| {
+        s.contains("containers [1/1]") && s.lines().any(|l| l.contains(" running "))
+    });
+    tmux.keys(&["x"]);
+    tmux.wait_for("the exec prompt with sh", |s| {
+        s.contains(&format!("exec in {name}: sh"))
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the container's shell prompt", |s| {
+        s.lines().any(|l| l.trim_end() == "/ #")
+    });
+    tmux.text("echo tui-shell-$((20+3))");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the command's output", |s| {
+        s.lines().any(|l| l.trim() == "tui-shell-23")
+    });
+    tmux.text("exit");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the TUI back, as it was", |s| {
+        s.contains("containers [1/1]") && s.contains(&format!("the session in {name} ended"))
+    });
+    keep("exec", &screen);
+    // Its keys are the TUI's again.
+    tmux.keys(&["q"]);
+    let (code, screen) = tmux.wait_for_exit();
+    assert_eq!(code, 0, "{screen}");
+    tmux.assert_terminal_restored();
+}

@@ -80,6 +80,8 @@ pub enum Action {
     Services,
     /// Ask for a service's new replica count.
     Scale,
+    /// A shell (or another command) in the selected container.
+    Exec,
     Detail,
     Logs,
     Run,
@@ -155,7 +157,7 @@ pub static GLOBAL: &[Binding] = &[
     b(
         &[Key::ch(':')],
         ":",
-        "command: :nodes :containers :services [NAME] :logs NAME :run :q",
+        "command: :nodes :containers :services [NAME] :logs NAME :exec NAME :run :q",
         Action::Command,
         None,
     ),
@@ -233,6 +235,13 @@ pub static CONTAINERS: &[Binding] = &[
         Some("detail"),
     ),
     b(&[Key::ch('l')], "l", "logs", Action::Logs, Some("logs")),
+    b(
+        &[Key::ch('x')],
+        "x",
+        "shell in it (exec; the command can be changed)",
+        Action::Exec,
+        Some("shell"),
+    ),
     b(
         &[Key::ch('r')],
         "r",
@@ -520,6 +529,13 @@ pub static DETAIL: &[Binding] = &[
     b(TOP, "g/home", "top", Action::Top, None),
     b(BOTTOM, "G/end", "bottom", Action::Bottom, None),
     b(&[Key::ch('l')], "l", "logs", Action::Logs, Some("logs")),
+    b(
+        &[Key::ch('x')],
+        "x",
+        "shell in it (exec)",
+        Action::Exec,
+        Some("shell"),
+    ),
     b(&[Key::ch('s')], "s", "stop", Action::Stop, Some("stop")),
     b(
         &[Key::ctrl('d')],

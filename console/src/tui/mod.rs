@@ -108,17 +108,23 @@ pub struct TerminalGuard;
 impl TerminalGuard {
     pub fn enter(mouse: bool) -> Result<Self> {
         install_panic_hook();
-        crossterm::terminal::enable_raw_mode().wrap_err("cannot put the terminal in raw mode")?;
-        ACTIVE.store(true, Ordering::SeqCst);
         let guard = TerminalGuard;
-        let mut out = std::io::stdout();
-        crossterm::execute!(out, EnterAlternateScreen, EnableBracketedPaste)
-            .wrap_err("cannot switch to the alternate screen")?;
-        if mouse {
-            crossterm::execute!(out, EnableMouseCapture).wrap_err("cannot enable the mouse")?;
-        }
+        resume_terminal(mouse)?;
         Ok(guard)
     }
+}
+
+/// Puts the terminal (back) in the TUI's mode; [`restore_terminal`] undoes it.
+fn resume_terminal(mouse: bool) -> Result<()> {
+    crossterm::terminal::enable_raw_mode().wrap_err("cannot put the terminal in raw mode")?;
+    ACTIVE.store(true, Ordering::SeqCst);
+    let mut out = std::io::stdout();
+    crossterm::execute!(out, EnterAlternateScreen, EnableBracketedPaste)
+        .wrap_err("cannot switch to the alternate screen")?;
+    if mouse {
+        crossterm::execute!(out, EnableMouseCapture).wrap_err("cannot enable the mouse")?;
+    }
+    Ok(())
 }
 
 impl Drop for TerminalGuard {
@@ -180,6 +186,7 @@ async fn event_loop(session: &Session, model: &mut Model) -> Result<()> {
         address: session.address.clone(),
         tx,
         logs: None,
+        exec: None,
     };
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(FRAME_INTERVAL);
@@ -231,6 +238,28 @@ async fn event_loop(session: &Session, model: &mut Model) -> Result<()> {
         if model.quit {
             break Ok(());
         }
+        if let Some((target, command)) = runner.exec.take() {
+            // The terminal is the session's until it ends: nobody here reads it meanwhile.
+            drop(std::mem::replace(&mut events, EventStream::new()));
+            let result = step_aside(session, &target, &command).await;
+            if let Err(e) = resume_terminal(model.config.mouse) {
+                break Err(e);
+            }
+            // Everything is drawn again on a blank screen. (`Terminal::clear` would ask the
+            // terminal where its cursor is, and the answer is a key the next reader takes.)
+            let _ = crossterm::execute!(
+                std::io::stdout(),
+                crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+            );
+            terminal.swap_buffers();
+            terminal.swap_buffers();
+            if let Ok((w, h)) = crossterm::terminal::size() {
+                model.update(Msg::Resize(w, h));
+            }
+            model.update(Msg::ExecEnded { target, result });
+            changed = true;
+            draw_now = true;
+        }
         let idle_due = last_draw.is_none_or(|t| t.elapsed() >= IDLE_REDRAW);
         if draw_now || (is_tick && (changed || idle_due)) {
             model.settle();
@@ -246,12 +275,42 @@ async fn event_loop(session: &Session, model: &mut Model) -> Result<()> {
     result
 }
 
+/// Hands the terminal to `berth exec -it` in a child process, and takes it back when the
+/// session ends. A process of its own, as k9s runs kubectl: its stdin reader and raw mode end
+/// with it, so nothing of the session is left to steal the TUI's keys afterwards. The token
+/// goes in its environment, never on its command line.
+async fn step_aside(session: &Session, target: &Target, command: &[String]) -> Result<i32, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the berth binary: {e}"))?;
+    restore_terminal();
+    // A ctrl-c typed before the session has the terminal in raw mode is the session's, not ours.
+    let interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    let mut child = tokio::process::Command::new(exe);
+    child
+        .arg("--agent")
+        .arg(&session.address)
+        .args(["exec", "-it", &target.id, "--"])
+        .args(command)
+        .env_remove(berth_shared::defaults::ENV_AGENT)
+        .env_remove(berth_shared::defaults::ENV_TOKEN);
+    if let Some(token) = &session.token {
+        child.env(berth_shared::defaults::ENV_TOKEN, token);
+    }
+    let status = child.status().await;
+    drop(interrupts);
+    match status {
+        Ok(s) => Ok(s.code().unwrap_or(128)),
+        Err(e) => Err(format!("cannot start `berth exec`: {e}")),
+    }
+}
+
 /// Runs effects as tasks that answer with messages.
 struct Runner {
     client: Client,
     address: String,
     tx: mpsc::Sender<Msg>,
     logs: Option<JoinHandle<()>>,
+    /// An exec the loop runs once the batch is applied (it needs the terminal).
+    exec: Option<(Target, Vec<String>)>,
 }
 
 impl Runner {
@@ -261,6 +320,7 @@ impl Runner {
         let report = move |s: tonic::Status, address: &str| status_report(s, address).to_string();
         match effect {
             Effect::Quit => {}
+            Effect::Exec { target, command } => self.exec = Some((target, command)),
             Effect::CloseLogs => {
                 if let Some(task) = self.logs.take() {
                     task.abort();

@@ -100,6 +100,11 @@ pub enum Msg {
         name: String,
         result: Result<String, String>,
     },
+    /// An exec session ended: its exit status, or why it could not run.
+    ExecEnded {
+        target: Target,
+        result: Result<i32, String>,
+    },
 }
 
 /// A container an action is about.
@@ -157,6 +162,11 @@ pub enum Effect {
     },
     RemoveService {
         name: String,
+    },
+    /// A command in a container with the terminal: the TUI steps aside until it ends.
+    Exec {
+        target: Target,
+        command: Vec<String>,
     },
     Quit,
 }
@@ -242,7 +252,19 @@ pub enum Mode {
     Confirm(Confirm),
     /// Typing a service's new replica count.
     Scale(ScalePrompt),
+    /// Typing the command to run in a container (`x`).
+    Exec(ExecPrompt),
 }
+
+/// The exec prompt (`x` on a container): the command, `sh` to start with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecPrompt {
+    pub target: Target,
+    pub input: String,
+}
+
+/// What `x` offers to run.
+pub const DEFAULT_EXEC_COMMAND: &str = "sh";
 
 /// The scale prompt (`s` in the services view).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -257,6 +279,7 @@ pub const COMMANDS: &[&str] = &[
     "containers",
     "services",
     "logs",
+    "exec",
     "run",
     "help",
     "quit",
@@ -591,6 +614,7 @@ impl Model {
                 }
             }
             Msg::ServiceCreated { name, result } => self.on_service_created(name, result),
+            Msg::ExecEnded { target, result } => self.on_exec_ended(target, result),
             Msg::Inspected { id, result } => {
                 let now = self.clock.now();
                 if let Some(detail) = self.detail.as_mut().filter(|d| d.container_id == id) {
@@ -644,6 +668,7 @@ impl Model {
             Mode::Help { .. } => self.on_help_key(key),
             Mode::Confirm(_) => self.on_confirm_key(key, effects),
             Mode::Scale(_) => self.on_scale_key(key, effects),
+            Mode::Exec(_) => self.on_exec_key(key, effects),
             Mode::Command(_) => self.on_command_key(key, effects),
             Mode::Filter => self.on_filter_key(key),
             Mode::Search => self.on_search_key(key),
@@ -695,6 +720,10 @@ impl Model {
             Action::Run => self.open_form(effects),
             Action::Services => self.show_services(effects),
             Action::Scale => self.open_scale(),
+            Action::Exec => match self.current_target() {
+                Some(target) => self.open_exec(target),
+                None => self.flash_error("no container selected"),
+            },
             Action::Remove if self.view == View::Services => self.confirm_service_removal(),
             Action::Stop => {
                 let targets = self.targets();
@@ -1105,6 +1134,78 @@ impl Model {
         });
     }
 
+    /// The exec prompt for `target`, if it runs.
+    fn open_exec(&mut self, target: Target) {
+        let running = self
+            .containers
+            .get(&target.id)
+            .is_some_and(containers::Row::is_running);
+        if !running {
+            self.flash_error(format!(
+                "{} is not running: exec needs a running container",
+                target.name
+            ));
+            return;
+        }
+        self.mode = Mode::Exec(ExecPrompt {
+            target,
+            input: DEFAULT_EXEC_COMMAND.to_owned(),
+        });
+    }
+
+    fn on_exec_key(&mut self, key: Key, effects: &mut Vec<Effect>) {
+        let Mode::Exec(prompt) = &mut self.mode else {
+            return;
+        };
+        match keys::lookup(keys::INPUT, key) {
+            Some(Action::Accept) => {
+                let target = prompt.target.clone();
+                let input = std::mem::take(&mut prompt.input);
+                self.mode = Mode::Normal;
+                let command: Vec<String> = input.split_whitespace().map(str::to_owned).collect();
+                let spec = berth_shared::exec::ExecSpec {
+                    container: target.id.clone(),
+                    command: command.clone(),
+                    tty: true,
+                    stdin: true,
+                    user: None,
+                    workdir: None,
+                    env: Vec::new(),
+                    size: None,
+                };
+                match spec.validate() {
+                    Ok(()) => effects.push(Effect::Exec { target, command }),
+                    Err(e) => self.flash_error(format!("cannot exec in {}: {e}", target.name)),
+                }
+            }
+            Some(Action::Cancel) => self.mode = Mode::Normal,
+            Some(Action::ClearInput) => prompt.input.clear(),
+            Some(Action::Backspace) => {
+                prompt.input.pop();
+            }
+            _ => {
+                if let Some(c) = key.text() {
+                    prompt.input.push(c);
+                }
+            }
+        }
+    }
+
+    fn on_exec_ended(&mut self, target: Target, result: Result<i32, String>) {
+        match result {
+            Ok(0) => self.flash_info(format!("the session in {} ended", target.name)),
+            Ok(code @ (126 | 127)) => self.flash_error(format!(
+                "the command could not run in {} (status {code}): is it in the image?",
+                target.name
+            )),
+            Ok(code) => self.flash_info(format!(
+                "the session in {} ended with status {code}",
+                target.name
+            )),
+            Err(e) => self.flash_error(format!("cannot exec in {}: {e}", target.name)),
+        }
+    }
+
     fn on_scale_key(&mut self, key: Key, effects: &mut Vec<Effect>) {
         let Mode::Scale(prompt) = &mut self.mode else {
             return;
@@ -1312,6 +1413,7 @@ impl Model {
             }
             Mode::Command(line) => line.input.push_str(&text),
             Mode::Scale(prompt) => prompt.input.push_str(&text),
+            Mode::Exec(prompt) => prompt.input.push_str(&text),
             Mode::Normal if self.view == View::Run => {
                 if let Some(form) = self.form.as_mut()
                     && form.phase == Phase::Editing
@@ -1392,7 +1494,7 @@ impl Model {
                     [one] => *one,
                     [] => {
                         self.flash_error(format!(
-                            "unknown command :{w} (try :nodes :containers :services :logs NAME :run :q)"
+                            "unknown command :{w} (try :nodes :containers :services :logs NAME :exec NAME :run :q)"
                         ));
                         return;
                     }
@@ -1423,6 +1525,17 @@ impl Model {
                 if let Some(name) = arg {
                     self.selected_service = Some(name.to_owned());
                     self.open_slots(name.to_owned(), effects);
+                }
+            }
+            "exec" => {
+                let target = match arg {
+                    None => self.current_target(),
+                    Some(name) => self.find_container(name),
+                };
+                match (target, arg) {
+                    (Some(target), _) => self.open_exec(target),
+                    (None, Some(name)) => self.flash_error(format!("no container named {name:?}")),
+                    (None, None) => self.flash_error(":exec needs a container name"),
                 }
             }
             "logs" => {

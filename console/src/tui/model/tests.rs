@@ -919,3 +919,78 @@ fn services_command_with_a_name_opens_its_slots() {
     key(&mut m, KeyCode::Esc);
     assert_eq!(m.view, View::Services);
 }
+
+#[test]
+fn x_offers_sh_runs_what_is_typed_and_refuses_a_stopped_container() {
+    let mut m = containers_view();
+    // Sorted by name: batch-job, cache, db, ...
+    let db = Target {
+        id: container(3, "", "", "", 0.0).id,
+        name: "db".into(),
+    };
+    typed(&mut m, "jj");
+    assert_eq!(selected_name(&m).as_deref(), Some("db"));
+    assert!(typed(&mut m, "x").is_empty());
+    assert_eq!(
+        m.mode,
+        Mode::Exec(ExecPrompt {
+            target: db.clone(),
+            input: DEFAULT_EXEC_COMMAND.into()
+        })
+    );
+    assert_eq!(
+        key(&mut m, KeyCode::Enter),
+        [Effect::Exec {
+            target: db.clone(),
+            command: vec!["sh".into()]
+        }]
+    );
+    assert_eq!(m.mode, Mode::Normal);
+
+    // Another command; esc cancels.
+    typed(&mut m, "x");
+    ctrl(&mut m, 'u');
+    typed(&mut m, "psql -U app");
+    assert_eq!(
+        key(&mut m, KeyCode::Enter),
+        [Effect::Exec {
+            target: db.clone(),
+            command: vec!["psql".into(), "-U".into(), "app".into()]
+        }]
+    );
+    typed(&mut m, "x");
+    assert!(key(&mut m, KeyCode::Esc).is_empty());
+    assert_eq!(m.mode, Mode::Normal);
+    // An empty command runs nothing.
+    typed(&mut m, "x");
+    ctrl(&mut m, 'u');
+    assert!(key(&mut m, KeyCode::Enter).is_empty());
+    assert!(m.flash.as_ref().is_some_and(|f| f.level == Level::Error));
+
+    // The session's end is said; a program that is not there is an error.
+    m.update(Msg::ExecEnded {
+        target: db.clone(),
+        result: Ok(127),
+    });
+    assert!(
+        m.flash
+            .as_ref()
+            .is_some_and(|f| f.level == Level::Error && f.text.contains("is it in the image"))
+    );
+
+    // batch-job has exited: no prompt.
+    typed(&mut m, "g");
+    assert_eq!(selected_name(&m).as_deref(), Some("batch-job"));
+    assert!(typed(&mut m, "x").is_empty());
+    assert_eq!(m.mode, Mode::Normal);
+    assert!(
+        m.flash
+            .as_ref()
+            .is_some_and(|f| f.text.contains("batch-job is not running"))
+    );
+
+    // :exec NAME opens the prompt for that container.
+    typed(&mut m, ":exec web-1");
+    key(&mut m, KeyCode::Enter);
+    assert!(matches!(&m.mode, Mode::Exec(p) if p.target.name == "web-1"));
+}

@@ -72,6 +72,7 @@ fn cursor(model: &Model, area: Rect) -> Option<(u16, u16)> {
         Mode::Search => Some(at(SEARCH_PROMPT, &model.search_input)),
         Mode::Command(line) => Some(at(":", &line.input)),
         Mode::Scale(p) => Some(at(&scale_prompt(&p.service), &p.input)),
+        Mode::Exec(p) => Some(at(&exec_prompt(&p.target.name), &p.input)),
         Mode::Normal if model.view == View::Run => panels::form_cursor(model, area),
         _ => None,
     }
@@ -81,6 +82,10 @@ const FILTER_PROMPT: &str = "filter: ";
 
 fn scale_prompt(service: &str) -> String {
     format!("scale {service} to: ")
+}
+
+fn exec_prompt(container: &str) -> String {
+    format!("exec in {container}: ")
 }
 const SEARCH_PROMPT: &str = "search: ";
 
@@ -283,6 +288,11 @@ fn footer(buf: &mut Buffer, area: Rect, model: &Model, theme: &Theme) {
             Span::styled(scale_prompt(&p.service), theme.key()),
             Span::raw(p.input.clone()),
             Span::styled("   enter scale · esc cancel", theme.dim()),
+        ],
+        Mode::Exec(p) => vec![
+            Span::styled(exec_prompt(&p.target.name), theme.key()),
+            Span::raw(p.input.clone()),
+            Span::styled("   enter open a terminal · esc cancel", theme.dim()),
         ],
         Mode::Help { .. } => hints(&[keys::HELP], theme),
         Mode::Confirm(_) => hints(&[keys::CONFIRM], theme),
