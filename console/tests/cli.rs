@@ -1357,4 +1357,70 @@ mod exec {
             .fail();
         assert_contains(&out, "stderr", "nothing-by-this-name");
     }
+
+    /// A session whose agent dies, or whose owner dies behind the agent, ends at once with a
+    /// message saying so: never a hang.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_dropped_connection_ends_the_session_with_a_clear_message() {
+        let (mut a, mut b, image, _guards) = two_agents((67, 68)).await;
+        let name = berth_testkit::unique("exec-drop");
+        Cmd::berth(&a.url())
+            .args(["run", "--name", &name, "--node", &b.name, &image])
+            .run()
+            .ok();
+        let session = |a: &AgentProcess| {
+            let exec = Cmd::berth(&a.url())
+                .args(["exec", &name, "sh", "-c", "echo started; sleep 600"])
+                .timeout(Duration::from_secs(30));
+            tokio::spawn(exec.run_async())
+        };
+        let wait_started = || std::thread::sleep(Duration::from_millis(1500));
+
+        // The agent the console talks to dies.
+        let running = session(&a);
+        wait_started();
+        a.kill9();
+        let out = tokio::time::timeout(Duration::from_secs(20), running)
+            .await
+            .expect("the session ends, not hangs")
+            .expect("joined");
+        assert_eq!(
+            out.code(),
+            Some(1),
+            "{}",
+            out.report("ended by the lost agent")
+        );
+        assert_eq!(
+            out.stdout,
+            "started\n",
+            "{}",
+            out.report("output until then")
+        );
+        assert_contains(
+            &out,
+            "stderr",
+            "the exec session ended before the command did",
+        );
+
+        // The owner dies behind the agent.
+        a.restart().await.expect("A starts again");
+        eventually("B alive through A again", || {
+            let out = Cmd::berth(&a.url()).args(["nodes"]).run().ok();
+            (out.stdout.lines().filter(|l| l.contains(" alive ")).count() == 2).then_some(())
+        });
+        let running = session(&a);
+        wait_started();
+        b.kill9();
+        let out = tokio::time::timeout(Duration::from_secs(20), running)
+            .await
+            .expect("the session ends, not hangs")
+            .expect("joined");
+        assert_eq!(
+            out.code(),
+            Some(1),
+            "{}",
+            out.report("ended by the lost owner")
+        );
+        assert_contains(&out, "stderr", &b.name);
+    }
 }
