@@ -26,6 +26,9 @@ pub enum AgentError {
     NotRunning(String),
     #[error("{0} is not supported")]
     Unsupported(String),
+    /// What the node does not let containers have (a bind mount, privileged, a capability).
+    #[error("{0}")]
+    NotAllowed(String),
     #[error("image {image} not found: {message}")]
     ImageNotFound { image: String, message: String },
     #[error("docker is unreachable ({0}): is Docker running? try `docker info` on node {1}")]
@@ -94,9 +97,10 @@ impl From<AgentError> for Status {
             AgentError::ContainerNotFound(..) | AgentError::ImageNotFound { .. } => {
                 Status::not_found(msg)
             }
-            AgentError::Ambiguous { .. } | AgentError::Running(_) | AgentError::NotRunning(_) => {
-                Status::failed_precondition(msg)
-            }
+            AgentError::Ambiguous { .. }
+            | AgentError::Running(_)
+            | AgentError::NotRunning(_)
+            | AgentError::NotAllowed(_) => Status::failed_precondition(msg),
             AgentError::Unsupported(_) => Status::unimplemented(msg),
             AgentError::NameInUse(_) => Status::already_exists(msg),
             AgentError::Exhausted(_) => Status::resource_exhausted(msg),

@@ -56,6 +56,9 @@ pub struct Config {
     pub services: services::ServicesConfig,
     /// Connections served at once (half of them from one address); see [`api::listen`].
     pub max_connections: usize,
+    /// What containers on this node may have beyond the defaults (bind mounts, privileged,
+    /// capabilities): nothing unless told.
+    pub allowed: berth_shared::options::Allowed,
 }
 
 /// `--runtime`.
@@ -110,6 +113,7 @@ impl Config {
             allocatable_memory: None,
             services: Default::default(),
             max_connections: api::listen::DEFAULT_MAX_CONNECTIONS,
+            allowed: Default::default(),
         }
     }
 }
@@ -205,10 +209,10 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     };
     let state = Arc::new(state::State::new(base_node.clone()));
     let docker = match config.runtime {
-        RuntimeKind::Docker => Some(runtime::docker::DockerRuntime::new(
-            config.name.clone(),
-            config.docker_host.clone(),
-        )),
+        RuntimeKind::Docker => Some(
+            runtime::docker::DockerRuntime::new(config.name.clone(), config.docker_host.clone())
+                .with_allowed(config.allowed.clone()),
+        ),
         RuntimeKind::Sim => None,
     };
     let runtime: Arc<dyn runtime::Runtime> = match &docker {

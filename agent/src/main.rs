@@ -114,6 +114,21 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
     max_connections: u64,
 
+    /// Let containers bind-mount host paths under PREFIX (repeatable; whole path components,
+    /// symlinks followed). None by default: a bind mount of / is root on this machine
+    #[arg(long = "allow-bind", env = "BERTH_ALLOW_BIND", value_name = "PREFIX", value_delimiter = ',',
+          value_parser = parse_bind_prefix)]
+    allow_bind: Vec<PathBuf>,
+
+    /// Let containers run --privileged, and with --network host
+    #[arg(long, env = "BERTH_ALLOW_PRIVILEGED")]
+    allow_privileged: bool,
+
+    /// Let containers --cap-add CAP beyond Docker's default set (repeatable; ALL for any)
+    #[arg(long = "allow-cap", env = "BERTH_ALLOW_CAP", value_name = "CAP", value_delimiter = ',',
+          value_parser = parse_allow_cap)]
+    allow_cap: Vec<String>,
+
     /// CPUs the scheduler may reserve on this node [default: its cores].
     #[arg(long, env = "BERTH_ALLOCATABLE_CPUS", value_parser = parse_cpus)]
     allocatable_cpus: Option<f64>,
@@ -300,6 +315,11 @@ async fn run() -> Result<(), Failure> {
     config.services.reschedule_after = args.reschedule_after;
     config.services.workers = args.placement_workers as usize;
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    config.allowed = berth_shared::options::Allowed {
+        bind_prefixes: args.allow_bind.clone(),
+        privileged: args.allow_privileged,
+        caps: args.allow_cap.clone(),
+    };
     let mdns = args.join.iter().any(|j| j.eq_ignore_ascii_case("mdns"));
     config.gossip = Some(berth_agent::GossipSettings {
         advertise: args.advertise,
@@ -356,4 +376,18 @@ async fn run() -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `--allow-bind`: an absolute path that exists, kept as its real path (symlinks followed), so
+/// a bind source is compared with what it really is.
+fn parse_bind_prefix(s: &str) -> Result<PathBuf, String> {
+    let path = std::path::Path::new(s);
+    if !path.is_absolute() {
+        return Err(format!("{s:?} is not an absolute path"));
+    }
+    std::fs::canonicalize(path).map_err(|e| format!("{s}: {e}"))
+}
+
+fn parse_allow_cap(s: &str) -> Result<String, String> {
+    berth_shared::options::parse_capability("allow-cap", s).map_err(|e| e.to_string())
 }

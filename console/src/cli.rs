@@ -1,7 +1,7 @@
 //! The command line, as clap types. Every value a user types is parsed here with `berth-shared`'s
 //! validators (clap `value_parser`s), so a bad flag is refused before anything is sent.
 
-use berth_shared::defaults::{DEFAULT_LISTEN, DEFAULT_STOP_TIMEOUT_SECS, ENV_AGENT, ENV_TOKEN};
+use berth_shared::defaults::{DEFAULT_LISTEN, ENV_AGENT, ENV_TOKEN};
 use berth_shared::image::ImageRef;
 use berth_shared::port::PortSpec;
 use berth_shared::spec::{EnvArg, RestartPolicy};
@@ -478,6 +478,9 @@ pub struct ContainerArgs {
     #[command(flatten)]
     pub health: HealthFlags,
 
+    #[command(flatten)]
+    pub options: RunOptionFlags,
+
     /// The image to run
     #[arg(value_name = "IMAGE", value_parser = parse_image)]
     pub image: ImageRef,
@@ -489,6 +492,94 @@ pub struct ContainerArgs {
         allow_hyphen_values = true
     )]
     pub command: Vec<String>,
+}
+
+const MOUNTS: &str = "Mounts, Network and Process Options";
+
+/// `docker run`'s other flags. What a node does not allow (bind mounts outside its
+/// `--allow-bind` prefixes, --privileged, --network host, --cap-add beyond Docker's default
+/// set) it refuses before creating anything.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunOptionFlags {
+    /// Mount a named volume (NAME:/path, created when missing) or a host path
+    /// (/host/path:/path, only where the node allows it); :ro for read-only
+    #[arg(short, long = "volume", value_name = "SRC:DST[:ro]", help_heading = MOUNTS,
+          value_parser = berth_shared::options::Mount::parse_volume)]
+    pub volume: Vec<berth_shared::options::Mount>,
+    /// Mount in Docker's key=value form: type=volume|bind|tmpfs,source=…,target=…[,readonly]
+    #[arg(long, value_name = "SPEC", help_heading = MOUNTS,
+          value_parser = berth_shared::options::Mount::parse_mount)]
+    pub mount: Vec<berth_shared::options::Mount>,
+    /// Mount a tmpfs (memory) at DST: /run[:size=64m]
+    #[arg(long, value_name = "DST[:OPTS]", help_heading = MOUNTS,
+          value_parser = berth_shared::options::Mount::parse_tmpfs)]
+    pub tmpfs: Vec<berth_shared::options::Mount>,
+    /// Connect to a Docker network of the node (a bridge, made when missing); also bridge,
+    /// none, or host (where the node allows it)
+    #[arg(long, visible_alias = "net", value_name = "NAME", help_heading = MOUNTS,
+          value_parser = parse_network)]
+    pub network: Option<String>,
+    /// The container's hostname
+    #[arg(long, value_name = "NAME", help_heading = MOUNTS, value_parser = parse_hostname)]
+    pub hostname: Option<String>,
+    /// Add NAME:IP to /etc/hosts
+    #[arg(long, value_name = "NAME:IP", help_heading = MOUNTS,
+          value_parser = berth_shared::options::parse_add_host)]
+    pub add_host: Vec<String>,
+    /// A DNS server for the container
+    #[arg(long, value_name = "IP", help_heading = MOUNTS, value_parser = berth_shared::options::parse_dns)]
+    pub dns: Vec<String>,
+    /// Publish every exposed port to a free host port (`berth ps` shows which)
+    #[arg(short = 'P', long, help_heading = MOUNTS)]
+    pub publish_all: bool,
+    /// Expose a port without publishing it: PORT[/tcp|udp]
+    #[arg(long, value_name = "PORT", help_heading = MOUNTS,
+          value_parser = berth_shared::options::parse_expose)]
+    pub expose: Vec<String>,
+    /// The working directory inside the container
+    #[arg(short, long, value_name = "DIR", help_heading = MOUNTS, value_parser = parse_workdir)]
+    pub workdir: Option<String>,
+    /// Run as user, user:group, uid or uid:gid
+    #[arg(short, long, value_name = "USER", help_heading = MOUNTS, value_parser = parse_user)]
+    pub user: Option<String>,
+    /// The signal that stops it (default SIGTERM)
+    #[arg(long, value_name = "SIGNAL", help_heading = MOUNTS,
+          value_parser = berth_shared::options::parse_stop_signal)]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before killing it (default 10)
+    #[arg(long, value_name = "SECS", help_heading = MOUNTS, value_parser = parse_stop_timeout)]
+    pub stop_timeout: Option<u32>,
+    /// Run an init process as PID 1 (reaps zombies, forwards signals)
+    #[arg(long, help_heading = MOUNTS)]
+    pub init: bool,
+    /// Mount the container's root filesystem read-only
+    #[arg(long, help_heading = MOUNTS)]
+    pub read_only: bool,
+    /// Add a Linux capability (beyond Docker's default set only where the node allows it)
+    #[arg(long, value_name = "CAP", help_heading = MOUNTS, value_parser = parse_cap_add)]
+    pub cap_add: Vec<String>,
+    /// Drop a Linux capability (ALL for every one)
+    #[arg(long, value_name = "CAP", help_heading = MOUNTS, value_parser = parse_cap_drop)]
+    pub cap_drop: Vec<String>,
+    /// Give the container every capability and device (only where the node allows it)
+    #[arg(long, help_heading = MOUNTS)]
+    pub privileged: bool,
+}
+
+fn parse_network(s: &str) -> Result<String, ValidationError> {
+    berth_shared::options::validate_object_name("network", "network", s).map(|()| s.to_owned())
+}
+
+fn parse_hostname(s: &str) -> Result<String, ValidationError> {
+    berth_shared::options::validate_hostname("hostname", s).map(|()| s.to_owned())
+}
+
+fn parse_cap_add(s: &str) -> Result<String, ValidationError> {
+    berth_shared::options::parse_capability("cap-add", s)
+}
+
+fn parse_cap_drop(s: &str) -> Result<String, ValidationError> {
+    berth_shared::options::parse_capability("cap-drop", s)
 }
 
 /// Docker's HEALTHCHECK flags, for `run`, `service create` and `service update`.
@@ -516,10 +607,11 @@ pub struct HealthFlags {
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait for it to stop before killing it
+    /// Seconds to wait for it to stop before killing it [default: the container's
+    /// --stop-timeout, else 10]
     #[arg(short = 't', long = "time", visible_alias = "timeout", value_name = "SECS",
-          default_value_t = DEFAULT_STOP_TIMEOUT_SECS)]
-    pub time: u32,
+          value_parser = parse_stop_timeout)]
+    pub time: Option<u32>,
     /// Container names or id prefixes
     #[arg(value_name = "NAME|ID", required = true)]
     pub containers: Vec<String>,
@@ -593,6 +685,18 @@ pub struct ExecArgs {
         allow_hyphen_values = true
     )]
     pub command: Vec<String>,
+}
+
+/// `-t` and `--stop-timeout`: seconds, at most an hour, as the agent takes them.
+fn parse_stop_timeout(s: &str) -> Result<u32, ValidationError> {
+    let max = berth_shared::options::MAX_STOP_TIMEOUT_SECS;
+    match s.parse::<u32>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(ValidationError::new(
+            "stop-timeout",
+            format!("expected seconds from 0 to {max}"),
+        )),
+    }
 }
 
 fn parse_user(s: &str) -> Result<String, ValidationError> {
@@ -817,12 +921,12 @@ mod tests {
         let Some(Command::Stop(s)) = c.command else {
             panic!("not stop")
         };
-        assert_eq!((s.time, s.containers.len()), (3, 2));
+        assert_eq!((s.time, s.containers.len()), (Some(3), 2));
         let c = parse(&["stop", "a"]).expect("ok");
         let Some(Command::Stop(s)) = c.command else {
             panic!("not stop")
         };
-        assert_eq!(s.time, DEFAULT_STOP_TIMEOUT_SECS);
+        assert_eq!(s.time, None, "the container's own, else Docker's 10 s");
         assert!(parse(&["rm"]).is_err());
         let c = parse(&["rm", "-f", "a"]).expect("ok");
         assert!(matches!(

@@ -1424,3 +1424,267 @@ mod exec {
         assert_contains(&out, "stderr", &b.name);
     }
 }
+
+mod parity {
+    use super::*;
+
+    /// Removes Docker volumes and networks a test made, even when it fails.
+    struct DockerObjects {
+        volumes: Vec<String>,
+        networks: Vec<String>,
+    }
+
+    impl Drop for DockerObjects {
+        fn drop(&mut self) {
+            for v in &self.volumes {
+                let _ = std::process::Command::new("docker")
+                    .args(["volume", "rm", "-f", v])
+                    .output();
+            }
+            for n in &self.networks {
+                let _ = std::process::Command::new("docker")
+                    .args(["network", "rm", n])
+                    .output();
+            }
+        }
+    }
+
+    fn docker_names(kind: &str, name: &str) -> String {
+        Cmd::new("docker")
+            .args([kind, "ls", "-q", "--filter", &format!("name={name}")])
+            .run()
+            .ok()
+            .stdout
+    }
+
+    /// A named volume is made on the node (labelled as its own) and keeps its data across `rm`
+    /// and a new container; tmpfs, -u, -w, --hostname, --add-host, --read-only apply.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_named_volume_keeps_data_and_the_process_flags_apply() {
+        let s = setup(AgentOptions::default()).await;
+        let volume = berth_testkit::unique("vol");
+        // Container guards go first on drop: a volume in use cannot be removed.
+        let _objects = DockerObjects {
+            volumes: vec![volume.clone()],
+            networks: vec![],
+        };
+        let first = berth_testkit::unique("vol-a");
+        let mount = format!("{volume}:/data");
+        s.berth()
+            .args(["run", "--name", &first, "-v", &mount, &s.image])
+            .run()
+            .ok();
+        let labels = Cmd::new("docker")
+            .args(["volume", "inspect", "-f", "{{json .Labels}}", &volume])
+            .run()
+            .ok();
+        assert_contains(
+            &labels,
+            "stdout",
+            &format!("\"berth.node\":\"{}\"", s.agent.name),
+        );
+        s.berth()
+            .args(["exec", &first, "sh", "-c", "echo kept > /data/file"])
+            .run()
+            .ok();
+        s.berth().args(["rm", "-f", &first]).run().ok();
+
+        let second = berth_testkit::unique("vol-b");
+        s.berth()
+            .args([
+                "run",
+                "--name",
+                &second,
+                "-v",
+                &mount,
+                "--tmpfs",
+                "/scratch:size=8m",
+            ])
+            .args(["-u", "4321", "-w", "/data", "--hostname", "db-1"])
+            .args(["--add-host", "upstream:10.1.2.3", "--read-only", &s.image])
+            .run()
+            .ok();
+        let out = s
+            .berth()
+            .args(["exec", &second, "sh", "-c"])
+            .arg(
+                "cat file; id -u; pwd; hostname; grep upstream /etc/hosts; \
+                 touch /scratch/ok && echo tmpfs-writable; touch /rootfs 2>/dev/null || echo rootfs-read-only",
+            )
+            .run()
+            .ok();
+        let got: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+        assert_eq!(
+            got.first(),
+            Some(&"kept"),
+            "{}",
+            out.report("the volume kept its data")
+        );
+        assert_eq!(got.get(1), Some(&"4321"), "{}", out.report("-u"));
+        assert_eq!(got.get(2), Some(&"/data"), "{}", out.report("-w"));
+        assert_eq!(got.get(3), Some(&"db-1"), "{}", out.report("--hostname"));
+        assert!(
+            got.get(4)
+                .is_some_and(|l| l.starts_with("10.1.2.3") && l.ends_with("upstream")),
+            "{}",
+            out.report("--add-host")
+        );
+        assert_eq!(
+            &got[5..],
+            ["tmpfs-writable", "rootfs-read-only"],
+            "{}",
+            out.report("")
+        );
+        s.berth().args(["rm", "-f", &second]).run().ok();
+    }
+
+    /// Bind mounts only under --allow-bind (a link out of it is judged by where it leads),
+    /// --privileged and --cap-add beyond Docker's set refused: each before anything exists.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn what_the_node_does_not_allow_is_refused_before_anything_is_created() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).expect("dir");
+        std::fs::write(shared.join("hello"), "from the host\n").expect("file");
+        std::os::unix::fs::symlink("/etc", shared.join("escape")).expect("link");
+        let s = setup(AgentOptions {
+            extra_args: vec!["--allow-bind".into(), shared.display().to_string()],
+            ..Default::default()
+        })
+        .await;
+
+        let refused = |args: &[&str], why: &str| {
+            let name = berth_testkit::unique("refused");
+            let out = s
+                .berth()
+                .args(["run", "--name", &name])
+                .args(args)
+                .arg(&s.image)
+                .run()
+                .fail();
+            assert_contains(&out, "stderr", why);
+            assert!(
+                docker_names("container", &name).trim().is_empty(),
+                "{name} was created"
+            );
+            assert!(s.ps_find(&name).is_none());
+        };
+        refused(
+            &["-v", "/etc:/host-etc"],
+            "does not allow bind mounts of /etc",
+        );
+        let escape = format!("{}:/x", shared.join("escape").display());
+        refused(&["-v", &escape], "does not allow bind mounts of /etc");
+        refused(&["--privileged"], "--allow-privileged");
+        refused(&["--network", "host"], "--allow-privileged");
+        refused(&["--cap-add", "SYS_ADMIN"], "--allow-cap SYS_ADMIN");
+        // Refused by the console itself, naming the flag.
+        for (flag, value, field) in [
+            ("-v", "relative:path", "invalid volume"),
+            ("--mount", "type=nfs,target=/x", "invalid mount"),
+            ("--cap-add", "ROOT", "invalid cap-add"),
+            ("--stop-timeout", "4000", "invalid stop-timeout"),
+            ("--add-host", "nohost", "invalid add-host"),
+            ("--network", "bad name", "invalid network"),
+        ] {
+            let out = s.berth().args(["run", flag, value, &s.image]).run().fail();
+            assert_contains(&out, "stderr", field);
+        }
+
+        let name = berth_testkit::unique("bind");
+        let bind = format!("{}:/host:ro", shared.display());
+        s.berth()
+            .args(["run", "--name", &name, "-v", &bind, "--cap-drop", "ALL"])
+            .args(["--cap-add", "NET_BIND_SERVICE", &s.image])
+            .run()
+            .ok();
+        let out = s
+            .berth()
+            .args(["exec", &name, "cat", "/host/hello"])
+            .run()
+            .ok();
+        assert_eq!(out.stdout, "from the host\n");
+        let out = s
+            .berth()
+            .args([
+                "exec",
+                &name,
+                "sh",
+                "-c",
+                "touch /host/x 2>/dev/null || echo ro",
+            ])
+            .run()
+            .ok();
+        assert_eq!(out.stdout.trim(), "ro", "{}", out.report(":ro"));
+    }
+
+    /// Two containers on one --network (made as a bridge when missing) reach each other by
+    /// name; -P publishes an --expose'd port and ps shows where.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_network_by_name_and_publish_all() {
+        let s = setup(AgentOptions::default()).await;
+        let network = berth_testkit::unique("net");
+        let _objects = DockerObjects {
+            volumes: vec![],
+            networks: vec![network.clone()],
+        };
+        let server = berth_testkit::unique("srv");
+        s.berth()
+            .args([
+                "run",
+                "--name",
+                &server,
+                "--network",
+                &network,
+                "--expose",
+                "8080",
+            ])
+            .args(["-P", &s.image, "--listen", "8080"])
+            .run()
+            .ok();
+        let client = berth_testkit::unique("cli");
+        s.berth()
+            .args(["run", "--name", &client, "--network", &network, &s.image])
+            .run()
+            .ok();
+        assert!(
+            !docker_names("network", &network).trim().is_empty(),
+            "the network was made"
+        );
+        let out = eventually("the server to answer by name", || {
+            let out = s
+                .berth()
+                .args(["exec", &client, "sh", "-c"])
+                .arg(format!("nc {server} 8080 </dev/null"))
+                .run();
+            out.stdout.contains("berth-workload").then_some(out)
+        });
+        assert!(out.status.success(), "{}", out.report(""));
+
+        let ps = eventually("ps to show the published port", || {
+            let out = s.berth().args(["ps", "-o", "wide"]).run().ok();
+            out.stdout
+                .lines()
+                .find(|l| l.contains(&server) && l.contains("->8080/tcp"))
+                .map(str::to_owned)
+        });
+        let host_port: u16 = ps
+            .split_whitespace()
+            .find_map(|w| {
+                w.split("->8080/tcp")
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no host port in {ps:?}"));
+        let mut answer = String::new();
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", host_port)).expect("connects");
+        std::io::Read::read_to_string(&mut conn, &mut answer).expect("reads");
+        assert!(answer.contains("berth-workload"), "{answer:?}");
+        for c in [&server, &client] {
+            s.berth().args(["rm", "-f", c]).run().ok();
+        }
+    }
+}

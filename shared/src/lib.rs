@@ -15,6 +15,7 @@ pub mod error;
 pub mod exec;
 pub mod image;
 pub mod labels;
+pub mod options;
 pub mod port;
 pub mod quantity;
 pub mod request;

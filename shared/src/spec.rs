@@ -154,6 +154,12 @@ pub struct ContainerSpec {
     /// Docker's HEALTHCHECK; `None`: the image's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthCheck>,
+    /// Mounts, network, process and security options.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::options::RunOptions::is_default"
+    )]
+    pub options: crate::options::RunOptions,
     /// The request id of the `Run` that makes it ([`crate::request`]); not part of the wire
     /// spec: it travels in `RunRequest.request_id` and is kept with the spec on the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -455,6 +461,7 @@ impl ContainerSpec {
         if let Some(h) = &self.health {
             h.validate()?;
         }
+        self.options.validate()?;
         self.validate_labels()
     }
 
@@ -572,6 +579,12 @@ impl ContainerSpec {
                 .collect(),
             slot: p.slot.as_ref().map(SlotRef::from_proto).transpose()?,
             health: p.health.as_ref().map(HealthCheck::from_proto).transpose()?,
+            options: p
+                .options
+                .as_ref()
+                .map(crate::options::RunOptions::from_proto)
+                .transpose()?
+                .unwrap_or_default(),
             request: None,
         };
         spec.validate()?;
@@ -603,6 +616,7 @@ impl ContainerSpec {
                 .collect(),
             slot: self.slot.as_ref().map(SlotRef::to_proto),
             health: self.health.as_ref().map(HealthCheck::to_proto),
+            options: (!self.options.is_default()).then(|| self.options.to_proto()),
         }
     }
 
@@ -619,6 +633,7 @@ mod tests {
 
     fn minimal() -> ContainerSpec {
         ContainerSpec {
+            options: Default::default(),
             image: "nginx:1.25".into(),
             name: None,
             entrypoint: None,
@@ -637,6 +652,7 @@ mod tests {
 
     fn full() -> ContainerSpec {
         ContainerSpec {
+            options: Default::default(),
             image: "localhost:5000/team/app:v1".into(),
             name: Some("web-1".into()),
             entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),

@@ -25,7 +25,6 @@ use crate::runtime::{Progress, Runtime};
 use crate::state::{Change, State};
 use berth_proto::v1 as pb;
 use berth_proto::v1::berth_server::Berth;
-use berth_shared::defaults::DEFAULT_STOP_TIMEOUT_SECS;
 use berth_shared::spec::ContainerSpec;
 use futures::{Stream, StreamExt};
 use std::pin::Pin;
@@ -37,7 +36,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 /// The longest stop grace period a request may ask for.
-pub const MAX_STOP_TIMEOUT_SECS: u32 = 3600;
+pub use berth_shared::options::MAX_STOP_TIMEOUT_SECS;
 /// At most this many constraints per run.
 const MAX_CONSTRAINTS: usize = 32;
 /// Buffered messages per server stream before the sender waits for the client.
@@ -487,8 +486,10 @@ impl Berth for Service {
         req: Request<pb::StopRequest>,
     ) -> Result<Response<pb::StopResponse>, Status> {
         let (meta, _, req) = req.into_parts();
-        let timeout = req.timeout_secs.unwrap_or(DEFAULT_STOP_TIMEOUT_SECS);
-        if timeout > MAX_STOP_TIMEOUT_SECS {
+        let timeout = req.timeout_secs;
+        if let Some(timeout) = timeout
+            && timeout > MAX_STOP_TIMEOUT_SECS
+        {
             return Err(berth_shared::ValidationError::new(
                 "timeout",
                 format!("{timeout}s is longer than the {MAX_STOP_TIMEOUT_SECS}s allowed"),

@@ -71,12 +71,98 @@ pub struct DockerRuntime {
     node: String,
     host: Option<String>,
     conn: watch::Sender<Conn>,
+    /// What this node lets containers have beyond the defaults.
+    allowed: std::sync::Arc<berth_shared::options::Allowed>,
 }
+
+/// Docker's own networks: never created or removed by us.
+const BUILTIN_NETWORKS: &[&str] = &["bridge", "host", "none", "default"];
 
 impl DockerRuntime {
     pub fn new(node: String, host: Option<String>) -> Self {
         let (conn, _) = watch::channel(Conn::Connecting);
-        Self { node, host, conn }
+        Self {
+            node,
+            host,
+            conn,
+            allowed: Default::default(),
+        }
+    }
+
+    /// With what this node allows (`--allow-bind`, `--allow-privileged`, `--allow-cap`).
+    pub fn with_allowed(mut self, allowed: berth_shared::options::Allowed) -> Self {
+        self.allowed = std::sync::Arc::new(allowed);
+        self
+    }
+
+    /// Refuses what this node does not allow, before anything is pulled or created. A bind
+    /// source is judged by the real path it names (symlinks followed), so a link under an
+    /// allowed prefix cannot lead out of it.
+    fn check_allowed(&self, spec: &ContainerSpec) -> Result<(), AgentError> {
+        self.allowed
+            .check(&self.node, &spec.options, |path| {
+                std::fs::canonicalize(path).map_err(|e| e.to_string())
+            })
+            .map_err(|e| AgentError::NotAllowed(e.0))
+    }
+
+    /// The labels of what Berth makes on this node besides containers (volumes, networks).
+    fn own_labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (labels::MANAGED.to_owned(), "true".to_owned()),
+            (labels::NODE.to_owned(), self.node.clone()),
+        ])
+    }
+
+    /// Creates the named volumes and the network a spec uses when they are missing, labelled as
+    /// this node's. Docker would make a missing volume itself, unlabelled: `berth volume ls`
+    /// could not tell it was ours.
+    async fn ensure_volumes_and_network(
+        &self,
+        docker: &Docker,
+        spec: &ContainerSpec,
+    ) -> Result<(), AgentError> {
+        for volume in spec.options.named_volumes() {
+            match docker.inspect_volume(volume).await {
+                Ok(_) => continue,
+                Err(e) if docker_status(&e) == Some(404) => {}
+                Err(e) => return Err(self.err(e)),
+            }
+            let request = bollard::models::VolumeCreateRequest {
+                name: Some(volume.to_owned()),
+                labels: Some(self.own_labels()),
+                ..Default::default()
+            };
+            docker
+                .create_volume(request)
+                .await
+                .map_err(|e| self.err(e))?;
+            tracing::info!(volume, "volume created");
+        }
+        let Some(network) = spec.options.network.as_deref() else {
+            return Ok(());
+        };
+        if BUILTIN_NETWORKS.contains(&network) {
+            return Ok(());
+        }
+        match docker.inspect_network(network, None).await {
+            Ok(_) => return Ok(()),
+            Err(e) if docker_status(&e) == Some(404) => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        let request = bollard::models::NetworkCreateRequest {
+            name: network.to_owned(),
+            driver: Some("bridge".into()),
+            labels: Some(self.own_labels()),
+            ..Default::default()
+        };
+        match docker.create_network(request).await {
+            Ok(_) => tracing::info!(network, "network created"),
+            // Made meanwhile by another run (or another agent on this engine): use it.
+            Err(e) if docker_status(&e) == Some(409) => {}
+            Err(e) => return Err(self.err(e)),
+        }
+        Ok(())
     }
 
     pub fn watch(&self) -> watch::Receiver<Conn> {
@@ -212,6 +298,7 @@ impl DockerRuntime {
         spec: &ContainerSpec,
         progress: &Progress,
     ) -> Result<pb::ContainerSummary, AgentError> {
+        self.check_allowed(spec)?;
         let docker = self.client()?;
         let image = spec.image_ref()?;
         match docker.inspect_image(&spec.image).await {
@@ -226,6 +313,7 @@ impl DockerRuntime {
             return Err(AgentError::Docker("the client cancelled the run".into()));
         }
 
+        self.ensure_volumes_and_network(&docker, spec).await?;
         let body = create_body(&self.node, spec)?;
         let opts = CreateContainerOptions {
             name: spec.name.clone(),
@@ -321,10 +409,14 @@ impl DockerRuntime {
 
     /// Stops with a grace period (Docker sends SIGTERM, then SIGKILL). `Ok(false)`: it was not
     /// running.
-    async fn stop_container(&self, id: &str, timeout_secs: u32) -> Result<bool, AgentError> {
+    async fn stop_container(
+        &self,
+        id: &str,
+        timeout_secs: Option<u32>,
+    ) -> Result<bool, AgentError> {
         let docker = self.client()?;
         let opts = StopContainerOptions {
-            t: Some(i32::try_from(timeout_secs).unwrap_or(i32::MAX)),
+            t: timeout_secs.map(|t| i32::try_from(t).unwrap_or(i32::MAX)),
             signal: None,
         };
         match docker.stop_container(id, Some(opts)).await {
@@ -414,7 +506,7 @@ impl Runtime for DockerRuntime {
     async fn stop(
         &self,
         id: &str,
-        timeout_secs: u32,
+        timeout_secs: Option<u32>,
     ) -> Result<(Option<pb::ContainerSummary>, bool), AgentError> {
         let docker = self.client()?;
         // Docker answers 304 or 204 for a container that is not running, depending on its
@@ -760,7 +852,16 @@ pub fn create_body(node: &str, spec: &ContainerSpec) -> Result<ContainerCreateBo
             .get_or_insert_with(Vec::new)
             .push(binding);
     }
-    let exposed: Vec<String> = bindings.keys().cloned().collect();
+    let mut exposed: Vec<String> = bindings.keys().cloned().collect();
+    for e in &spec.options.expose {
+        if !exposed.contains(e) {
+            exposed.push(e.clone());
+        }
+    }
+    exposed.sort();
+    let o = &spec.options;
+    let mounts: Vec<bollard::models::Mount> = o.mounts.iter().map(docker_mount).collect();
+    let some_list = |l: &Vec<String>| (!l.is_empty()).then(|| l.clone());
 
     let restart = match spec.restart {
         RestartPolicy::No => (RestartPolicyNameEnum::NO, None),
@@ -787,11 +888,48 @@ pub fn create_body(node: &str, spec: &ContainerSpec) -> Result<ContainerCreateBo
                 maximum_retry_count: restart.1,
             }),
             port_bindings: (!bindings.is_empty()).then_some(bindings),
+            mounts: (!mounts.is_empty()).then_some(mounts),
+            network_mode: o.network.clone(),
+            dns: some_list(&o.dns),
+            extra_hosts: some_list(&o.add_hosts),
+            publish_all_ports: o.publish_all.then_some(true),
+            init: o.init.then_some(true),
+            readonly_rootfs: o.read_only.then_some(true),
+            cap_add: some_list(&o.cap_add),
+            cap_drop: some_list(&o.cap_drop),
+            privileged: o.privileged.then_some(true),
             ..Default::default()
         }),
         healthcheck: spec.health.as_ref().map(health_config),
+        working_dir: o.workdir.clone(),
+        user: o.user.clone(),
+        hostname: o.hostname.clone(),
+        stop_signal: o.stop_signal.clone(),
+        stop_timeout: o.stop_timeout_secs.map(i64::from),
         ..Default::default()
     })
+}
+
+/// Docker's mount for one of ours.
+fn docker_mount(m: &berth_shared::options::Mount) -> bollard::models::Mount {
+    use berth_shared::options::MountKind;
+    bollard::models::Mount {
+        target: Some(m.target.clone()),
+        source: (!m.source.is_empty()).then(|| m.source.clone()),
+        typ: Some(match m.kind {
+            MountKind::Volume => bollard::models::MountType::VOLUME,
+            MountKind::Bind => bollard::models::MountType::BIND,
+            MountKind::Tmpfs => bollard::models::MountType::TMPFS,
+        }),
+        read_only: m.read_only.then_some(true),
+        tmpfs_options: (m.kind == MountKind::Tmpfs && m.tmpfs_size_bytes > 0).then(|| {
+            bollard::models::MountTmpfsOptions {
+                size_bytes: Some(i64::try_from(m.tmpfs_size_bytes).unwrap_or(i64::MAX)),
+                ..Default::default()
+            }
+        }),
+        ..Default::default()
+    }
 }
 
 /// Docker's `HealthConfig` for a validated check: `CMD-SHELL` as `docker run --health-cmd`,

@@ -68,11 +68,12 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> Result<pb::ContainerSummary, AgentError>;
 
     /// Stops with a grace period, then kills. Returns the container as it is afterwards
-    /// (`None` if it went away) and whether it was running.
+    /// (`None` if it went away) and whether it was running. No grace period given: the
+    /// container's own (`--stop-timeout`), else Docker's 10 s.
     async fn stop(
         &self,
         id: &str,
-        timeout_secs: u32,
+        timeout_secs: Option<u32>,
     ) -> Result<(Option<pb::ContainerSummary>, bool), AgentError>;
 
     /// Removes; `force` kills a running one first. Removing a missing container is not an error.

@@ -175,7 +175,7 @@ impl Runtime for SimRuntime {
     async fn stop(
         &self,
         id: &str,
-        _timeout_secs: u32,
+        _timeout_secs: Option<u32>,
     ) -> Result<(Option<pb::ContainerSummary>, bool), AgentError> {
         Ok(match self.stop_now(id) {
             Some((c, was_running)) => (Some(c), was_running),
@@ -225,6 +225,7 @@ mod tests {
 
     fn spec(name: &str) -> ContainerSpec {
         ContainerSpec {
+            options: Default::default(),
             image: "sim/app:1".into(),
             name: Some(name.into()),
             entrypoint: None,
@@ -260,7 +261,7 @@ mod tests {
             sim.remove(&c.id, false).await,
             Err(AgentError::Running(_))
         ));
-        let (stopped, was) = sim.stop(&c.id, 10).await.expect("known");
+        let (stopped, was) = sim.stop(&c.id, Some(10)).await.expect("known");
         assert!(was);
         assert_eq!(stopped.expect("still there").state, "exited");
         assert_eq!(sim.lines(&c.id).len(), 2);

@@ -15,7 +15,7 @@ pub async fn stop(session: &mut Session, output: OutputFormat, args: StopArgs) -
     for container in &args.containers {
         let request = pb::StopRequest {
             container: container.clone(),
-            timeout_secs: Some(args.time),
+            timeout_secs: args.time,
         };
         match session.client.stop(request).await {
             Ok(r) => {

@@ -134,6 +134,25 @@ pub fn container_spec(
         .collect();
     env.reverse();
     let health = health_check(args.health)?;
+    let o = args.options;
+    let options = berth_shared::options::RunOptions {
+        mounts: o.volume.into_iter().chain(o.mount).chain(o.tmpfs).collect(),
+        network: o.network,
+        hostname: o.hostname,
+        add_hosts: o.add_host,
+        dns: o.dns,
+        publish_all: o.publish_all,
+        expose: o.expose,
+        workdir: o.workdir,
+        user: o.user,
+        stop_signal: o.stop_signal,
+        stop_timeout_secs: o.stop_timeout,
+        init: o.init,
+        read_only: o.read_only,
+        cap_add: o.cap_add,
+        cap_drop: o.cap_drop,
+        privileged: o.privileged,
+    };
     // Docker's `--entrypoint ""` sends [""], which resets the image's entrypoint.
     let entrypoint = args.entrypoint.map(|e| vec![e]);
     let spec = ContainerSpec {
@@ -149,6 +168,7 @@ pub fn container_spec(
         labels: args.label.into_iter().collect::<BTreeMap<_, _>>(),
         slot: None,
         health,
+        options,
         request: None,
     };
     spec.validate().map_err(refused)?;

@@ -430,6 +430,7 @@ impl RunForm {
             }
         };
         let spec = ContainerSpec {
+            options: Default::default(),
             image: ImageRef::parse(&image)
                 .map(|i| i.to_string())
                 .unwrap_or(image),
