@@ -29,6 +29,8 @@ pub enum AgentError {
     /// What the node does not let containers have (a bind mount, privileged, a capability).
     #[error("{0}")]
     NotAllowed(String),
+    #[error("{0} is in use: remove the containers that use it first")]
+    InUse(String),
     #[error("image {image} not found: {message}")]
     ImageNotFound { image: String, message: String },
     #[error("docker is unreachable ({0}): is Docker running? try `docker info` on node {1}")]
@@ -100,7 +102,8 @@ impl From<AgentError> for Status {
             AgentError::Ambiguous { .. }
             | AgentError::Running(_)
             | AgentError::NotRunning(_)
-            | AgentError::NotAllowed(_) => Status::failed_precondition(msg),
+            | AgentError::NotAllowed(_)
+            | AgentError::InUse(_) => Status::failed_precondition(msg),
             AgentError::Unsupported(_) => Status::unimplemented(msg),
             AgentError::NameInUse(_) => Status::already_exists(msg),
             AgentError::Exhausted(_) => Status::resource_exhausted(msg),

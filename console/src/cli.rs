@@ -109,6 +109,12 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a running container, on whichever node owns it (like `docker exec`)
     Exec(ExecArgs),
+    /// Named volumes berth made on the cluster's nodes: ls, rm
+    #[command(subcommand)]
+    Volume(ObjectCommand),
+    /// Docker networks berth made on the cluster's nodes: ls, rm
+    #[command(subcommand)]
+    Network(ObjectCommand),
     /// Services: replicas the cluster keeps running (create, ls, ps, scale, update, rm, …)
     #[command(subcommand)]
     Service(ServiceCommand),
@@ -564,6 +570,33 @@ pub struct RunOptionFlags {
     /// Give the container every capability and device (only where the node allows it)
     #[arg(long, help_heading = MOUNTS)]
     pub privileged: bool,
+}
+
+/// `berth volume …` and `berth network …`.
+#[derive(Debug, Subcommand)]
+pub enum ObjectCommand {
+    /// List them on every alive node (or one), with the containers that use them
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only this node's
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+    },
+    /// Remove them on every node that has them (or on one); refused while a container uses one
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Only on this node
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
+        /// Names
+        #[arg(value_name = "NAME", required = true, value_parser = parse_object_name)]
+        names: Vec<String>,
+    },
+}
+
+fn parse_object_name(s: &str) -> Result<String, ValidationError> {
+    berth_shared::options::validate_object_name("name", "volume or network", s)
+        .map(|()| s.to_owned())
 }
 
 fn parse_network(s: &str) -> Result<String, ValidationError> {

@@ -1247,9 +1247,17 @@ mod exec {
     async fn through_another_agent_with_stdin_and_exit_codes() {
         let (a, b, image, _guards) = two_agents((61, 62)).await;
         let via_a = || Cmd::berth(&a.url());
+        let volume = berth_testkit::unique("exec-vol");
+        let _objects = super::parity::DockerObjects {
+            volumes: vec![volume.clone()],
+            networks: vec![],
+        };
+        let mount = format!("{volume}:/v");
         let name = berth_testkit::unique("exec");
         via_a()
-            .args(["run", "--name", &name, "--node", &b.name, &image])
+            .args([
+                "run", "--name", &name, "--node", &b.name, "-v", &mount, &image,
+            ])
             .run()
             .ok();
 
@@ -1343,6 +1351,19 @@ mod exec {
         assert_contains(&out, "stderr", "is not running");
         assert_eq!(out.code(), Some(1), "{}", out.report("a berth error is 1"));
 
+        // Volumes are listed and removed through any agent: B's, seen through A.
+        let ls = via_a().args(["volume", "ls"]).run().ok();
+        assert!(
+            ls.stdout
+                .lines()
+                .any(|l| l.contains(&b.name) && l.contains(&volume) && l.contains(&name)),
+            "{}",
+            ls.report("B's volume through A")
+        );
+        via_a().args(["rm", "-f", &name]).run().ok();
+        let rm = via_a().args(["volume", "rm", &volume]).run().ok();
+        assert_eq!(rm.stdout.trim(), format!("{volume} ({})", b.name));
+
         // Bad input is refused before anything is sent.
         let out = via_a()
             .args(["exec", "-w", "tmp", &name, "pwd"])
@@ -1429,9 +1450,9 @@ mod parity {
     use super::*;
 
     /// Removes Docker volumes and networks a test made, even when it fails.
-    struct DockerObjects {
-        volumes: Vec<String>,
-        networks: Vec<String>,
+    pub(super) struct DockerObjects {
+        pub(super) volumes: Vec<String>,
+        pub(super) networks: Vec<String>,
     }
 
     impl Drop for DockerObjects {
@@ -1535,7 +1556,33 @@ mod parity {
             "{}",
             out.report("")
         );
+
+        // volume ls shows it, on its node, used by the second; rm waits for it to be free.
+        let ls = s.berth().args(["volume", "ls"]).run().ok();
+        assert!(
+            ls.stdout.lines().any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w == [
+                    s.agent.name.as_str(),
+                    volume.as_str(),
+                    "local",
+                    second.as_str(),
+                ]
+            }),
+            "{}",
+            ls.report("volume ls")
+        );
+        let busy = s.berth().args(["volume", "rm", &volume]).run().fail();
+        assert_contains(&busy, "stderr", "is in use");
         s.berth().args(["rm", "-f", &second]).run().ok();
+        let rm = s.berth().args(["volume", "rm", &volume]).run().ok();
+        assert_eq!(rm.stdout.trim(), format!("{volume} ({})", s.agent.name));
+        assert!(
+            docker_names("volume", &volume).trim().is_empty(),
+            "removed from Docker"
+        );
+        let again = s.berth().args(["volume", "rm", &volume]).run().fail();
+        assert_contains(&again, "stderr", "no volume named");
     }
 
     /// Bind mounts only under --allow-bind (a link out of it is judged by where it leads),
@@ -1683,8 +1730,28 @@ mod parity {
         let mut conn = std::net::TcpStream::connect(("127.0.0.1", host_port)).expect("connects");
         std::io::Read::read_to_string(&mut conn, &mut answer).expect("reads");
         assert!(answer.contains("berth-workload"), "{answer:?}");
+        let ls = s.berth().args(["-o", "json", "network", "ls"]).run().ok();
+        let listed: serde_json::Value = serde_json::from_str(&ls.stdout).expect("json");
+        let ours = listed
+            .as_array()
+            .and_then(|a| a.iter().find(|n| n["name"] == network.as_str()))
+            .unwrap_or_else(|| panic!("{}", ls.report("network ls")));
+        assert_eq!(ours["driver"], "bridge");
+        let mut users: Vec<&str> = ours["used_by"]
+            .as_array()
+            .map(|u| u.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        users.sort();
+        let mut expected = [client.as_str(), server.as_str()];
+        expected.sort();
+        assert_eq!(users, expected);
         for c in [&server, &client] {
             s.berth().args(["rm", "-f", c]).run().ok();
         }
+        s.berth().args(["network", "rm", &network]).run().ok();
+        assert!(
+            docker_names("network", &network).trim().is_empty(),
+            "removed from Docker"
+        );
     }
 }

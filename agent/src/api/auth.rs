@@ -77,9 +77,9 @@ pub enum Need {
 impl Need {
     pub fn of(method: &str) -> Need {
         match method {
-            "Cluster" | "Watch" | "Inspect" | "Logs" | "ListServices" => Need::Read,
-            "Run" | "Stop" | "Remove" | "Exec" | "CreateService" | "UpdateService"
-            | "RemoveService" => Need::Operate,
+            "Cluster" | "Watch" | "Inspect" | "Logs" | "ListServices" | "ListObjects" => Need::Read,
+            "Run" | "Stop" | "Remove" | "Exec" | "RemoveObject" | "CreateService"
+            | "UpdateService" | "RemoveService" => Need::Operate,
             "SyncServices" => Need::Agent,
             "Keyring" => Need::Secret,
             // The token calls, and any method added later until it is put above.
@@ -95,6 +95,7 @@ impl Need {
                 | "Stop"
                 | "Remove"
                 | "Exec"
+                | "RemoveObject"
                 | "CreateService"
                 | "UpdateService"
                 | "RemoveService"
@@ -459,7 +460,14 @@ mod tests {
             id: "0".into(),
             scope: pb::Scope::Admin,
         };
-        for m in ["Cluster", "Watch", "Inspect", "Logs", "ListServices"] {
+        for m in [
+            "Cluster",
+            "Watch",
+            "Inspect",
+            "Logs",
+            "ListServices",
+            "ListObjects",
+        ] {
             assert!(read.may(Need::of(m)), "{m}");
         }
         for m in [
@@ -467,6 +475,7 @@ mod tests {
             "Stop",
             "Remove",
             "Exec",
+            "RemoveObject",
             "CreateService",
             "UpdateService",
             "RemoveService",

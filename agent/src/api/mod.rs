@@ -10,6 +10,7 @@ mod exec;
 mod forward;
 pub mod keyring;
 pub mod listen;
+mod objects;
 mod services;
 pub mod tokens;
 
@@ -650,6 +651,22 @@ impl Berth for Service {
         self.revoke_token_impl(req.into_inner())
             .await
             .map(Response::new)
+    }
+
+    async fn list_objects(
+        &self,
+        req: Request<pb::ListObjectsRequest>,
+    ) -> Result<Response<pb::ListObjectsResponse>, Status> {
+        let (meta, _, req) = req.into_parts();
+        self.list_objects_impl(req, &meta).await.map(Response::new)
+    }
+
+    async fn remove_object(
+        &self,
+        req: Request<pb::RemoveObjectRequest>,
+    ) -> Result<Response<pb::RemoveObjectResponse>, Status> {
+        let (meta, _, req) = req.into_parts();
+        self.remove_object_impl(req, &meta).await.map(Response::new)
     }
 
     type ExecStream = BoxStream<pb::ExecOutput>;

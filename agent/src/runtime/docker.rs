@@ -589,6 +589,136 @@ impl Runtime for DockerRuntime {
         )))
     }
 
+    async fn list_objects(&self, kind: pb::ObjectKind) -> Result<Vec<pb::NodeObject>, AgentError> {
+        let docker = self.client()?;
+        let ours = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{}={}", labels::NODE, self.node)],
+        )]);
+        // Our containers, for what uses what.
+        let containers = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(ours.clone()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.err(e))?;
+        let name_of = |c: &bollard::models::ContainerSummary| {
+            c.names
+                .as_ref()
+                .and_then(|n| n.first())
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_default()
+        };
+        let mut objects = Vec::new();
+        match kind {
+            pb::ObjectKind::Volume => {
+                let listed = docker
+                    .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+                        filters: Some(ours),
+                    }))
+                    .await
+                    .map_err(|e| self.err(e))?;
+                for v in listed.volumes.unwrap_or_default() {
+                    let used_by = containers
+                        .iter()
+                        .filter(|c| {
+                            c.mounts
+                                .iter()
+                                .flatten()
+                                .any(|m| m.name.as_deref() == Some(&v.name))
+                        })
+                        .map(name_of)
+                        .collect();
+                    objects.push(pb::NodeObject {
+                        node: self.node.clone(),
+                        kind: kind as i32,
+                        name: v.name,
+                        id: String::new(),
+                        driver: v.driver,
+                        created_unix_ms: v.created_at.map(|t| t.timestamp_millis()).unwrap_or(0),
+                        used_by,
+                    });
+                }
+            }
+            pb::ObjectKind::Network => {
+                let listed = docker
+                    .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+                        filters: Some(ours),
+                    }))
+                    .await
+                    .map_err(|e| self.err(e))?;
+                for n in listed {
+                    let name = n.name.unwrap_or_default();
+                    let used_by = containers
+                        .iter()
+                        .filter(|c| {
+                            c.network_settings
+                                .as_ref()
+                                .and_then(|s| s.networks.as_ref())
+                                .is_some_and(|nets| nets.contains_key(&name))
+                        })
+                        .map(name_of)
+                        .collect();
+                    objects.push(pb::NodeObject {
+                        node: self.node.clone(),
+                        kind: kind as i32,
+                        name,
+                        id: n.id.unwrap_or_default(),
+                        driver: n.driver.unwrap_or_default(),
+                        created_unix_ms: n.created.map(|t| t.timestamp_millis()).unwrap_or(0),
+                        used_by,
+                    });
+                }
+            }
+            pb::ObjectKind::Unspecified => {}
+        }
+        objects.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(objects)
+    }
+
+    async fn remove_object(&self, kind: pb::ObjectKind, name: &str) -> Result<bool, AgentError> {
+        let docker = self.client()?;
+        let is_ours = |l: Option<&HashMap<String, String>>| {
+            l.and_then(|l| l.get(labels::NODE)) == Some(&self.node)
+        };
+        let what = match kind {
+            pb::ObjectKind::Network => format!("network {name}"),
+            _ => format!("volume {name}"),
+        };
+        let removed = match kind {
+            pb::ObjectKind::Volume => match docker.inspect_volume(name).await {
+                Err(e) if docker_status(&e) == Some(404) => return Ok(false),
+                Err(e) => return Err(self.err(e)),
+                Ok(v) if !is_ours(Some(&v.labels)) => return Ok(false),
+                Ok(_) => {
+                    docker
+                        .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                        .await
+                }
+            },
+            pb::ObjectKind::Network => match docker.inspect_network(name, None).await {
+                Err(e) if docker_status(&e) == Some(404) => return Ok(false),
+                Err(e) => return Err(self.err(e)),
+                Ok(n) if !is_ours(n.labels.as_ref()) => return Ok(false),
+                Ok(_) => docker.remove_network(name).await,
+            },
+            pb::ObjectKind::Unspecified => return Ok(false),
+        };
+        match removed {
+            Ok(()) => {
+                tracing::info!(%what, "removed");
+                Ok(true)
+            }
+            Err(e) if matches!(docker_status(&e), Some(403 | 409)) => {
+                Err(AgentError::InUse(format!("{what} on node {}", self.node)))
+            }
+            Err(e) if docker_status(&e) == Some(404) => Ok(false),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
     async fn exec(
         &self,
         id: &str,

@@ -91,6 +91,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// Log lines, with `follow`, `tail` and `since_unix_ms` as the request says.
     async fn logs(&self, id: &str, req: &pb::LogsRequest) -> Result<LogStream, AgentError>;
 
+    /// The volumes or networks Berth made on this node, with the containers that use them.
+    async fn list_objects(&self, kind: pb::ObjectKind) -> Result<Vec<pb::NodeObject>, AgentError>;
+
+    /// Removes a volume or network Berth made on this node: `false` when there is none by that
+    /// name (or it is not Berth's), `InUse` while a container uses it.
+    async fn remove_object(&self, kind: pb::ObjectKind, name: &str) -> Result<bool, AgentError>;
+
     /// Starts a command in a running container this node owns. `name` is for messages.
     async fn exec(&self, id: &str, name: &str, spec: &ExecSpec) -> Result<ExecSession, AgentError>;
 }

@@ -205,6 +205,15 @@ impl Runtime for SimRuntime {
         Ok(Box::pin(futures::stream::iter(lines)))
     }
 
+    async fn list_objects(&self, _kind: pb::ObjectKind) -> Result<Vec<pb::NodeObject>, AgentError> {
+        // Hollow containers mount and join nothing.
+        Ok(Vec::new())
+    }
+
+    async fn remove_object(&self, _kind: pb::ObjectKind, _name: &str) -> Result<bool, AgentError> {
+        Ok(false)
+    }
+
     async fn exec(
         &self,
         _id: &str,

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod inspect;
 pub mod logs;
 pub mod nodes;
+pub mod objects;
 pub mod ps;
 pub mod run;
 pub mod service;
@@ -27,6 +28,7 @@ pub enum Plan {
     Inspect(String),
     Logs(logs::LogsPlan),
     Exec(exec::ExecPlan),
+    Objects(berth_proto::v1::ObjectKind, crate::cli::ObjectCommand),
     Service(Box<service::ServicePlan>),
     Token(crate::cli::TokenCommand),
     Secret(crate::cli::SecretCommand),
@@ -44,6 +46,8 @@ impl Plan {
             Command::Inspect(a) => Plan::Inspect(a.container),
             Command::Logs(a) => Plan::Logs(logs::prepare(a, chrono::Utc::now())?),
             Command::Exec(a) => Plan::Exec(exec::prepare(a, |k| std::env::var(k).ok())?),
+            Command::Volume(c) => Plan::Objects(berth_proto::v1::ObjectKind::Volume, c),
+            Command::Network(c) => Plan::Objects(berth_proto::v1::ObjectKind::Network, c),
             Command::Service(c) => Plan::Service(Box::new(service::prepare(c)?)),
             Command::Token(c) => Plan::Token(c),
             Command::Secret(c) => Plan::Secret(c),
@@ -66,6 +70,7 @@ impl Plan {
             Plan::Inspect(c) => inspect::execute(session, &c).await,
             Plan::Logs(p) => logs::execute(session, p).await,
             Plan::Exec(p) => exec::execute(session, p).await,
+            Plan::Objects(kind, c) => objects::execute(session, output, kind, c).await,
             Plan::Service(p) => service::execute(session, output, *p).await,
             Plan::Token(c) => tokens::execute(session, output, c).await,
             Plan::Secret(c) => tokens::secret(session, output, c, token).await,
