@@ -109,6 +109,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a running container, on whichever node owns it (like `docker exec`)
     Exec(ExecArgs),
+    /// Pull an image on the node of the agent asked, one node, or every node, with progress
+    Pull(PullArgs),
+    /// Images on every node (repository, tag, id, size)
+    Images(ImagesArgs),
     /// Named volumes berth made on the cluster's nodes: ls, rm
     #[command(subcommand)]
     Volume(ObjectCommand),
@@ -570,6 +574,30 @@ pub struct RunOptionFlags {
     /// Give the container every capability and device (only where the node allows it)
     #[arg(long, help_heading = MOUNTS)]
     pub privileged: bool,
+    /// When the node pulls the image: always, missing (default) or never
+    #[arg(long, value_name = "WHEN", help_heading = MOUNTS,
+          value_parser = berth_shared::options::PullPolicy::parse)]
+    pub pull: Option<berth_shared::options::PullPolicy>,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// On this node [default: the node of the agent asked]
+    #[arg(long, value_name = "NODE", conflicts_with = "all")]
+    pub node: Option<String>,
+    /// On every alive node
+    #[arg(long)]
+    pub all: bool,
+    /// The image
+    #[arg(value_name = "IMAGE", value_parser = parse_image)]
+    pub image: ImageRef,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only this node's
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
 }
 
 /// `berth volume …` and `berth network …`.

@@ -487,6 +487,106 @@ mod pull {
         assert_contains(&out, "stderr", &format!("{repo}-missing"));
         assert!(out.stdout.is_empty(), "{}", out.report("nothing on stdout"));
     }
+
+    /// `berth pull --all` on two nodes through one, `berth images` across them, and the run's
+    /// --pull policies: never refuses a node without the image (creating nothing), always pulls
+    /// an image the node has.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pull_everywhere_images_and_pull_policies() {
+        use std::net::Ipv4Addr;
+        let image = berth_testkit::workload_image()
+            .await
+            .unwrap_or_else(|e| panic!("cannot build the workload image: {e}"));
+        let registry = match berth_testkit::Registry::start().await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => panic!("cannot start a registry: {e}"),
+        };
+        let a = AgentProcess::spawn(AgentOptions {
+            ip: Some(Ipv4Addr::new(127, 0, 0, 69)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let b = AgentProcess::spawn(AgentOptions {
+            ip: Some(Ipv4Addr::new(127, 0, 0, 70)),
+            extra_args: vec!["--join".into(), a.addr.to_string()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let _guards = [ContainerGuard::node(&a.name), ContainerGuard::node(&b.name)];
+        let via_a = || Cmd::berth(&a.url());
+        eventually("both nodes alive through A", || {
+            let out = via_a().args(["nodes"]).run().ok();
+            (out.stdout.lines().filter(|l| l.contains(" alive ")).count() == 2).then_some(())
+        });
+        let repo = berth_testkit::unique("pullall");
+        let reference = registry
+            .push(&image, &repo)
+            .await
+            .unwrap_or_else(|e| panic!("cannot push: {e}"));
+        let never = berth_testkit::unique("never");
+        let out = via_a()
+            .args(["run", "--name", &never, "--pull", "never", &reference])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "--pull is never");
+        assert!(
+            via_a()
+                .args(["ps", "-a"])
+                .run()
+                .ok()
+                .stdout
+                .lines()
+                .all(|l| !l.contains(&never))
+        );
+
+        let pulled = via_a().args(["pull", "--all", &reference]).run().ok();
+        let mut nodes: Vec<&str> = pulled
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .next()?
+                    .strip_prefix(&format!("{reference}@"))
+            })
+            .collect();
+        nodes.sort();
+        let mut expected = [a.name.as_str(), b.name.as_str()];
+        expected.sort();
+        assert_eq!(nodes, expected, "{}", pulled.report("pulled on both"));
+        assert_contains(
+            &pulled,
+            "stderr",
+            &format!("pulling {reference} on {}", b.name),
+        );
+
+        let tag = reference.rsplit(':').next().unwrap_or_default().to_owned();
+        let images = via_a().args(["images"]).run().ok();
+        for node in [&a.name, &b.name] {
+            assert!(
+                images
+                    .stdout
+                    .lines()
+                    .any(|l| l.starts_with(node.as_str()) && l.contains(&repo) && l.contains(&tag)),
+                "{}",
+                images.report("the image on both nodes, with its tag")
+            );
+        }
+        let always = via_a()
+            .args(["run", "--node", &b.name, "--pull", "always", &reference])
+            .run()
+            .ok();
+        assert_contains(&always, "stderr", &format!("pulling {reference}"));
+
+        let missing = format!("{}/{repo}-missing:1", registry.host());
+        let out = via_a()
+            .args(["pull", "--node", &b.name, &missing])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", &format!("node {} cannot pull", b.name));
+    }
 }
 
 mod json {

@@ -497,6 +497,49 @@ pub struct RunOptions {
     pub cap_drop: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub privileged: bool,
+    /// When the node pulls the image.
+    #[serde(skip_serializing_if = "PullPolicy::is_missing")]
+    pub pull: PullPolicy,
+}
+
+/// `--pull`: when a node pulls the image before creating the container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Every time, even when the node has it (a moving tag such as `latest`).
+    Always,
+    /// Only when the node does not have it (Docker's default).
+    #[default]
+    Missing,
+    /// Never: a node without the image refuses the run.
+    Never,
+}
+
+impl PullPolicy {
+    /// `always`, `missing` or `never`. Field name: `pull`.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "always" => Ok(PullPolicy::Always),
+            "missing" | "" => Ok(PullPolicy::Missing),
+            "never" => Ok(PullPolicy::Never),
+            other => Err(ValidationError::new(
+                "pull",
+                format!("{} is not always, missing or never", quoted(other)),
+            )),
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "always",
+            PullPolicy::Missing => "missing",
+            PullPolicy::Never => "never",
+        }
+    }
+
+    fn is_missing(&self) -> bool {
+        *self == PullPolicy::Missing
+    }
 }
 
 fn check_len(field: &str, n: usize, max: usize) -> Result<(), ValidationError> {
@@ -606,6 +649,10 @@ impl RunOptions {
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
             privileged: self.privileged,
+            pull: match self.pull {
+                PullPolicy::Missing => String::new(),
+                other => other.word().to_owned(),
+            },
         }
     }
 
@@ -634,6 +681,7 @@ impl RunOptions {
             cap_add: p.cap_add.clone(),
             cap_drop: p.cap_drop.clone(),
             privileged: p.privileged,
+            pull: PullPolicy::parse(&p.pull)?,
         };
         o.validate()?;
         Ok(o)
@@ -823,6 +871,7 @@ mod tests {
             cap_add: vec!["NET_BIND_SERVICE".into()],
             cap_drop: vec!["ALL".into()],
             privileged: false,
+            pull: PullPolicy::Always,
         };
         assert_eq!(RunOptions::from_proto(&o.to_proto()), Ok(o.clone()));
         let json = serde_json::to_string(&o).expect("json");

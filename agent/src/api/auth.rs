@@ -78,7 +78,7 @@ impl Need {
     pub fn of(method: &str) -> Need {
         match method {
             "Cluster" | "Watch" | "Inspect" | "Logs" | "ListServices" | "ListObjects" => Need::Read,
-            "Run" | "Stop" | "Remove" | "Exec" | "RemoveObject" | "CreateService"
+            "Run" | "Stop" | "Remove" | "Exec" | "RemoveObject" | "Pull" | "CreateService"
             | "UpdateService" | "RemoveService" => Need::Operate,
             "SyncServices" => Need::Agent,
             "Keyring" => Need::Secret,
@@ -96,6 +96,7 @@ impl Need {
                 | "Remove"
                 | "Exec"
                 | "RemoveObject"
+                | "Pull"
                 | "CreateService"
                 | "UpdateService"
                 | "RemoveService"
@@ -383,7 +384,7 @@ where
                             .to_owned()
                     }
                     // A stream's outcome comes later, in its events: this says it began.
-                    _ if method == "Run" || method == "Exec" => "started".to_owned(),
+                    _ if matches!(method.as_str(), "Run" | "Exec" | "Pull") => "started".to_owned(),
                     _ => "ok".to_owned(),
                 };
                 tracing::info!(call = %method, caller = %caller.id(), %from, %outcome, "mutating call");
@@ -476,6 +477,7 @@ mod tests {
             "Remove",
             "Exec",
             "RemoveObject",
+            "Pull",
             "CreateService",
             "UpdateService",
             "RemoveService",

@@ -669,6 +669,16 @@ impl Berth for Service {
         self.remove_object_impl(req, &meta).await.map(Response::new)
     }
 
+    type PullStream = BoxStream<pb::PullEvent>;
+
+    async fn pull(
+        &self,
+        req: Request<pb::PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        let (meta, _, req) = req.into_parts();
+        self.pull_impl(req, &meta).await.map(Response::new)
+    }
+
     type ExecStream = BoxStream<pb::ExecOutput>;
 
     async fn exec(

@@ -2,10 +2,11 @@
 //! The agent asked answers for itself and asks each alive peer once (with the hop marker, so
 //! the peer answers for itself only); a peer that does not answer in time is listed as failed.
 
-use super::Service;
+use super::{BoxStream, Service};
 use berth_proto::v1 as pb;
 use berth_shared::ValidationError;
 use berth_shared::options::validate_object_name;
+use futures::StreamExt;
 use std::time::Duration;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -13,9 +14,11 @@ use tonic::metadata::MetadataMap;
 /// How long a peer may take to answer for its objects.
 const PEER_WAIT: Duration = Duration::from_secs(5);
 
-fn kind_of(kind: i32) -> Result<pb::ObjectKind, Status> {
+fn kind_of(kind: i32, image: bool) -> Result<pb::ObjectKind, Status> {
     match pb::ObjectKind::try_from(kind) {
         Ok(k @ (pb::ObjectKind::Volume | pb::ObjectKind::Network)) => Ok(k),
+        Ok(k @ pb::ObjectKind::Image) if image => Ok(k),
+        _ if image => Err(ValidationError::new("kind", "is not volume, network or image").into()),
         _ => Err(ValidationError::new("kind", "is not volume or network").into()),
     }
 }
@@ -63,7 +66,7 @@ impl Service {
         req: pb::ListObjectsRequest,
         meta: &MetadataMap,
     ) -> Result<pb::ListObjectsResponse, Status> {
-        let kind = kind_of(req.kind)?;
+        let kind = kind_of(req.kind, true)?;
         let asks = self
             .object_targets(&req.node, meta)?
             .into_iter()
@@ -113,7 +116,7 @@ impl Service {
         req: pb::RemoveObjectRequest,
         meta: &MetadataMap,
     ) -> Result<pb::RemoveObjectResponse, Status> {
-        let kind = kind_of(req.kind)?;
+        let kind = kind_of(req.kind, false)?;
         let word = if kind == pb::ObjectKind::Volume {
             "volume"
         } else {
@@ -179,5 +182,109 @@ impl Service {
             tracing::info!(%word, %name, nodes = ?out.removed_from, "removed across the cluster");
         }
         Ok(out)
+    }
+}
+
+impl Service {
+    /// `Pull`: on this node, one node, or every alive node (`all`), each node's progress
+    /// tagged with its name; a node that fails says why in its last event, and the others
+    /// go on.
+    pub(super) async fn pull_impl(
+        &self,
+        req: pb::PullRequest,
+        meta: &MetadataMap,
+    ) -> Result<BoxStream<pb::PullEvent>, Status> {
+        let image = berth_shared::image::ImageRef::parse(&req.image)?;
+        let targets = if !req.all && req.node.is_empty() {
+            vec![None]
+        } else {
+            let node = if req.all { "" } else { req.node.as_str() };
+            self.object_targets(node, meta)?
+        };
+        let mut streams: Vec<BoxStream<pb::PullEvent>> = Vec::new();
+        for target in targets {
+            let Some(peer) = target else {
+                streams.push(self.pull_here(image.clone()));
+                continue;
+            };
+            let name = peer.name.clone();
+            let msg = pb::PullRequest {
+                image: req.image.clone(),
+                node: name.clone(),
+                all: false,
+            };
+            let upstream = match self.hop(Box::new(peer), meta) {
+                Ok(hop) => {
+                    hop.stream(
+                        msg,
+                        |mut p, r| async move { p.pull(r).await },
+                        self.stopped(),
+                    )
+                    .await
+                }
+                Err(s) => Err(s),
+            };
+            let events: BoxStream<pb::PullEvent> =
+                match upstream {
+                    Ok(s) => Box::pin(s.map(move |item| {
+                        Ok(item.unwrap_or_else(|s| pull_error(&name, s.message())))
+                    })),
+                    Err(s) => Box::pin(futures::stream::iter([Ok(pull_error(&name, s.message()))])),
+                };
+            streams.push(events);
+        }
+        Ok(Box::pin(futures::stream::select_all(streams)))
+    }
+
+    /// This node's pull as events, relayed as they come.
+    fn pull_here(&self, image: berth_shared::image::ImageRef) -> BoxStream<pb::PullEvent> {
+        let runtime = self.runtime.clone();
+        let me = self.me().to_owned();
+        let (tx, rx) = tokio::sync::mpsc::channel(super::STREAM_BUFFER);
+        tokio::spawn(async move {
+            let (progress, mut events) = tokio::sync::mpsc::channel(super::STREAM_BUFFER);
+            let relay_tx = tx.clone();
+            let node = me.clone();
+            let relay = async move {
+                while let Some(ev) = events.recv().await {
+                    if let pb::RunEvent {
+                        event: Some(pb::run_event::Event::Pull(p)),
+                    } = ev
+                    {
+                        let out = pb::PullEvent {
+                            node: node.clone(),
+                            event: Some(pb::pull_event::Event::Progress(p)),
+                        };
+                        if relay_tx.send(Ok(out)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            };
+            let shown = image.to_string();
+            let pull = async move { runtime.pull_image(&image, &progress).await };
+            let (result, ()) = tokio::join!(pull, relay);
+            let last = match result {
+                Ok(id) => {
+                    tracing::info!(image = %shown, "image pulled");
+                    pb::PullEvent {
+                        node: me,
+                        event: Some(pb::pull_event::Event::Done(id)),
+                    }
+                }
+                Err(e) => pull_error(&me, &e.to_string()),
+            };
+            let _ = tx.send(Ok(last)).await;
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+}
+
+fn pull_error(node: &str, message: &str) -> pb::PullEvent {
+    pb::PullEvent {
+        node: node.to_owned(),
+        event: Some(pb::pull_event::Event::Error(
+            message.chars().take(1024).collect(),
+        )),
     }
 }

@@ -8,6 +8,7 @@ use super::{ExecChunk, ExecControl, ExecSession, LogStream, Progress, Runtime};
 use crate::error::{AgentError, docker_status};
 use berth_proto::v1 as pb;
 use berth_shared::labels;
+use berth_shared::options::PullPolicy;
 use berth_shared::spec::{ContainerSpec, RestartPolicy};
 use bollard::Docker;
 use bollard::models::{
@@ -301,12 +302,26 @@ impl DockerRuntime {
         self.check_allowed(spec)?;
         let docker = self.client()?;
         let image = spec.image_ref()?;
-        match docker.inspect_image(&spec.image).await {
-            Ok(_) => {}
-            Err(e) if docker_status(&e) == Some(404) => {
-                self.pull(&docker, &image, progress).await?;
+        let policy = spec.options.pull;
+        if policy == PullPolicy::Always {
+            self.pull(&docker, &image, progress).await?;
+        } else {
+            match docker.inspect_image(&spec.image).await {
+                Ok(_) => {}
+                Err(e) if docker_status(&e) == Some(404) && policy == PullPolicy::Never => {
+                    return Err(AgentError::ImageNotFound {
+                        image: spec.image.clone(),
+                        message: format!(
+                            "node {} does not have it, and --pull is never",
+                            self.node
+                        ),
+                    });
+                }
+                Err(e) if docker_status(&e) == Some(404) => {
+                    self.pull(&docker, &image, progress).await?;
+                }
+                Err(e) => return Err(self.err(e)),
             }
-            Err(e) => return Err(self.err(e)),
         }
         if progress.is_closed() {
             // The caller went away during the pull: create nothing, as `docker run` would.
@@ -589,6 +604,20 @@ impl Runtime for DockerRuntime {
         )))
     }
 
+    async fn pull_image(
+        &self,
+        image: &berth_shared::image::ImageRef,
+        progress: &Progress,
+    ) -> Result<String, AgentError> {
+        let docker = self.client()?;
+        self.pull(&docker, image, progress).await?;
+        let inspected = docker
+            .inspect_image(&image.to_string())
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(inspected.id.unwrap_or_default())
+    }
+
     async fn list_objects(&self, kind: pb::ObjectKind) -> Result<Vec<pb::NodeObject>, AgentError> {
         let docker = self.client()?;
         let ours = HashMap::from([(
@@ -639,6 +668,7 @@ impl Runtime for DockerRuntime {
                         driver: v.driver,
                         created_unix_ms: v.created_at.map(|t| t.timestamp_millis()).unwrap_or(0),
                         used_by,
+                        ..Default::default()
                     });
                 }
             }
@@ -669,12 +699,48 @@ impl Runtime for DockerRuntime {
                         driver: n.driver.unwrap_or_default(),
                         created_unix_ms: n.created.map(|t| t.timestamp_millis()).unwrap_or(0),
                         used_by,
+                        ..Default::default()
                     });
+                }
+            }
+            pb::ObjectKind::Image => {
+                let listed = docker
+                    .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                for image in listed {
+                    let used_by: Vec<String> = containers
+                        .iter()
+                        .filter(|c| c.image_id.as_deref() == Some(image.id.as_str()))
+                        .map(name_of)
+                        .collect();
+                    let tags = if image.repo_tags.is_empty() {
+                        vec!["<none>:<none>".to_owned()]
+                    } else {
+                        image.repo_tags.clone()
+                    };
+                    for repo_tag in tags {
+                        let (repo, tag) = repo_tag
+                            .rsplit_once(':')
+                            .filter(|(_, t)| !t.contains('/'))
+                            .unwrap_or((repo_tag.as_str(), ""));
+                        objects.push(pb::NodeObject {
+                            node: self.node.clone(),
+                            kind: kind as i32,
+                            name: repo.to_owned(),
+                            tag: tag.to_owned(),
+                            id: image.id.clone(),
+                            size_bytes: u64::try_from(image.size).unwrap_or(0),
+                            created_unix_ms: image.created.saturating_mul(1000),
+                            used_by: used_by.clone(),
+                            ..Default::default()
+                        });
+                    }
                 }
             }
             pb::ObjectKind::Unspecified => {}
         }
-        objects.sort_by(|a, b| a.name.cmp(&b.name));
+        objects.sort_by(|a, b| (&a.name, &a.tag).cmp(&(&b.name, &b.tag)));
         Ok(objects)
     }
 
@@ -704,7 +770,7 @@ impl Runtime for DockerRuntime {
                 Ok(n) if !is_ours(n.labels.as_ref()) => return Ok(false),
                 Ok(_) => docker.remove_network(name).await,
             },
-            pb::ObjectKind::Unspecified => return Ok(false),
+            pb::ObjectKind::Image | pb::ObjectKind::Unspecified => return Ok(false),
         };
         match removed {
             Ok(()) => {

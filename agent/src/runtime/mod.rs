@@ -91,7 +91,14 @@ pub trait Runtime: Send + Sync + 'static {
     /// Log lines, with `follow`, `tail` and `since_unix_ms` as the request says.
     async fn logs(&self, id: &str, req: &pb::LogsRequest) -> Result<LogStream, AgentError>;
 
-    /// The volumes or networks Berth made on this node, with the containers that use them.
+    /// Pulls an image (with progress, as a run's); returns its id.
+    async fn pull_image(
+        &self,
+        image: &berth_shared::image::ImageRef,
+        progress: &Progress,
+    ) -> Result<String, AgentError>;
+
+    /// The volumes or networks Berth made on this node, or its images, with the containers that use them.
     async fn list_objects(&self, kind: pb::ObjectKind) -> Result<Vec<pb::NodeObject>, AgentError>;
 
     /// Removes a volume or network Berth made on this node: `false` when there is none by that

@@ -152,6 +152,7 @@ pub fn container_spec(
         cap_add: o.cap_add,
         cap_drop: o.cap_drop,
         privileged: o.privileged,
+        pull: o.pull.unwrap_or_default(),
     };
     // Docker's `--entrypoint ""` sends [""], which resets the image's entrypoint.
     let entrypoint = args.entrypoint.map(|e| vec![e]);
@@ -312,7 +313,7 @@ async fn follow_run(
 /// Pull progress on stderr: one line redrawn in place on a terminal, plain lines otherwise
 /// (one per layer status change, never one per downloaded chunk). Failing to write progress
 /// does not fail the run.
-struct Progress<W: Write> {
+pub(crate) struct Progress<W: Write> {
     out: W,
     image: String,
     terminal: bool,
@@ -334,7 +335,7 @@ struct Layer {
 const BAR_WIDTH: usize = 24;
 
 impl<W: Write> Progress<W> {
-    fn new(out: W, image: String, terminal: bool) -> Self {
+    pub(crate) fn new(out: W, image: String, terminal: bool) -> Self {
         Self {
             out,
             image,
@@ -346,7 +347,7 @@ impl<W: Write> Progress<W> {
         }
     }
 
-    fn line(&mut self, text: &str) {
+    pub(crate) fn line(&mut self, text: &str) {
         self.close_line();
         let _ = writeln!(self.out, "{text}");
     }
@@ -358,7 +359,7 @@ impl<W: Write> Progress<W> {
         }
     }
 
-    fn pull(&mut self, p: &pb::PullProgress) {
+    pub(crate) fn pull(&mut self, p: &pb::PullProgress) {
         if !self.announced {
             self.announced = true;
             self.line(&format!("pulling {}", self.image));
@@ -420,7 +421,7 @@ impl<W: Write> Progress<W> {
         self.line_open = true;
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         self.close_line();
     }
 }
