@@ -1199,15 +1199,15 @@ mod services {
 mod health {
     use super::*;
 
-    /// A health check reaches Docker and its verdict comes back in `ps`. The workload image is
-    /// `FROM scratch`, so a `CMD-SHELL` check (Docker runs it with /bin/sh) always fails: the
-    /// container turns unhealthy, which is what this test waits for.
+    /// A health check reaches Docker and its verdict comes back in `ps`: the check runs `false`
+    /// (busybox's, through Docker's `CMD-SHELL`), so the container turns unhealthy, which is what
+    /// this test waits for.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failing_check_shows_unhealthy_in_ps() {
         let s = setup(AgentOptions::default()).await;
         let name = berth_testkit::unique("health");
         s.berth()
-            .args(["run", "--name", &name, "--health-cmd", "true"])
+            .args(["run", "--name", &name, "--health-cmd", "false"])
             .args([
                 "--health-interval",
                 "300ms",
@@ -1239,7 +1239,7 @@ mod health {
     }
 
     /// `service update` adds a check to a service that had none, changing only what it names,
-    /// and the new replicas carry it: the check fails (the image has no shell), so the update
+    /// and the new replicas carry it: the check (`false`) fails, so the update
     /// fails and pauses. A timing flag on a service with no check is refused and writes nothing.
     #[tokio::test(flavor = "multi_thread")]
     async fn service_update_gives_replicas_a_health_check() {
@@ -1267,7 +1267,7 @@ mod health {
             "a refused update writes nothing"
         );
         s.berth()
-            .args(["service", "update", "--health-cmd", "true"])
+            .args(["service", "update", "--health-cmd", "false"])
             .args(["--health-interval", "300ms", "--health-retries", "1"])
             .args(["--update-monitor", "1s", &name])
             .run()
@@ -1275,7 +1275,7 @@ mod health {
         let after = inspect(&s);
         assert_ne!(after["version"], before["version"]);
         let check = &after["spec"]["container"]["healthcheck"];
-        assert_eq!(check["cmd"], "true", "{after}");
+        assert_eq!(check["cmd"], "false", "{after}");
         assert_eq!(check["interval_ms"], 300);
         assert_eq!(check["retries"], 1);
         assert_eq!(check["timeout_ms"], 0, "not named: Docker's default");

@@ -308,13 +308,12 @@ async fn scale_and_a_failed_update_that_rolls_back() -> Result<()> {
     );
     exactly("1 replica of the old image", &entry.id, 1, &names, RESTORE).await?;
 
-    // An update whose health check never passes (the image has no shell for CMD-SHELL) fails
-    // on its health and rolls back too.
+    // An update whose health check never passes fails on its health and rolls back too.
     let current = status(&mut via_a, &name).await.expect("exists");
     let mut unhealthy = current.entry.and_then(|e| e.spec).expect("spec");
     if let Some(c) = unhealthy.container.as_mut() {
         c.health = Some(pb::HealthCheck {
-            cmd: "true".into(),
+            cmd: "false".into(),
             interval_ms: 300,
             retries: 1,
             ..Default::default()
