@@ -15,6 +15,26 @@ use tokio::sync::broadcast;
 /// How many changes a slow watcher may fall behind before it gets a fresh snapshot instead.
 pub const DEFAULT_WATCH_BUFFER: usize = 1024;
 
+/// A running container's usage figures come from the stats loop, not from Docker's inspect:
+/// an upsert keeps the last ones.
+fn keep_usage(c: &mut pb::ContainerSummary, old: &pb::ContainerSummary) {
+    c.cpu_percent = old.cpu_percent;
+    c.memory_bytes = old.memory_bytes;
+    c.net_rx_bytes = old.net_rx_bytes;
+    c.net_tx_bytes = old.net_tx_bytes;
+    c.block_read_bytes = old.block_read_bytes;
+    c.block_write_bytes = old.block_write_bytes;
+}
+
+/// One container's latest usage sample, as the stats loop measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    pub id: String,
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+    pub io: crate::runtime::docker::Io,
+}
+
 /// One change to the view.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -27,8 +47,8 @@ pub enum Change {
     Resync(Vec<pb::ContainerSummary>),
     /// The service store's digest changed: it goes into this node's row (and so its gossip).
     ServicesDigest(String),
-    /// Live usage of running containers: `(id, cpu %, memory bytes)`.
-    Usage(Vec<(String, f64, u64)>),
+    /// Live usage of running containers, from the stats loop.
+    Usage(Vec<Usage>),
     /// What gossip shows of the other nodes since the last time: rows that changed, nodes that
     /// are gone, and when each remaining node was last heard from.
     Peers {
@@ -318,8 +338,7 @@ impl State {
                 let mut c = *c;
                 if let Some(old) = inner.containers.get(&c.id) {
                     if c.state == "running" {
-                        c.cpu_percent = old.cpu_percent;
-                        c.memory_bytes = old.memory_bytes;
+                        keep_usage(&mut c, old);
                     }
                     if *old == c {
                         return;
@@ -357,8 +376,7 @@ impl State {
                 for (id, mut c) in fresh {
                     if let Some(old) = inner.containers.get(&id) {
                         if c.state == "running" {
-                            c.cpu_percent = old.cpu_percent;
-                            c.memory_bytes = old.memory_bytes;
+                            keep_usage(&mut c, old);
                         }
                         if *old == c {
                             continue;
@@ -393,13 +411,17 @@ impl State {
                 }
             }
             Change::Usage(samples) => {
-                for (id, cpu, mem) in samples {
-                    if let Some(c) = inner.containers.get_mut(&id) {
+                for u in samples {
+                    if let Some(c) = inner.containers.get_mut(&u.id) {
                         if c.state != "running" {
                             continue;
                         }
-                        c.cpu_percent = cpu;
-                        c.memory_bytes = mem;
+                        c.cpu_percent = u.cpu_percent;
+                        c.memory_bytes = u.memory_bytes;
+                        c.net_rx_bytes = u.io.net_rx;
+                        c.net_tx_bytes = u.io.net_tx;
+                        c.block_read_bytes = u.io.block_read;
+                        c.block_write_bytes = u.io.block_write;
                         out.push(ev(pb::watch_event::Event::ContainerUpdated(c.clone())));
                     }
                 }
@@ -624,7 +646,12 @@ mod tests {
             c("a1", "x", "running"),
             c("b2", "y", "exited"),
         ]));
-        s.apply(Change::Usage(vec![("a1".into(), 50.0, 1024)]));
+        s.apply(Change::Usage(vec![Usage {
+            id: "a1".into(),
+            cpu_percent: 50.0,
+            memory_bytes: 1024,
+            io: Default::default(),
+        }]));
         s.apply(Change::Resync(vec![c("a1", "x", "running")]));
         let snap = s.snapshot();
         assert_eq!(snap.containers.len(), 1);

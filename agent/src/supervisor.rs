@@ -261,7 +261,12 @@ pub async fn stats_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
                 .get(&id)
                 .map(|p| sample.cpu_percent_since(p))
                 .unwrap_or(0.0);
-            usage.push((id.clone(), cpu, sample.memory_bytes));
+            usage.push(crate::state::Usage {
+                id: id.clone(),
+                cpu_percent: cpu,
+                memory_bytes: sample.memory_bytes,
+                io: sample.io,
+            });
             next.insert(id, sample);
         }
         prev = next;

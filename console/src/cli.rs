@@ -113,6 +113,8 @@ pub enum Command {
     Pull(PullArgs),
     /// Images on every node (repository, tag, id, size)
     Images(ImagesArgs),
+    /// Live CPU, memory, network and block I/O of running containers across the cluster
+    Stats(StatsArgs),
     /// Named volumes berth made on the cluster's nodes: ls, rm
     #[command(subcommand)]
     Volume(ObjectCommand),
@@ -591,6 +593,20 @@ pub struct PullArgs {
     /// The image
     #[arg(value_name = "IMAGE", value_parser = parse_image)]
     pub image: ImageRef,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  berth stats\n  berth stats --no-stream web db.1")]
+pub struct StatsArgs {
+    /// Print one sample and exit instead of refreshing in place
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Only this node's containers
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+    /// Containers by name or id prefix [default: every running container]
+    #[arg(value_name = "NAME|ID")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

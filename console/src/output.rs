@@ -591,6 +591,7 @@ mod tests {
             slot: None,
             health: String::new(),
             request_id: String::new(),
+            ..Default::default()
         }
     }
 

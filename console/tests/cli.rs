@@ -1304,7 +1304,7 @@ mod exec {
     use std::net::Ipv4Addr;
 
     /// Two agents; the container runs on B and every exec goes through A.
-    async fn two_agents(
+    pub(super) async fn two_agents(
         ips: (u8, u8),
     ) -> (AgentProcess, AgentProcess, String, [ContainerGuard; 2]) {
         let image = berth_testkit::workload_image()
@@ -1852,6 +1852,99 @@ mod parity {
         assert!(
             docker_names("network", &network).trim().is_empty(),
             "removed from Docker"
+        );
+    }
+}
+
+mod stats {
+    use super::*;
+
+    fn sample(a: &AgentProcess, names: &[&str]) -> Vec<serde_json::Value> {
+        let out = Cmd::berth(&a.url())
+            .args(["-o", "json", "stats", "--no-stream"])
+            .args(names)
+            .run()
+            .ok();
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    }
+
+    /// A container burning a core on B, seen through A: its CPU a good part of a core, an idle
+    /// one beside it near zero, memory against the node's, network bytes once it talks; a
+    /// name that matches nothing is an error naming it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn no_stream_shows_a_burning_workload_s_cpu_through_another_agent() {
+        let (a, b, image, _guards) = super::exec::two_agents((71, 72)).await;
+        let via_a = || Cmd::berth(&a.url());
+        let hot = berth_testkit::unique("burn");
+        let idle = berth_testkit::unique("idle");
+        for (name, burn) in [(&hot, true), (&idle, false)] {
+            let mut cmd = via_a();
+            cmd = cmd.args([
+                "run",
+                "--name",
+                name,
+                "--node",
+                &b.name,
+                &image,
+                "--forever",
+            ]);
+            cmd = cmd.args(if burn {
+                ["--burn-cpu"].as_slice()
+            } else {
+                ["--interval-ms", "1000"].as_slice()
+            });
+            cmd.run().ok();
+        }
+        let rows = eventually("the burning container's CPU through A", || {
+            let rows = sample(&a, &[&hot, &idle]);
+            let cpu = |n: &str| {
+                rows.iter()
+                    .find(|r| r["name"] == n)
+                    .and_then(|r| r["cpu_percent"].as_f64())
+            };
+            // A spinning thread is 100 % of a core; the suite shares two cores, so less.
+            (cpu(&hot)? > 25.0 && cpu(&idle)? < 5.0).then_some(rows)
+        });
+        let find = |n: &str| rows.iter().find(|r| r["name"] == n).expect("row");
+        let h = find(&hot);
+        assert_eq!(h["node"], b.name.as_str(), "{h}");
+        assert!(h["memory_bytes"].as_u64() > Some(0), "{h}");
+        assert!(
+            h["memory_limit_bytes"].as_u64() > h["memory_bytes"].as_u64(),
+            "no limit: the node's memory: {h}"
+        );
+
+        // The table, refreshed by nobody: one sample.
+        let out = via_a().args(["stats", "--no-stream"]).run().ok();
+        assert_contains(&out, "stdout", "NET I/O");
+        assert_contains(&out, "stdout", &hot);
+        assert!(
+            !out.stdout.contains('\x1b'),
+            "{}",
+            out.report("no escape codes in a pipe")
+        );
+
+        // Traffic to the bridge's gateway (ARP at least) shows in the owner's figures.
+        via_a()
+            .args(["exec", &idle, "sh", "-c"])
+            .args(["nc -w 1 $(ip route | awk '/default/ {print $3}') 9 </dev/null; true"])
+            .run()
+            .ok();
+        eventually("network bytes through A", || {
+            let rows = sample(&a, &[&idle]);
+            let r = rows.first()?;
+            (r["net_tx_bytes"].as_u64()? > 0 && r["net_rx_bytes"].as_u64()? > 0).then_some(())
+        });
+
+        let out = via_a()
+            .args(["stats", "--no-stream", &hot, "no-such-container"])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "no-such-container");
+        assert!(
+            !out.stderr.contains(&hot),
+            "{}",
+            out.report("only the missing one")
         );
     }
 }

@@ -611,3 +611,53 @@ async fn x_opens_a_shell_in_a_container_on_another_node() {
     assert_eq!(code, 0, "{screen}");
     tmux.assert_terminal_restored();
 }
+
+/// `berth stats` on a terminal redraws in place: one header however many refreshes, and a
+/// container started meanwhile appears without starting again; ctrl-c ends it.
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_refreshes_in_place() {
+    let Some(tmux) = Tmux::start() else { return };
+    let (a, _b, image, _guards) = two_agents((73, 74)).await;
+    let first = berth_testkit::unique("stats-a");
+    let second = berth_testkit::unique("stats-b");
+    let run = |name: &str| {
+        berth_testkit::Cmd::berth(&a.url())
+            .args([
+                "run",
+                "--name",
+                name,
+                &image,
+                "--forever",
+                "--interval-ms",
+                "1000",
+            ])
+            .run()
+            .ok();
+    };
+    run(&first);
+    tmux.text(&format!(
+        "'{}' --agent {} stats",
+        berth_bin().display(),
+        a.url()
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the first container", |s| s.contains(&first));
+    run(&second);
+    let screen = tmux.wait_for("the second container, in the same table", |s| {
+        s.contains(&second)
+    });
+    let headers = screen
+        .lines()
+        .filter(|l| l.starts_with("CONTAINER ID"))
+        .count();
+    assert_eq!(headers, 1, "redrawn in place, not appended:\n{screen}");
+    // (bash drops the rest of a command line on ctrl-c, so the status is asked for after.)
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("the shell prompt back", |s| {
+        s.lines().any(|l| l.trim_end() == PROMPT.trim_end())
+    });
+    tmux.text("echo \"berth-exit=$?\"");
+    tmux.keys(&["Enter"]);
+    let (code, screen) = tmux.wait_for_exit();
+    assert_eq!(code, 130, "ended by ctrl-c:\n{screen}");
+}

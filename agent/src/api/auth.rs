@@ -77,7 +77,8 @@ pub enum Need {
 impl Need {
     pub fn of(method: &str) -> Need {
         match method {
-            "Cluster" | "Watch" | "Inspect" | "Logs" | "ListServices" | "ListObjects" => Need::Read,
+            "Cluster" | "Watch" | "Inspect" | "Logs" | "ListServices" | "ListObjects"
+            | "ContainerStats" => Need::Read,
             "Run" | "Stop" | "Remove" | "Exec" | "RemoveObject" | "Pull" | "CreateService"
             | "UpdateService" | "RemoveService" => Need::Operate,
             "SyncServices" => Need::Agent,

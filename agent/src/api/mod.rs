@@ -669,6 +669,16 @@ impl Berth for Service {
         self.remove_object_impl(req, &meta).await.map(Response::new)
     }
 
+    async fn container_stats(
+        &self,
+        req: Request<pb::ContainerStatsRequest>,
+    ) -> Result<Response<pb::ContainerStatsResponse>, Status> {
+        let (meta, _, req) = req.into_parts();
+        self.container_stats_impl(req, &meta)
+            .await
+            .map(Response::new)
+    }
+
     type PullStream = BoxStream<pb::PullEvent>;
 
     async fn pull(

@@ -288,3 +288,55 @@ fn pull_error(node: &str, message: &str) -> pb::PullEvent {
         )),
     }
 }
+
+impl Service {
+    /// `ContainerStats`: the running containers of this node (their usage as the stats loop
+    /// measured it) and, once each, of every alive peer, so every figure is its owner's.
+    pub(super) async fn container_stats_impl(
+        &self,
+        req: pb::ContainerStatsRequest,
+        meta: &MetadataMap,
+    ) -> Result<pb::ContainerStatsResponse, Status> {
+        let asks = self
+            .object_targets(&req.node, meta)?
+            .into_iter()
+            .map(|target| async move {
+                match target {
+                    None => Ok(self
+                        .state
+                        .snapshot()
+                        .containers
+                        .into_iter()
+                        .filter(|c| c.node == self.me() && c.state == "running")
+                        .collect::<Vec<_>>()),
+                    Some(node) => {
+                        let name = node.name.clone();
+                        let msg = pb::ContainerStatsRequest { node: name.clone() };
+                        let hop = self
+                            .hop(Box::new(node), meta)
+                            .map_err(|s| failure(&name, &s))?;
+                        let call =
+                            hop.unary(msg, |mut p, r| async move { p.container_stats(r).await });
+                        match tokio::time::timeout(PEER_WAIT, call).await {
+                            Ok(Ok(r)) => Ok(r.into_inner().containers),
+                            Ok(Err(s)) => Err(failure(&name, &s)),
+                            Err(_) => Err(failure(
+                                &name,
+                                &Status::deadline_exceeded("did not answer in 5s"),
+                            )),
+                        }
+                    }
+                }
+            });
+        let mut out = pb::ContainerStatsResponse::default();
+        for answer in futures::future::join_all(asks).await {
+            match answer {
+                Ok(c) => out.containers.extend(c),
+                Err(f) => out.failed.push(f),
+            }
+        }
+        out.containers
+            .sort_by(|a, b| (&a.name, &a.node).cmp(&(&b.name, &b.node)));
+        Ok(out)
+    }
+}

@@ -620,6 +620,7 @@ fn summary_from_info(node: &str, id: &str, c: ContainerInfo) -> pb::ContainerSum
                 version,
             }),
         request_id: c.rq,
+        ..Default::default()
     }
 }
 
@@ -1145,6 +1146,7 @@ mod tests {
                 version: 3,
             }),
             request_id: "0f3c9d2e7b1a4c5d8e9f0a1b2c3d4e5f".into(),
+            ..Default::default()
         };
         let json = serde_json::to_string(&container_info(&c)).expect("encode");
         let back = summary_from_info("n1", "abc", serde_json::from_str(&json).expect("decode"));

@@ -487,11 +487,31 @@ impl DockerRuntime {
                     .copied()
             })
             .unwrap_or(0);
+        let mut io = Io::default();
+        for n in stats.networks.iter().flat_map(|n| n.values()) {
+            io.net_rx = io.net_rx.saturating_add(n.rx_bytes.unwrap_or(0));
+            io.net_tx = io.net_tx.saturating_add(n.tx_bytes.unwrap_or(0));
+        }
+        let entries = stats
+            .blkio_stats
+            .and_then(|b| b.io_service_bytes_recursive)
+            .unwrap_or_default();
+        for e in entries {
+            // cgroup v1 says Read/Write, v2 read/write.
+            match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                Some("read") => io.block_read = io.block_read.saturating_add(e.value.unwrap_or(0)),
+                Some("write") => {
+                    io.block_write = io.block_write.saturating_add(e.value.unwrap_or(0))
+                }
+                _ => {}
+            }
+        }
         Some(Sample {
             container_cpu_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
             system_cpu_ns: cpu.system_cpu_usage.unwrap_or(0),
             online_cpus: cpu.online_cpus.unwrap_or(1).max(1),
             memory_bytes: usage.saturating_sub(cache),
+            io,
         })
     }
 }
@@ -967,6 +987,16 @@ pub struct Sample {
     pub system_cpu_ns: u64,
     pub online_cpus: u32,
     pub memory_bytes: u64,
+    pub io: Io,
+}
+
+/// Network and block I/O totals of a container since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Io {
+    pub net_rx: u64,
+    pub net_tx: u64,
+    pub block_read: u64,
+    pub block_write: u64,
 }
 
 impl Sample {
@@ -1261,6 +1291,7 @@ pub fn summary_from_inspect(node: &str, c: &ContainerInspectResponse) -> pb::Con
             .map(|s| s.to_string())
             .filter(|s| matches!(s.as_str(), "starting" | "healthy" | "unhealthy"))
             .unwrap_or_default(),
+        ..Default::default()
     }
 }
 

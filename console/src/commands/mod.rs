@@ -10,6 +10,7 @@ pub mod objects;
 pub mod ps;
 pub mod run;
 pub mod service;
+pub mod stats;
 pub mod tokens;
 
 use crate::cli::{Command, OutputFormat};
@@ -31,6 +32,7 @@ pub enum Plan {
     Objects(berth_proto::v1::ObjectKind, crate::cli::ObjectCommand),
     Pull(crate::cli::PullArgs),
     Images(crate::cli::ImagesArgs),
+    Stats(stats::StatsPlan),
     Service(Box<service::ServicePlan>),
     Token(crate::cli::TokenCommand),
     Secret(crate::cli::SecretCommand),
@@ -50,6 +52,7 @@ impl Plan {
             Command::Exec(a) => Plan::Exec(exec::prepare(a, |k| std::env::var(k).ok())?),
             Command::Pull(a) => Plan::Pull(a),
             Command::Images(a) => Plan::Images(a),
+            Command::Stats(a) => Plan::Stats(stats::prepare(a)?),
             Command::Volume(c) => Plan::Objects(berth_proto::v1::ObjectKind::Volume, c),
             Command::Network(c) => Plan::Objects(berth_proto::v1::ObjectKind::Network, c),
             Command::Service(c) => Plan::Service(Box::new(service::prepare(c)?)),
@@ -77,6 +80,7 @@ impl Plan {
             Plan::Objects(kind, c) => objects::execute(session, output, kind, c).await,
             Plan::Pull(a) => objects::pull(session, a).await,
             Plan::Images(a) => objects::images(session, output, a).await,
+            Plan::Stats(a) => stats::execute(session, output, a).await,
             Plan::Service(p) => service::execute(session, output, *p).await,
             Plan::Token(c) => tokens::execute(session, output, c).await,
             Plan::Secret(c) => tokens::secret(session, output, c, token).await,

@@ -84,6 +84,7 @@ pub fn container(id: u64, name: &str, node: &str, state: &str, cpu: f64) -> pb::
         slot: None,
         health: String::new(),
         request_id: String::new(),
+        ..Default::default()
     }
 }
 
