@@ -31,6 +31,26 @@ fn failure(node: &str, s: &Status) -> pb::NodeFailure {
 }
 
 impl Service {
+    /// Asks `node` once, with the hop marker, for at most [`PEER_WAIT`]: its answer, or why
+    /// there is none.
+    async fn ask_peer<M, R, F, Fut>(
+        &self,
+        node: pb::Node,
+        meta: &MetadataMap,
+        msg: M,
+        call: F,
+    ) -> Result<R, Status>
+    where
+        F: FnOnce(berth_shared::client::Client, tonic::Request<M>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
+    {
+        let hop = self.hop(Box::new(node), meta)?;
+        match tokio::time::timeout(PEER_WAIT, hop.unary(msg, call)).await {
+            Ok(answer) => answer.map(tonic::Response::into_inner),
+            Err(_) => Err(Status::deadline_exceeded("did not answer in 5s")),
+        }
+    }
+
     /// The nodes a call is for: this one only when forwarded, else the named one or every
     /// alive node. `None` stands for this node.
     fn object_targets(
@@ -83,19 +103,12 @@ impl Service {
                             kind: kind as i32,
                             node: name.clone(),
                         };
-                        let hop = self
-                            .hop(Box::new(node), meta)
-                            .map_err(|s| failure(&name, &s))?;
-                        let call =
-                            hop.unary(msg, |mut p, r| async move { p.list_objects(r).await });
-                        match tokio::time::timeout(PEER_WAIT, call).await {
-                            Ok(Ok(r)) => Ok(r.into_inner().objects),
-                            Ok(Err(s)) => Err(failure(&name, &s)),
-                            Err(_) => Err(failure(
-                                &name,
-                                &Status::deadline_exceeded("did not answer in 5s"),
-                            )),
-                        }
+                        self.ask_peer(node, meta, msg, |mut p, r| async move {
+                            p.list_objects(r).await
+                        })
+                        .await
+                        .map(|r| r.objects)
+                        .map_err(|s| failure(&name, &s))
                     }
                 }
             });
@@ -142,20 +155,16 @@ impl Service {
                             name: name.to_owned(),
                             node: peer.clone(),
                         };
-                        let hop = self
-                            .hop(Box::new(node), meta)
-                            .map_err(|s| failure(&peer, &s))?;
-                        let call =
-                            hop.unary(msg, |mut p, r| async move { p.remove_object(r).await });
-                        match tokio::time::timeout(PEER_WAIT, call).await {
-                            Ok(Ok(r)) => Ok(r.into_inner().removed_from.into_iter().next()),
+                        let answer = self
+                            .ask_peer(node, meta, msg, |mut p, r| async move {
+                                p.remove_object(r).await
+                            })
+                            .await;
+                        match answer {
+                            Ok(r) => Ok(r.removed_from.into_iter().next()),
                             // "none here" from a peer is not a failure.
-                            Ok(Err(s)) if s.code() == tonic::Code::NotFound => Ok(None),
-                            Ok(Err(s)) => Err(failure(&peer, &s)),
-                            Err(_) => Err(failure(
-                                &peer,
-                                &Status::deadline_exceeded("did not answer in 5s"),
-                            )),
+                            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+                            Err(s) => Err(failure(&peer, &s)),
                         }
                     }
                 }
@@ -312,19 +321,12 @@ impl Service {
                     Some(node) => {
                         let name = node.name.clone();
                         let msg = pb::ContainerStatsRequest { node: name.clone() };
-                        let hop = self
-                            .hop(Box::new(node), meta)
-                            .map_err(|s| failure(&name, &s))?;
-                        let call =
-                            hop.unary(msg, |mut p, r| async move { p.container_stats(r).await });
-                        match tokio::time::timeout(PEER_WAIT, call).await {
-                            Ok(Ok(r)) => Ok(r.into_inner().containers),
-                            Ok(Err(s)) => Err(failure(&name, &s)),
-                            Err(_) => Err(failure(
-                                &name,
-                                &Status::deadline_exceeded("did not answer in 5s"),
-                            )),
-                        }
+                        self.ask_peer(node, meta, msg, |mut p, r| async move {
+                            p.container_stats(r).await
+                        })
+                        .await
+                        .map(|r| r.containers)
+                        .map_err(|s| failure(&name, &s))
                     }
                 }
             });
