@@ -1859,13 +1859,17 @@ mod parity {
 mod stats {
     use super::*;
 
-    fn sample(a: &AgentProcess, names: &[&str]) -> Vec<serde_json::Value> {
+    /// One sample as JSON; `None` (to be tried again) when the call fails, as it may while
+    /// a container has just started or a loaded peer answers late.
+    fn sample(a: &AgentProcess, names: &[&str]) -> Option<Vec<serde_json::Value>> {
         let out = Cmd::berth(&a.url())
             .args(["-o", "json", "stats", "--no-stream"])
             .args(names)
-            .run()
-            .ok();
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+            .run();
+        if out.code() != Some(0) {
+            return None;
+        }
+        Some(serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout)))
     }
 
     /// A container burning a core on B, seen through A: its CPU a good part of a core, an idle
@@ -1896,7 +1900,7 @@ mod stats {
             cmd.run().ok();
         }
         let rows = eventually("the burning container's CPU through A", || {
-            let rows = sample(&a, &[&hot, &idle]);
+            let rows = sample(&a, &[&hot, &idle])?;
             let cpu = |n: &str| {
                 rows.iter()
                     .find(|r| r["name"] == n)
@@ -1914,10 +1918,19 @@ mod stats {
             "no limit: the node's memory: {h}"
         );
 
-        // The table, refreshed by nobody: one sample.
+        // One sample as a table.
         let out = via_a().args(["stats", "--no-stream"]).run().ok();
         assert_contains(&out, "stdout", "NET I/O");
         assert_contains(&out, "stdout", &hot);
+        // Streaming into a pipe: table after table, with no escape codes (those are for a
+        // terminal, where the tui test sees the redraw).
+        let bin = berth_testkit::bin_path("berth").expect("the berth binary");
+        let out = Cmd::new("timeout")
+            .args(["5".as_ref(), bin.as_os_str()])
+            .args(["--agent", &a.url(), "stats"])
+            .run();
+        let tables = out.stdout.matches("CONTAINER ID").count();
+        assert!(tables >= 2, "{}", out.report("refreshed while streaming"));
         assert!(
             !out.stdout.contains('\x1b'),
             "{}",
@@ -1931,7 +1944,7 @@ mod stats {
             .run()
             .ok();
         eventually("network bytes through A", || {
-            let rows = sample(&a, &[&idle]);
+            let rows = sample(&a, &[&idle])?;
             let r = rows.first()?;
             (r["net_tx_bytes"].as_u64()? > 0 && r["net_rx_bytes"].as_u64()? > 0).then_some(())
         });

@@ -69,7 +69,13 @@ pub async fn execute(session: &mut Session, output: OutputFormat, plan: StatsPla
             .map(|n| (n.name, n.stats.map_or(0, |s| s.memory_total_bytes)))
             .collect::<HashMap<_, _>>();
         if chosen.is_none() && !args.containers.is_empty() {
-            chosen = Some(resolve(&answer.containers, &args.containers)?);
+            let ids = resolve(&answer.containers, &args.containers).map_err(|e| {
+                // A container may be missing because its node did not answer: say which.
+                answer.failed.iter().fold(e, |e, f| {
+                    e.wrap_err(format!("node {} did not answer: {}", f.node, f.error))
+                })
+            })?;
+            chosen = Some(ids);
         }
         // Named containers keep their rows while they run; with none named, every running one.
         let rows: Vec<pb::ContainerSummary> = answer
