@@ -22,6 +22,8 @@ pub enum AgentError {
     NameInUse(String),
     #[error("container {0} is running: stop it first or remove it with force (rm -f)")]
     Running(String),
+    #[error("no such file or directory in container {container}: {path}")]
+    PathNotFound { container: String, path: String },
     #[error("container {0} is not running: exec needs a running container")]
     NotRunning(String),
     #[error("{0} is not supported")]
@@ -69,6 +71,41 @@ impl AgentError {
     }
 }
 
+impl AgentError {
+    /// Classifies a bollard error about `path` in container `name` (`cp`): 404 is the path
+    /// missing (the container was found a moment ago), 403 a read-only root filesystem, and a
+    /// failure with no reason (a HEAD request has no body) says what was asked.
+    pub fn from_docker_path(
+        err: bollard::errors::Error,
+        node: &str,
+        name: &str,
+        path: &str,
+    ) -> Self {
+        use bollard::errors::Error as E;
+        match &err {
+            E::DockerResponseServerError {
+                status_code: 404, ..
+            } => AgentError::PathNotFound {
+                container: name.to_owned(),
+                path: path.to_owned(),
+            },
+            E::DockerResponseServerError {
+                status_code: 403, ..
+            } => AgentError::NotAllowed(format!(
+                "cannot write to {path} in container {name}: its root filesystem is read-only"
+            )),
+            E::DockerResponseServerError {
+                status_code,
+                message,
+            } if message.trim().is_empty() => AgentError::DockerRefused(format!(
+                "cannot read {path} in container {name}: a part of it is not a directory, or \
+                 Docker could not read it (HTTP {status_code})"
+            )),
+            _ => AgentError::from_docker(err, node),
+        }
+    }
+}
+
 /// True when the error means Docker could not be reached at all (as opposed to Docker answering
 /// with an error).
 pub fn is_connection_error(err: &bollard::errors::Error) -> bool {
@@ -96,9 +133,9 @@ impl From<AgentError> for Status {
         let msg = e.to_string();
         match e {
             AgentError::Invalid(_) | AgentError::DockerRefused(_) => Status::invalid_argument(msg),
-            AgentError::ContainerNotFound(..) | AgentError::ImageNotFound { .. } => {
-                Status::not_found(msg)
-            }
+            AgentError::ContainerNotFound(..)
+            | AgentError::ImageNotFound { .. }
+            | AgentError::PathNotFound { .. } => Status::not_found(msg),
             AgentError::Ambiguous { .. }
             | AgentError::Running(_)
             | AgentError::NotRunning(_)

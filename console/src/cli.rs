@@ -109,6 +109,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Run a command in a running container, on whichever node owns it (like `docker exec`)
     Exec(ExecArgs),
+    /// Copy files or directories between this machine and a container on any node (like `docker cp`)
+    Cp(CpArgs),
     /// Pull an image on the node of the agent asked, one node, or every node, with progress
     Pull(PullArgs),
     /// Images on every node (repository, tag, id, size)
@@ -762,6 +764,32 @@ pub struct ExecArgs {
         allow_hyphen_values = true
     )]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "One of SRC and DEST is a container path, NAME:PATH (a relative PATH is taken \
+                  from /). `-` as DEST writes a tar archive to stdout; as SRC, reads one from \
+                  stdin and unpacks it into the directory DEST.\n\n\
+                  A file copied to an existing directory lands in it; to any other path, under \
+                  that name. A directory copied to an existing directory lands in it under its \
+                  own name (`DIR/.` copies its contents); to a new path, under that name.\n\n\
+                  Examples:\n  berth cp web:/etc/nginx/nginx.conf .\n  \
+                  berth cp ./site web:/usr/share/nginx/html\n  berth cp db:/backup - > backup.tar"
+)]
+pub struct CpArgs {
+    /// Follow a symlink given as SRC (copy what it points to)
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Keep owners (uid and gid) in the container; otherwise copied files belong to its root
+    #[arg(short, long)]
+    pub archive: bool,
+    /// What to copy: NAME:PATH, a local path, or - (a tar archive on stdin)
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    /// Where: NAME:PATH, a local path, or - (a tar archive to stdout)
+    #[arg(value_name = "DEST")]
+    pub destination: String,
 }
 
 /// `-t` and `--stop-timeout`: seconds, at most an hour, as the agent takes them.

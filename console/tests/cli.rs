@@ -1961,3 +1961,180 @@ mod stats {
         );
     }
 }
+
+mod cp {
+    use super::*;
+    use std::path::Path;
+
+    fn sha256_of(path: &Path) -> String {
+        let out = Cmd::new("sha256sum").arg(path).run().ok();
+        out.stdout
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// `sha256sum PATH` run in the container, through A.
+    fn sha256_in(a: &AgentProcess, name: &str, path: &str) -> String {
+        let out = Cmd::berth(&a.url())
+            .args(["exec", name, "sha256sum", path])
+            .run()
+            .ok();
+        out.stdout
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Both ways through another agent: a binary file (every byte value) into a directory, out
+    /// under a new name and into a local directory; a directory tree with a symlink in and back
+    /// out; a tar archive on stdout; a stopped container still copied from; a missing path and a
+    /// missing destination directory refused, creating nothing.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn both_ways_with_a_binary_file_through_another_agent() {
+        let (a, b, image, _guards) = super::exec::two_agents((75, 76)).await;
+        let via_a = || Cmd::berth(&a.url());
+        let name = berth_testkit::unique("cp");
+        via_a()
+            .args(["run", "--name", &name, "--node", &b.name, &image])
+            .args(["--forever", "--interval-ms", "1000"])
+            .run()
+            .ok();
+        via_a().args(["exec", &name, "mkdir", "/data"]).run().ok();
+
+        let local = tempfile::tempdir().expect("tmp");
+        let blob = local.path().join("blob.bin");
+        // Every byte value, in an order that is not a short cycle: 1 MiB.
+        let mut x: u32 = 1;
+        let bytes: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 24) as u8
+            })
+            .collect();
+        std::fs::write(&blob, &bytes).expect("write");
+        let want = sha256_of(&blob);
+
+        // In: into an existing directory, under its own name.
+        via_a()
+            .arg("cp")
+            .arg(&blob)
+            .arg(format!("{name}:/data"))
+            .run()
+            .ok();
+        assert_eq!(sha256_in(&a, &name, "/data/blob.bin"), want, "in, intact");
+
+        // Out: to a new name, and into an existing directory.
+        let renamed = local.path().join("back.bin");
+        via_a()
+            .args(["cp", &format!("{name}:/data/blob.bin")])
+            .arg(&renamed)
+            .run()
+            .ok();
+        assert_eq!(
+            std::fs::read(&renamed).expect("back.bin"),
+            bytes,
+            "out, intact"
+        );
+        let into = local.path().join("into");
+        std::fs::create_dir(&into).expect("dir");
+        via_a()
+            .args(["cp", &format!("{name}:data/blob.bin")])
+            .arg(&into)
+            .run()
+            .ok();
+        assert_eq!(
+            sha256_of(&into.join("blob.bin")),
+            want,
+            "a relative path is from /"
+        );
+
+        // A tree with a symlink: to a new path it takes that name; back out the same.
+        let tree = local.path().join("tree");
+        std::fs::create_dir_all(tree.join("sub")).expect("tree");
+        std::fs::write(tree.join("sub/note.txt"), "hello\n").expect("note");
+        std::os::unix::fs::symlink("sub/note.txt", tree.join("link")).expect("symlink");
+        via_a()
+            .arg("cp")
+            .arg(&tree)
+            .arg(format!("{name}:/srv"))
+            .run()
+            .ok();
+        let out = via_a()
+            .args([
+                "exec",
+                &name,
+                "sh",
+                "-c",
+                "cat /srv/sub/note.txt; readlink /srv/link",
+            ])
+            .run()
+            .ok();
+        assert_eq!(
+            out.stdout,
+            "hello\nsub/note.txt\n",
+            "{}",
+            out.report("the tree in")
+        );
+        let back = local.path().join("tree-back");
+        via_a()
+            .args(["cp", &format!("{name}:/srv")])
+            .arg(&back)
+            .run()
+            .ok();
+        assert_eq!(
+            std::fs::read_to_string(back.join("sub/note.txt")).expect("note back"),
+            "hello\n"
+        );
+        assert_eq!(
+            std::fs::read_link(back.join("link")).expect("the symlink stays one"),
+            Path::new("sub/note.txt")
+        );
+
+        // `-`: the archive itself on stdout.
+        let out = via_a()
+            .args(["cp", &format!("{name}:/srv/sub"), "-"])
+            .run()
+            .ok();
+        assert!(
+            out.stdout.contains("sub/note.txt") && out.stdout.contains("ustar"),
+            "{}",
+            out.report("a tar archive")
+        );
+
+        // Refusals name what is missing and create nothing.
+        let out = via_a()
+            .args(["cp", &format!("{name}:/no/such/file")])
+            .arg(local.path())
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "no such file or directory");
+        assert_contains(&out, "stderr", "/no/such/file");
+        let out = via_a()
+            .arg("cp")
+            .arg(&blob)
+            .arg(format!("{name}:/missing/"))
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "/missing/ does not exist");
+        via_a().args(["exec", &name, "ls", "/missing"]).run().fail();
+        let out = via_a()
+            .args(["cp", "nope-container:/x"])
+            .arg(local.path())
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "nope-container");
+
+        // A stopped container's files are still there to copy.
+        via_a().args(["stop", "-t", "0", &name]).run().ok();
+        let after = local.path().join("after-stop.bin");
+        via_a()
+            .args(["cp", &format!("{name}:/data/blob.bin")])
+            .arg(&after)
+            .run()
+            .ok();
+        assert_eq!(sha256_of(&after), want, "copied from a stopped container");
+    }
+}

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod constraint;
+pub mod copy;
 pub mod defaults;
 pub mod error;
 pub mod exec;

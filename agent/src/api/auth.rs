@@ -79,8 +79,11 @@ impl Need {
         match method {
             "Cluster" | "Watch" | "Inspect" | "Logs" | "ListServices" | "ListObjects"
             | "ContainerStats" => Need::Read,
-            "Run" | "Stop" | "Remove" | "Exec" | "RemoveObject" | "Pull" | "CreateService"
-            | "UpdateService" | "RemoveService" => Need::Operate,
+            // A container's files are as private as a shell in it.
+            "Run" | "Stop" | "Remove" | "Exec" | "StatPath" | "CopyFrom" | "CopyTo"
+            | "RemoveObject" | "Pull" | "CreateService" | "UpdateService" | "RemoveService" => {
+                Need::Operate
+            }
             "SyncServices" => Need::Agent,
             "Keyring" => Need::Secret,
             // The token calls, and any method added later until it is put above.
@@ -96,6 +99,7 @@ impl Need {
                 | "Stop"
                 | "Remove"
                 | "Exec"
+                | "CopyTo"
                 | "RemoveObject"
                 | "Pull"
                 | "CreateService"
@@ -469,6 +473,7 @@ mod tests {
             "Logs",
             "ListServices",
             "ListObjects",
+            "ContainerStats",
         ] {
             assert!(read.may(Need::of(m)), "{m}");
         }
@@ -477,6 +482,9 @@ mod tests {
             "Stop",
             "Remove",
             "Exec",
+            "StatPath",
+            "CopyFrom",
+            "CopyTo",
             "RemoveObject",
             "Pull",
             "CreateService",

@@ -6,6 +6,7 @@
 //! forwarded to it once, with the hop marker, the caller's deadline and the cluster token.
 
 pub mod auth;
+mod copy;
 mod exec;
 mod forward;
 pub mod keyring;
@@ -677,6 +678,29 @@ impl Berth for Service {
         self.container_stats_impl(req, &meta)
             .await
             .map(Response::new)
+    }
+
+    async fn stat_path(
+        &self,
+        req: Request<pb::StatPathRequest>,
+    ) -> Result<Response<pb::PathStat>, Status> {
+        self.stat_path_impl(req).await
+    }
+
+    type CopyFromStream = BoxStream<pb::CopyFromChunk>;
+
+    async fn copy_from(
+        &self,
+        req: Request<pb::CopyFromRequest>,
+    ) -> Result<Response<Self::CopyFromStream>, Status> {
+        self.copy_from_impl(req).await
+    }
+
+    async fn copy_to(
+        &self,
+        req: Request<tonic::Streaming<pb::CopyToInput>>,
+    ) -> Result<Response<pb::CopyToResponse>, Status> {
+        self.copy_to_impl(req).await
     }
 
     type PullStream = BoxStream<pb::PullEvent>;

@@ -906,6 +906,93 @@ impl Runtime for DockerRuntime {
             control: std::sync::Arc::new(control),
         })
     }
+
+    async fn stat_path(
+        &self,
+        id: &str,
+        name: &str,
+        path: &str,
+    ) -> Result<pb::PathStat, AgentError> {
+        let docker = self.client()?;
+        let options = bollard::query_parameters::ContainerArchiveInfoOptions { path: path.into() };
+        let stat = docker
+            .get_container_archive_info(id, Some(options))
+            .await
+            .map_err(|e| AgentError::from_docker_path(e, &self.node, name, path))?;
+        Ok(path_stat(&stat))
+    }
+
+    async fn copy_from(
+        &self,
+        id: &str,
+        name: &str,
+        path: &str,
+    ) -> Result<super::ByteStream, AgentError> {
+        let docker = self.client()?;
+        let options = bollard::query_parameters::DownloadFromContainerOptions { path: path.into() };
+        let this = self.clone();
+        let (name, path) = (name.to_owned(), path.to_owned());
+        Ok(Box::pin(
+            docker
+                .download_from_container(id, Some(options))
+                .map(move |chunk| {
+                    chunk.map_err(|e| AgentError::from_docker_path(e, &this.node, &name, &path))
+                }),
+        ))
+    }
+
+    async fn copy_to(
+        &self,
+        id: &str,
+        name: &str,
+        path: &str,
+        copy_uid_gid: bool,
+        tar: super::UploadStream,
+    ) -> Result<(), AgentError> {
+        let docker = self.client()?;
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: path.into(),
+            // As `docker cp`: a directory is never replaced by a file, nor a file by one.
+            no_overwrite_dir_non_dir: Some("true".into()),
+            copy_uidgid: copy_uid_gid.then(|| "true".into()),
+        };
+        docker
+            .upload_to_container(id, Some(options), bollard::body_try_stream(tar))
+            .await
+            .map_err(|e| AgentError::from_docker_path(e, &self.node, name, path))
+    }
+}
+
+/// Docker's stat of a path (Go's `os.FileMode` bits) as the API gives it.
+fn path_stat(s: &bollard::container::PathStatResponse) -> pb::PathStat {
+    const GO_DIR: u32 = 1 << 31;
+    const GO_SYMLINK: u32 = 1 << 27;
+    const GO_SETUID: u32 = 1 << 23;
+    const GO_SETGID: u32 = 1 << 22;
+    const GO_STICKY: u32 = 1 << 20;
+    let m = s.file_mode;
+    let special = [
+        (GO_SETUID, 0o4000),
+        (GO_SETGID, 0o2000),
+        (GO_STICKY, 0o1000),
+    ]
+    .into_iter()
+    .filter(|(go, _)| m & go != 0)
+    .fold(0, |acc, (_, unix)| acc | unix);
+    pb::PathStat {
+        exists: true,
+        name: s.name.clone(),
+        size: u64::try_from(s.size).unwrap_or(0),
+        dir: m & GO_DIR != 0,
+        symlink: m & GO_SYMLINK != 0,
+        permissions: (m & 0o777) | special,
+        modified_unix_ms: s
+            .modification_time
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| t.timestamp_millis()),
+        link_target: s.link_target.clone(),
+    }
 }
 
 /// How Docker's message for a command it could not start begins.

@@ -22,6 +22,14 @@ pub type Progress = mpsc::Sender<pb::RunEvent>;
 /// A container's log lines as the runtime produces them; an error is the stream's last item.
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogLine, AgentError>> + Send + 'static>>;
 
+/// Bytes as they come (a tar archive, for `cp`); an error is the stream's last item.
+pub type ByteStream =
+    Pin<Box<dyn Stream<Item = Result<bytes::Bytes, AgentError>> + Send + 'static>>;
+
+/// Bytes a caller sends (a tar archive to extract); an error ends it.
+pub type UploadStream =
+    Pin<Box<dyn Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static>>;
+
 /// Output of a command run in a container, as it comes. With a terminal there is only stdout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecChunk {
@@ -107,4 +115,23 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Starts a command in a running container this node owns. `name` is for messages.
     async fn exec(&self, id: &str, name: &str, spec: &ExecSpec) -> Result<ExecSession, AgentError>;
+
+    /// What `path` is in a container this node owns, running or stopped (a symlink is
+    /// described, not followed). `name` is for messages.
+    async fn stat_path(&self, id: &str, name: &str, path: &str)
+    -> Result<pb::PathStat, AgentError>;
+
+    /// A tar archive of `path` in a container this node owns, as Docker makes it.
+    async fn copy_from(&self, id: &str, name: &str, path: &str) -> Result<ByteStream, AgentError>;
+
+    /// Extracts the tar archive `tar` into the directory `path` of a container this node owns;
+    /// a directory is never replaced by a file. Returns once all of it is extracted.
+    async fn copy_to(
+        &self,
+        id: &str,
+        name: &str,
+        path: &str,
+        copy_uid_gid: bool,
+        tar: UploadStream,
+    ) -> Result<(), AgentError>;
 }

@@ -235,6 +235,45 @@ impl Runtime for SimRuntime {
             self.node()
         )))
     }
+
+    async fn stat_path(
+        &self,
+        _id: &str,
+        name: &str,
+        _path: &str,
+    ) -> Result<pb::PathStat, AgentError> {
+        Err(self.no_files(name))
+    }
+
+    async fn copy_from(
+        &self,
+        _id: &str,
+        name: &str,
+        _path: &str,
+    ) -> Result<super::ByteStream, AgentError> {
+        Err(self.no_files(name))
+    }
+
+    async fn copy_to(
+        &self,
+        _id: &str,
+        name: &str,
+        _path: &str,
+        _copy_uid_gid: bool,
+        _tar: super::UploadStream,
+    ) -> Result<(), AgentError> {
+        Err(self.no_files(name))
+    }
+}
+
+impl SimRuntime {
+    /// A hollow container has no files to copy.
+    fn no_files(&self, name: &str) -> AgentError {
+        AgentError::Unsupported(format!(
+            "cp with {name}: node {} runs hollow containers (--runtime sim)",
+            self.node()
+        ))
+    }
 }
 
 #[cfg(test)]

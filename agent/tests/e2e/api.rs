@@ -864,6 +864,106 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() -> Result<(
     Ok(())
 }
 
+/// The `cp` calls: each bad field refused naming it, a missing path answered as missing (stat)
+/// or NOT_FOUND (copy), an upload that is not an archive refused by Docker with nothing written,
+/// and the agent serving on.
+#[tokio::test]
+async fn copy_calls_refuse_bad_input_naming_the_field() -> Result<()> {
+    let image = workload_image().await?;
+    let (_agent, _guard, mut client) = agent(AgentOptions::default()).await?;
+    let c = run_ok(
+        &mut client,
+        spec(
+            &image,
+            &unique("cp-api"),
+            &["--forever", "--interval-ms", "1000"],
+        ),
+    )
+    .await;
+    let stat = |path: &str| pb::StatPathRequest {
+        container: c.id.clone(),
+        path: path.into(),
+    };
+    for (path, says) in [
+        ("", "is empty"),
+        ("/a\0b", "NUL"),
+        (&"a".repeat(5000)[..], "bytes long"),
+    ] {
+        let e = client.stat_path(stat(path)).await.expect_err(says);
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(
+            e.message().contains("path") && e.message().contains(says),
+            "{}",
+            e.message()
+        );
+        assert!(e.message().len() < 400, "no echo of huge values");
+    }
+    let missing = client.stat_path(stat("/no/such")).await?.into_inner();
+    assert!(!missing.exists, "{missing:?}");
+    let found = client.stat_path(stat("berth-workload")).await?.into_inner();
+    assert!(found.exists && !found.dir && found.size > 0, "{found:?}");
+    assert_eq!(found.name, "berth-workload");
+
+    let e = client
+        .copy_from(pb::CopyFromRequest {
+            container: c.id.clone(),
+            path: "/no/such".into(),
+        })
+        .await
+        .expect_err("missing");
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    assert!(e.message().contains("/no/such"), "{}", e.message());
+    let e = client
+        .copy_from(pb::CopyFromRequest {
+            container: "no-such-container".into(),
+            path: "/".into(),
+        })
+        .await
+        .expect_err("no container");
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+
+    type In = pb::copy_to_input::Input;
+    let start = |path: &str| pb::CopyToInput {
+        input: Some(In::Start(pb::CopyToStart {
+            container: c.id.clone(),
+            path: path.into(),
+            copy_uid_gid: false,
+        })),
+    };
+    let data = |b: &[u8]| pb::CopyToInput {
+        input: Some(In::Data(b.to_vec())),
+    };
+    for (messages, field) in [
+        (vec![data(b"x")], "start"),
+        (vec![start("/"), start("/")], "start"),
+        (vec![start("")], "path"),
+        (vec![start("/"), pb::CopyToInput { input: None }], "input"),
+    ] {
+        let e = client
+            .copy_to(futures::stream::iter(messages))
+            .await
+            .expect_err(field);
+        assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
+        assert!(e.message().contains(field), "{field}: {}", e.message());
+    }
+    let e = client
+        .copy_to(futures::stream::iter(vec![start("/"), data(&[0x42; 1024])]))
+        .await
+        .expect_err("not a tar archive");
+    assert_ne!(e.code(), Code::Ok);
+    let e = client
+        .copy_to(futures::stream::iter(vec![start("/no/such/dir")]))
+        .await
+        .expect_err("no such directory");
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+
+    // The container is as it was, and the agent serves on.
+    let after = client.stat_path(stat("/no")).await?.into_inner();
+    assert!(!after.exists, "nothing was made: {after:?}");
+    assert_eq!(containers(&mut client).await.len(), 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_taken_name_is_already_exists() -> Result<()> {
     let image = workload_image().await?;

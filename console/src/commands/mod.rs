@@ -2,6 +2,7 @@
 //! before connecting) and an `execute` step against a connected [`Session`].
 
 pub mod containers;
+pub mod cp;
 pub mod exec;
 pub mod inspect;
 pub mod logs;
@@ -29,6 +30,7 @@ pub enum Plan {
     Inspect(String),
     Logs(logs::LogsPlan),
     Exec(exec::ExecPlan),
+    Cp(cp::CpPlan),
     Objects(berth_proto::v1::ObjectKind, crate::cli::ObjectCommand),
     Pull(crate::cli::PullArgs),
     Images(crate::cli::ImagesArgs),
@@ -50,6 +52,7 @@ impl Plan {
             Command::Inspect(a) => Plan::Inspect(a.container),
             Command::Logs(a) => Plan::Logs(logs::prepare(a, chrono::Utc::now())?),
             Command::Exec(a) => Plan::Exec(exec::prepare(a, |k| std::env::var(k).ok())?),
+            Command::Cp(a) => Plan::Cp(cp::prepare(a)?),
             Command::Pull(a) => Plan::Pull(a),
             Command::Images(a) => Plan::Images(a),
             Command::Stats(a) => Plan::Stats(stats::prepare(a)?),
@@ -78,6 +81,7 @@ impl Plan {
             Plan::Logs(p) => logs::execute(session, p).await,
             Plan::Exec(p) => exec::execute(session, p).await,
             Plan::Objects(kind, c) => objects::execute(session, output, kind, c).await,
+            Plan::Cp(p) => cp::execute(session, p).await,
             Plan::Pull(a) => objects::pull(session, a).await,
             Plan::Images(a) => objects::images(session, output, a).await,
             Plan::Stats(a) => stats::execute(session, output, a).await,
