@@ -77,7 +77,7 @@ pub async fn docker_loop(
                         tracing::info!(containers = list.len(), "rebuilt state from docker");
                         ctx.state.apply(Change::Resync(list));
                         runtime.set_conn(conn);
-                        publish_node(&ctx, None);
+                        publish_node(&ctx, None, None);
                         backoff = MIN_RECONNECT_BACKOFF;
                         last_error.clear();
                         tokio::select! {
@@ -89,7 +89,7 @@ pub async fn docker_loop(
                 };
                 tracing::warn!(error = %reason, "lost docker; reconnecting");
                 runtime.set_conn(Conn::Down { error: reason });
-                publish_node(&ctx, None);
+                publish_node(&ctx, None, None);
             }
             Err(error) => {
                 if error != last_error {
@@ -97,7 +97,7 @@ pub async fn docker_loop(
                     last_error = error.clone();
                 }
                 runtime.set_conn(Conn::Down { error });
-                publish_node(&ctx, None);
+                publish_node(&ctx, None, None);
             }
         }
         tokio::select! {
@@ -170,8 +170,9 @@ async fn follow(
     "docker closed the event stream".into()
 }
 
-/// Writes the node row: identity, runtime status, and the latest stats when given.
-fn publish_node(ctx: &Ctx, stats: Option<pb::NodeStats>) {
+/// Writes the node row: identity, runtime status, and the latest stats and volume names when
+/// given (the row keeps the last ones otherwise).
+fn publish_node(ctx: &Ctx, stats: Option<pb::NodeStats>, volumes: Option<Vec<String>>) {
     let mut node = ctx.state.node();
     node.name = ctx.base_node.name.clone();
     node.address = ctx.base_node.address.clone();
@@ -194,6 +195,9 @@ fn publish_node(ctx: &Ctx, stats: Option<pb::NodeStats>) {
             stats.gossip_rejected_datagrams = c.rejected_total();
         }
         node.stats = Some(stats);
+    }
+    if let Some(volumes) = volumes {
+        node.volumes = volumes;
     }
     node.updated_unix_ms = now_ms();
     ctx.state.apply(Change::Node(Box::new(node)));
@@ -228,10 +232,18 @@ pub async fn stats_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
             }
         };
         sampler = Some(s);
-        publish_node(&ctx, Some(stats));
+        let docker = ctx
+            .docker
+            .as_ref()
+            .and_then(|r| Some((r, r.client().ok()?)));
+        // The volumes go into the row for placement: a run that mounts one goes where it is.
+        let volumes = match &docker {
+            Some((runtime, docker)) => runtime.volume_names(docker).await.ok(),
+            None => None,
+        };
+        publish_node(&ctx, Some(stats), volumes);
 
-        let Some(runtime) = &ctx.docker else { continue };
-        let Ok(docker) = runtime.client() else {
+        let Some((runtime, docker)) = docker else {
             continue;
         };
         let running: Vec<String> = ctx

@@ -46,6 +46,8 @@ pub struct NodeJson {
     pub updated: Option<String>,
     /// How long ago the answering agent last heard from the node (0 for itself).
     pub age_ms: u64,
+    /// The named volumes berth made there: containers that mount one are placed there.
+    pub volumes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -193,6 +195,7 @@ pub fn node_json(node: &pb::Node, containers: &[pb::ContainerSummary]) -> NodeJs
             .collect(),
         updated: rfc3339_ms(node.updated_unix_ms),
         age_ms: node.last_seen_ms_ago,
+        volumes: node.volumes.clone(),
     }
 }
 
@@ -730,6 +733,7 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
                 "labels": {"zone": "a"},
                 "updated": "2025-12-31T23:59:58.500Z",
                 "age_ms": 0,
+                "volumes": [],
             })
         );
     }

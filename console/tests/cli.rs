@@ -2138,3 +2138,118 @@ mod cp {
         assert_eq!(sha256_of(&after), want, "copied from a stopped container");
     }
 }
+
+mod volume_placement {
+    use super::*;
+
+    /// Where the containers named `prefix…` run, through `agent`, once its view shows any
+    /// (gossip brings another node's a moment after the run).
+    fn nodes_of(agent: &AgentProcess, prefix: &str) -> Vec<String> {
+        eventually(&format!("{prefix} in the view"), || {
+            let out = Cmd::berth(&agent.url())
+                .args(["-o", "json", "ps", "-a"])
+                .run()
+                .ok();
+            let all: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).expect("json");
+            let nodes: Vec<String> = all
+                .iter()
+                .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+                .filter_map(|c| c["node"].as_str().map(str::to_owned))
+                .collect();
+            (!nodes.is_empty()).then_some(nodes)
+        })
+    }
+
+    /// A named volume made on B pins what mounts it to B — a later `run` through A, and a
+    /// service's replica — with its data, though spreading alone would pick the idle A; a
+    /// `--node` says otherwise.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_named_volume_pins_runs_and_replicas_to_the_node_that_holds_it() {
+        let (a, b, image, _guards) = super::exec::two_agents((77, 78)).await;
+        let via_a = || Cmd::berth(&a.url());
+        let volume = berth_testkit::unique("pin-vol");
+        let _objects = super::parity::DockerObjects {
+            volumes: vec![volume.clone()],
+            networks: vec![],
+        };
+        let mount = format!("{volume}:/data");
+        let forever = ["--forever", "--interval-ms", "1000"];
+        let first = berth_testkit::unique("pin-first");
+        via_a()
+            .args([
+                "run", "--name", &first, "--node", &b.name, "-v", &mount, &image,
+            ])
+            .args(forever)
+            .run()
+            .ok();
+        via_a()
+            .args(["exec", &first, "sh", "-c", "echo kept > /data/f"])
+            .run()
+            .ok();
+        via_a().args(["rm", "-f", &first]).run().ok();
+        // B busier than A: spreading alone would pick A.
+        let busy = berth_testkit::unique("pin-busy");
+        via_a()
+            .args(["run", "--name", &busy, "--node", &b.name, &image])
+            .args(forever)
+            .run()
+            .ok();
+        eventually("B's row, through A, lists the volume", || {
+            let out = via_a().args(["-o", "json", "nodes"]).run().ok();
+            let nodes: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+            let row = nodes
+                .as_array()?
+                .iter()
+                .find(|n| n["name"] == b.name.as_str())?;
+            row["volumes"]
+                .as_array()?
+                .iter()
+                .any(|v| v == volume.as_str())
+                .then_some(())
+        });
+
+        let second = berth_testkit::unique("pin-second");
+        via_a()
+            .args(["run", "--name", &second, "-v", &mount, &image])
+            .args(forever)
+            .run()
+            .ok();
+        assert_eq!(
+            nodes_of(&a, &second),
+            std::slice::from_ref(&b.name),
+            "followed its volume"
+        );
+        let out = via_a().args(["exec", &second, "cat", "/data/f"]).run().ok();
+        assert_eq!(out.stdout, "kept\n", "{}", out.report("the data is there"));
+        via_a().args(["rm", "-f", &second]).run().ok();
+
+        let service = berth_testkit::unique("pinsvc");
+        via_a()
+            .args([
+                "service", "create", "--name", &service, "-v", &mount, &image, "--",
+            ])
+            .args(forever)
+            .run()
+            .ok();
+        assert_eq!(
+            nodes_of(&a, &format!("{service}.")),
+            std::slice::from_ref(&b.name),
+            "the replica went to its volume"
+        );
+        via_a().args(["service", "rm", &service]).run().ok();
+
+        let elsewhere = berth_testkit::unique("pin-told");
+        via_a()
+            .args([
+                "run", "--name", &elsewhere, "--node", &a.name, "-v", &mount, &image,
+            ])
+            .args(forever)
+            .run()
+            .ok();
+        assert_eq!(
+            nodes_of(&a, &elsewhere),
+            std::slice::from_ref(&a.name),
+            "--node wins"
+        );
+    }
+}

@@ -454,6 +454,8 @@ impl Berth for Service {
             constraints,
             strategy,
             siblings: Default::default(),
+            volumes: spec.options.named_volumes().map(str::to_owned).collect(),
+            other_replicas_on: Default::default(),
         };
         // The node an earlier try was offered to goes first: it may hold the container, and
         // it answers for its own containers (the view here may not show it yet). It may also

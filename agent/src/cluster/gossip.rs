@@ -463,6 +463,9 @@ struct NodeInfo {
     alloc_mem: u64,
     res_cpus: f64,
     res_mem: u64,
+    /// The named volumes Berth made on the node, for placement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    vol: Vec<String>,
 }
 
 /// One container, compactly.
@@ -506,6 +509,27 @@ struct ContainerInfo {
 
 const MIB: u64 = 1024 * 1024;
 
+/// The most volume names a node row carries, and the most bytes they take together: a node
+/// with more is still placed on, but only its first volumes (by name) pin containers.
+pub const MAX_GOSSIPED_VOLUMES: usize = 64;
+const MAX_GOSSIPED_VOLUME_BYTES: usize = 4096;
+
+/// At most [`MAX_GOSSIPED_VOLUMES`] names of at most 255 bytes, [`MAX_GOSSIPED_VOLUME_BYTES`]
+/// in all: what we publish, and all we take from a peer's row.
+fn bounded_volumes(names: &[String]) -> Vec<String> {
+    let mut total = 0;
+    names
+        .iter()
+        .filter(|n| !n.is_empty() && n.len() <= 255)
+        .take(MAX_GOSSIPED_VOLUMES)
+        .take_while(|n| {
+            total += n.len();
+            total <= MAX_GOSSIPED_VOLUME_BYTES
+        })
+        .cloned()
+        .collect()
+}
+
 fn round_to(x: u64, step: u64) -> u64 {
     (x + step / 2) / step * step
 }
@@ -537,6 +561,7 @@ fn node_info(n: &pb::Node) -> NodeInfo {
         alloc_mem: n.allocatable_memory_bytes,
         res_cpus: n.reserved_cpus,
         res_mem: n.reserved_memory_bytes,
+        vol: bounded_volumes(&n.volumes),
     }
 }
 
@@ -1101,6 +1126,7 @@ fn node_row(name: &str, d: &Decoded, status: pb::NodeStatus) -> pb::Node {
         allocatable_memory_bytes: i.alloc_mem,
         reserved_cpus: i.res_cpus,
         reserved_memory_bytes: i.res_mem,
+        volumes: bounded_volumes(&i.vol),
     }
 }
 
@@ -1171,6 +1197,41 @@ mod tests {
         assert_ne!(
             node_info(&node(10.2, 1000 * MIB)),
             node_info(&node(30.0, 1000 * MIB))
+        );
+    }
+
+    #[test]
+    fn volume_names_travel_bounded() {
+        let mut names: Vec<String> = (0..200).map(|i| format!("vol-{i:03}")).collect();
+        names.push("x".repeat(300));
+        let n = pb::Node {
+            volumes: names.clone(),
+            ..Default::default()
+        };
+        let info = node_info(&n);
+        assert_eq!(info.vol.len(), MAX_GOSSIPED_VOLUMES);
+        assert_eq!(info.vol[..3], names[..3]);
+        let json = serde_json::to_string(&info).expect("json");
+        let back: NodeInfo = serde_json::from_str(&json).expect("back");
+        let d = Decoded {
+            info: Some(back),
+            ..Default::default()
+        };
+        assert_eq!(node_row("n", &d, pb::NodeStatus::Alive).volumes, info.vol);
+        // A hostile row with more is cut on the way in.
+        let hostile = NodeInfo {
+            vol: vec!["y".repeat(200); 500],
+            ..Default::default()
+        };
+        let d = Decoded {
+            info: Some(hostile),
+            ..Default::default()
+        };
+        let row = node_row("n", &d, pb::NodeStatus::Alive);
+        assert!(
+            row.volumes.iter().map(String::len).sum::<usize>() <= 4096,
+            "{}",
+            row.volumes.len()
         );
     }
 

@@ -50,6 +50,7 @@ impl Ledger {
             reserved_cpus: node.reserved_cpus + inflight.iter().map(|e| e.1).sum::<f64>(),
             reserved_memory: node.reserved_memory_bytes + inflight.iter().map(|e| e.2).sum::<u64>(),
             containers: 0,
+            volumes: Vec::new(),
         };
         let req = scheduler::Request {
             cpus,
@@ -139,6 +140,7 @@ impl Pending {
                     reserved_cpus: n.reserved_cpus + cpus,
                     reserved_memory: n.reserved_memory_bytes + mem,
                     containers: total + count,
+                    volumes: n.volumes.clone(),
                 }
             })
             .collect()

@@ -19,6 +19,8 @@ pub struct Candidate {
     pub reserved_cpus: f64,
     pub reserved_memory: u64,
     pub containers: u32,
+    /// The named volumes Berth made on the node, as its row says.
+    pub volumes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,6 +47,56 @@ pub struct Request {
     /// Replicas of the same service already on each node: a service's replicas spread across
     /// nodes first (fewest of them first), whatever the strategy, then by the strategy.
     pub siblings: HashMap<String, u32>,
+    /// The named volumes the container mounts. One that exists on some node pins the
+    /// container to the nodes that hold it, unless the request names its node (`node`, or a
+    /// constraint on `node`): its data is there.
+    pub volumes: Vec<String>,
+    /// Nodes where another slot of the same service has a replica: a volume there belongs to
+    /// that replica and pins nothing, so a replicated service's slots spread, each with its
+    /// own volume, while one slot's new copy follows its data.
+    pub other_replicas_on: std::collections::HashSet<String>,
+}
+
+impl Request {
+    /// The volumes of the request that some candidate holds: they decide where it may go.
+    fn pinning_volumes<'a>(&'a self, candidates: &[Candidate]) -> Vec<&'a str> {
+        let names_its_node = self.node.is_some()
+            || self.constraints.iter().any(
+                |k| matches!(k, Constraint::Eq(key, _) | Constraint::Ne(key, _) if key == "node"),
+            );
+        if names_its_node {
+            return Vec::new();
+        }
+        self.volumes
+            .iter()
+            .map(String::as_str)
+            .filter(|v| candidates.iter().any(|c| self.pinned_by(c, v)))
+            .collect()
+    }
+
+    /// Whether `c`'s copy of `volume` pins this request (it is not another replica's).
+    fn pinned_by(&self, c: &Candidate, volume: &str) -> bool {
+        c.holds(volume) && !self.other_replicas_on.contains(&c.name)
+    }
+}
+
+impl Candidate {
+    fn holds(&self, volume: &str) -> bool {
+        self.volumes.iter().any(|v| v == volume)
+    }
+}
+
+/// The nodes that hold `volume`, for a reason: at most three named.
+fn holders(candidates: &[Candidate], req: &Request, volume: &str) -> String {
+    let names: Vec<&str> = candidates
+        .iter()
+        .filter(|c| req.pinned_by(c, volume))
+        .map(|c| c.name.as_str())
+        .collect();
+    match names.len() {
+        0..=3 => names.join(", "),
+        n => format!("{} and {} more", names[..3].join(", "), n - 3),
+    }
 }
 
 /// Why no node could take the container: one reason per node.
@@ -116,12 +168,19 @@ fn load_after(c: &Candidate, req: &Request) -> f64 {
 pub fn rank(candidates: &[Candidate], req: &Request) -> Result<Vec<String>, NoPlacement> {
     let mut ok: Vec<&Candidate> = Vec::new();
     let mut rejected = Vec::new();
+    let pinning = req.pinning_volumes(candidates);
     for c in candidates {
         let verdict = (|| {
             if let Some(pin) = &req.node
                 && pin != &c.name
             {
                 return Err(format!("not the requested node {pin}"));
+            }
+            if let Some(v) = pinning.iter().find(|v| !req.pinned_by(c, v)) {
+                return Err(format!(
+                    "volume {v} is on {} (name a node with --node to start afresh elsewhere)",
+                    holders(candidates, req, v)
+                ));
             }
             c.schedulable.clone()?;
             if let Some(k) = req.constraints.iter().find(|k| !holds(k, c)) {
@@ -185,7 +244,59 @@ mod tests {
             reserved_cpus: 0.0,
             reserved_memory: 0,
             containers: 0,
+            volumes: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_named_volume_pins_the_container_to_the_node_that_holds_it() {
+        let mut holder = node("b");
+        holder.volumes = vec!["pgdata".into()];
+        holder.containers = 5;
+        holder.reserved_memory = 4 * GIB;
+        let nodes = [node("a"), holder.clone(), node("c")];
+        let req = Request {
+            volumes: vec!["pgdata".into(), "fresh".into()],
+            ..Default::default()
+        };
+        // b is the busiest, but the data is there; a volume no node has yet pins nothing.
+        assert_eq!(rank(&nodes, &req).expect("placed"), ["b"]);
+
+        // The holder down: the container waits for it rather than starting empty elsewhere.
+        let mut down = holder.clone();
+        down.schedulable = Err("down".into());
+        let e = rank(&[node("a"), down], &req).expect_err("pinned");
+        let text = e.to_string();
+        assert!(text.contains("b: down"), "{text}");
+        assert!(text.contains("a: volume pgdata is on b"), "{text}");
+
+        // Told otherwise: a node named, or a constraint on the node.
+        let told = Request {
+            node: Some("a".into()),
+            ..req.clone()
+        };
+        assert_eq!(rank(&nodes, &told).expect("placed"), ["a"]);
+        let told = Request {
+            constraints: vec![Constraint::Ne("node".into(), "b".into())],
+            ..req.clone()
+        };
+        assert_eq!(rank(&nodes, &told).expect("placed"), ["a", "c"]);
+        // A volume that is another replica's pins nothing: the slots spread.
+        let other_slot = Request {
+            other_replicas_on: ["b".to_owned()].into(),
+            ..req.clone()
+        };
+        assert_eq!(rank(&nodes, &other_slot).expect("placed").len(), 3);
+
+        // Without a volume, b is last.
+        let free = Request::default();
+        assert_eq!(
+            rank(&nodes, &free)
+                .expect("placed")
+                .last()
+                .map(String::as_str),
+            Some("b")
+        );
     }
 
     #[test]

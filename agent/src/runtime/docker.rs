@@ -166,6 +166,30 @@ impl DockerRuntime {
         Ok(())
     }
 
+    /// The names of the volumes Berth made on this node, sorted, at most
+    /// [`crate::cluster::gossip::MAX_GOSSIPED_VOLUMES`].
+    pub async fn volume_names(&self, docker: &Docker) -> Result<Vec<String>, AgentError> {
+        let ours = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{}={}", labels::NODE, self.node)],
+        )]);
+        let listed = docker
+            .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+                filters: Some(ours),
+            }))
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut names: Vec<String> = listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        names.sort();
+        names.truncate(crate::cluster::gossip::MAX_GOSSIPED_VOLUMES);
+        Ok(names)
+    }
+
     pub fn watch(&self) -> watch::Receiver<Conn> {
         self.conn.subscribe()
     }

@@ -486,17 +486,26 @@ impl Services {
                 // Replicas already in the view, and placements under way, count as siblings:
                 // ranking here, one slot after the other, spreads the slots of one round.
                 let mut siblings: HashMap<String, u32> = HashMap::new();
+                // Nodes with another slot's replica: a volume there is that replica's.
+                let mut others = std::collections::HashSet::new();
                 for r in replicas {
                     *siblings.entry(r.node.clone()).or_default() += 1;
+                    if r.slot != slot {
+                        others.insert(r.node.clone());
+                    }
                 }
-                for ((id, _), f) in &self.memory().in_flight {
+                for ((id, s), f) in &self.memory().in_flight {
                     if *id == entry.id
                         && let Some(n) = f.placed.as_ref().map(|p| &p.0).or(f.planned.as_ref())
                     {
                         *siblings.entry(n.clone()).or_default() += 1;
+                        if *s != slot {
+                            others.insert(n.clone());
+                        }
                     }
                 }
-                let (container, request) = self.replica(entry, &spec, &slot, siblings);
+                let (container, mut request) = self.replica(entry, &spec, &slot, siblings);
+                request.other_replicas_on = others;
                 let ranked = match self.placer.rank(&request) {
                     Ok(r) => r,
                     Err(e) => {
@@ -575,6 +584,12 @@ impl Services {
                 Strategy::Spread
             },
             siblings,
+            volumes: container
+                .options
+                .named_volumes()
+                .map(str::to_owned)
+                .collect(),
+            other_replicas_on: Default::default(),
         };
         (container, request)
     }
