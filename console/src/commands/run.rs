@@ -88,15 +88,17 @@ pub fn health_check(h: HealthFlags) -> Result<Option<berth_shared::spec::HealthC
     Ok(health)
 }
 
-/// The checked container spec of `args`, with its constraints and strategy for the wire.
-pub fn container_spec(
-    args: ContainerArgs,
-    name: Option<String>,
+/// The container's environment: `--env-file`s first (Docker's order; a `KEY` alone skipped
+/// when unset, as Docker does), then `-e` (a `KEY` alone must be set here); the last value of a
+/// name wins.
+pub fn collect_env(
+    env_file: &[std::path::PathBuf],
+    env_args: Vec<EnvArg>,
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<(pb::ContainerSpec, Vec<String>, pb::Strategy)> {
-    let mut env: Vec<(String, String)> = Vec::with_capacity(args.env.len());
+) -> Result<Vec<(String, String)>> {
+    let mut env: Vec<(String, String)> = Vec::with_capacity(env_args.len());
     // Env files first (Docker's order), a `KEY` alone skipped when unset, as Docker does.
-    for path in &args.env_file {
+    for path in env_file {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| eyre!("invalid env-file: cannot read {shown}: {e}"))?;
@@ -111,7 +113,7 @@ pub fn container_spec(
             }
         }
     }
-    for arg in args.env {
+    for arg in env_args {
         match arg {
             EnvArg::Pair(k, v) => env.push((k, v)),
             EnvArg::Inherit(k) => match lookup(&k) {
@@ -133,9 +135,12 @@ pub fn container_spec(
         .filter(|(k, _)| seen.insert(k.clone()))
         .collect();
     env.reverse();
-    let health = health_check(args.health)?;
-    let o = args.options;
-    let options = berth_shared::options::RunOptions {
+    Ok(env)
+}
+
+/// `docker run`'s other flags as the spec's options.
+pub fn run_options(o: crate::cli::RunOptionFlags) -> berth_shared::options::RunOptions {
+    berth_shared::options::RunOptions {
         mounts: o.volume.into_iter().chain(o.mount).chain(o.tmpfs).collect(),
         network: o.network,
         hostname: o.hostname,
@@ -153,7 +158,18 @@ pub fn container_spec(
         cap_drop: o.cap_drop,
         privileged: o.privileged,
         pull: o.pull.unwrap_or_default(),
-    };
+    }
+}
+
+/// The checked container spec of `args`, with its constraints and strategy for the wire.
+pub fn container_spec(
+    args: ContainerArgs,
+    name: Option<String>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(pb::ContainerSpec, Vec<String>, pb::Strategy)> {
+    let env = collect_env(&args.env_file, args.env, lookup)?;
+    let health = health_check(args.health)?;
+    let options = run_options(args.options);
     // Docker's `--entrypoint ""` sends [""], which resets the image's entrypoint.
     let entrypoint = args.entrypoint.map(|e| vec![e]);
     let spec = ContainerSpec {
