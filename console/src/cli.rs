@@ -661,6 +661,23 @@ fn parse_cap_drop(s: &str) -> Result<String, ValidationError> {
     berth_shared::options::parse_capability("cap-drop", s)
 }
 
+/// The TUI run form's `flags` field: every `berth run` flag the form has no field of its own
+/// for, parsed by the same definitions as the command line.
+#[derive(Debug, Parser)]
+#[command(no_binary_name = true, disable_help_flag = true)]
+pub struct FormFlags {
+    #[arg(short, long = "label", value_name = "K=V", value_parser = labels::parse_label)]
+    pub label: Vec<(String, String)>,
+    #[arg(long, value_name = "E", allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub health: HealthFlags,
+    #[command(flatten)]
+    pub options: RunOptionFlags,
+}
+
 /// Docker's HEALTHCHECK flags, for `run`, `service create` and `service update`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct HealthFlags {

@@ -188,6 +188,17 @@ impl Drop for Tmux {
     }
 }
 
+/// Removes a Docker volume a test made, even when it fails.
+struct RemoveVolume(String);
+
+impl Drop for RemoveVolume {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f", &self.0])
+            .output();
+    }
+}
+
 fn berth_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))
 }
@@ -228,6 +239,13 @@ async fn run_logs_stop_remove_and_quit() {
     // Past `replicas`: empty, so a plain container.
     tmux.keys(&["Tab", "Tab"]);
     tmux.text("--forever --interval-ms 100 --stderr-every 4");
+    // Past env and ports: a named volume; then, past the eight fields after it, more flags.
+    let volume = berth_testkit::unique("tui-vol");
+    let _volume = RemoveVolume(volume.clone());
+    tmux.keys(&["Tab", "Tab", "Tab"]);
+    tmux.text(&format!("{volume}:/data"));
+    tmux.keys(&["Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "Tab"]);
+    tmux.text("--label made-by=tui -w /data --init");
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("the new container, running and selected", |s| {
         s.contains(&format!("started {name} on {}", agent.name))
@@ -235,6 +253,23 @@ async fn run_logs_stop_remove_and_quit() {
                 .any(|l| l.contains(&name) && l.contains("running"))
     });
     keep("containers", &screen);
+    // What the form's volume and flags made, as Docker has it.
+    let inspect = Command::new(berth_bin())
+        .args(["--agent", &agent.url(), "inspect", &name])
+        .output()
+        .expect("berth inspect");
+    let detail: serde_json::Value =
+        serde_json::from_slice(&inspect.stdout).expect("inspect is JSON");
+    let raw = &detail["runtime"];
+    assert_eq!(raw["Config"]["Labels"]["made-by"], "tui", "{detail}");
+    assert_eq!(raw["Config"]["WorkingDir"], "/data", "{detail}");
+    assert_eq!(raw["HostConfig"]["Init"], true, "{detail}");
+    assert!(
+        raw["Mounts"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["Name"] == volume.as_str())),
+        "{detail}"
+    );
 
     tmux.keys(&["l"]);
     let screen = tmux.wait_for("its log lines, stderr marked", |s| {

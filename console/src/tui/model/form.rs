@@ -10,6 +10,7 @@ use berth_shared::service;
 use berth_shared::spec::{self, ContainerSpec, EnvArg, RestartPolicy};
 // The scheduler's own parser, so the form refuses exactly what the agent would.
 use berth_shared::constraint::Constraint;
+use clap::Parser;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +21,15 @@ pub enum FieldId {
     Command,
     Env,
     Ports,
+    Volumes,
+    Network,
     Cpus,
     Memory,
     Restart,
     Node,
     Constraints,
     Strategy,
+    Flags,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +171,16 @@ impl Default for RunForm {
                     "ports",
                     "[ip:][host_port:]container_port[/udp] ...",
                 ),
+                f(
+                    FieldId::Volumes,
+                    "volumes",
+                    "NAME:/path or /host/path:/path[:ro] ... (a named volume pins it to its node)",
+                ),
+                f(
+                    FieldId::Network,
+                    "network",
+                    "a Docker network of the node, made when missing (empty: bridge)",
+                ),
                 f(FieldId::Cpus, "cpus", "CPU limit, e.g. 0.5 (empty: none)"),
                 f(
                     FieldId::Memory,
@@ -189,6 +203,11 @@ impl Default for RunForm {
                     "label==value label!=value ... (node: its name)",
                 ),
                 f(FieldId::Strategy, "strategy", "spread (default) | binpack"),
+                f(
+                    FieldId::Flags,
+                    "more flags",
+                    "any other `berth run` flag: --label K=V --entrypoint E -P --init -w DIR …",
+                ),
             ],
             focus: 0,
             phase: Phase::Editing,
@@ -379,6 +398,73 @@ impl RunForm {
                 }
             }
         }
+        let mut mounts = Vec::new();
+        match split_words(&self.field(FieldId::Volumes).value) {
+            Err(e) => fail(FieldId::Volumes, e),
+            Ok(words) => {
+                for word in words {
+                    match berth_shared::options::Mount::parse_volume(&word) {
+                        Ok(m) => mounts.push(m),
+                        Err(e) => {
+                            fail(FieldId::Volumes, format!("{word}: {}", message(&e)));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let network = text(FieldId::Network);
+        let network = (!network.is_empty()).then_some(network);
+        if let Some(n) = &network
+            && let Err(e) = berth_shared::options::validate_object_name("network", "network", n)
+        {
+            fail(FieldId::Network, message(&e));
+        }
+        // The rest of `berth run`'s flags, parsed by the command line's own definitions.
+        let flags = match split_words(&self.field(FieldId::Flags).value) {
+            Err(e) => {
+                fail(FieldId::Flags, e);
+                None
+            }
+            Ok(words) => match crate::cli::FormFlags::try_parse_from(&words) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    fail(FieldId::Flags, clap_message(&e));
+                    None
+                }
+            },
+        };
+        let flags = flags.unwrap_or_else(|| crate::cli::FormFlags {
+            label: Vec::new(),
+            entrypoint: None,
+            env_file: Vec::new(),
+            health: Default::default(),
+            options: Default::default(),
+        });
+        if network.is_some() && flags.options.network.is_some() {
+            fail(
+                FieldId::Network,
+                "given twice: here and as --network in more flags".into(),
+            );
+        }
+        let health = crate::commands::run::health_check(flags.health).unwrap_or_else(|e| {
+            fail(FieldId::Flags, report_message(&e));
+            None
+        });
+        // Env files first, then the env field (its KEYs were looked up above), as `-e` wins.
+        let env = if flags.env_file.is_empty() {
+            env
+        } else {
+            let pairs = env.into_iter().map(|(k, v)| EnvArg::Pair(k, v)).collect();
+            crate::commands::run::collect_env(&flags.env_file, pairs, &lookup).unwrap_or_else(|e| {
+                fail(FieldId::Flags, report_message(&e));
+                Vec::new()
+            })
+        };
+        let mut options = crate::commands::run::run_options(flags.options);
+        mounts.append(&mut options.mounts);
+        options.mounts = mounts;
+        options.network = network.or(options.network);
         let cpus = match text(FieldId::Cpus).as_str() {
             "" => 0.0,
             s => parse_cpus(s).unwrap_or_else(|e| {
@@ -430,7 +516,7 @@ impl RunForm {
             }
         };
         let spec = ContainerSpec {
-            options: Default::default(),
+            options,
             image: ImageRef::parse(&image)
                 .map(|i| i.to_string())
                 .unwrap_or(image),
@@ -440,16 +526,17 @@ impl RunForm {
             } else {
                 name.clone()
             },
-            entrypoint: None,
+            // Docker's `--entrypoint ""` sends [""], which resets the image's entrypoint.
+            entrypoint: flags.entrypoint.map(|e| vec![e]),
             command,
             env,
             ports,
             cpus,
             memory_bytes,
             restart,
-            labels: BTreeMap::new(),
+            labels: flags.label.into_iter().collect(),
             slot: None,
-            health: None,
+            health,
             request: None,
         };
         // The whole-spec rules (counts, lengths, clashing ports), as the agent applies them.
@@ -512,6 +599,24 @@ impl RunForm {
     }
 }
 
+/// clap's first line about a bad flag, without its `error: ` (the form shows it under the
+/// field).
+fn clap_message(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    if e.kind() == clap::error::ErrorKind::UnknownArgument {
+        format!("{first}: a flag with a field of its own (name, env, node, …) goes there")
+    } else {
+        first.to_owned()
+    }
+}
+
+/// An eyre report's message in one line.
+fn report_message(e: &color_eyre::Report) -> String {
+    e.to_string()
+}
+
 /// The message of a validation error without the `invalid <field>:` its Display adds, since
 /// the form shows it under the field.
 fn message(e: &ValidationError) -> String {
@@ -529,7 +634,7 @@ fn field_of(e: &ValidationError) -> FieldId {
         FieldId::Replicas
     } else if f.starts_with("constraint") {
         FieldId::Constraints
-    } else if f.starts_with("command") || f.starts_with("entrypoint") {
+    } else if f.starts_with("command") {
         FieldId::Command
     } else if f.starts_with("env") {
         FieldId::Env
@@ -541,8 +646,13 @@ fn field_of(e: &ValidationError) -> FieldId {
         FieldId::Memory
     } else if f.starts_with("restart") {
         FieldId::Restart
+    } else if f.starts_with("volume") || f.starts_with("mount") {
+        FieldId::Volumes
+    } else if f.starts_with("network") {
+        FieldId::Network
     } else {
-        FieldId::Image
+        // Labels, the entrypoint, the health check and the other options.
+        FieldId::Flags
     }
 }
 
@@ -612,6 +722,91 @@ mod tests {
         assert_eq!(spec.memory_bytes, 512 * 1024 * 1024);
         assert_eq!(spec.restart.map(|r| r.max_retries), Some(3));
         assert!(!f.has_errors());
+    }
+
+    #[test]
+    fn volumes_network_and_every_other_run_flag_reach_the_spec_as_the_cli_sends_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let env_file = dir.path().join("app.env");
+        std::fs::write(&env_file, "# a comment\nFROM_FILE=1\nA=file\n").expect("env file");
+        let flags = format!(
+            "--label team=infra --entrypoint /bin/sh -P --expose 8080 --init --read-only \
+             -w /srv -u 1000:1000 --hostname web-1 --health-cmd 'true' --tmpfs /run \
+             --env-file {} --pull never",
+            env_file.display()
+        );
+        let mut f = form(&[
+            (FieldId::Image, "img:1"),
+            (FieldId::Env, "A=1"),
+            (FieldId::Volumes, "pgdata:/data /srv/site:/site:ro"),
+            (FieldId::Network, "app"),
+            (FieldId::Flags, &flags),
+        ]);
+        let ours = f
+            .validate(no_env)
+            .and_then(Submission::into_run)
+            .and_then(|r| r.spec)
+            .unwrap_or_else(|| panic!("valid: {:?}", f.fields));
+        // The same flags through `berth run` itself.
+        let cli = crate::cli::Cli::try_parse_from(
+            [
+                "berth",
+                "run",
+                "-e",
+                "A=1",
+                "-v",
+                "pgdata:/data",
+                "-v",
+                "/srv/site:/site:ro",
+                "--network",
+                "app",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(split_words(&flags).expect("words"))
+            .chain(["img:1".to_owned()]),
+        )
+        .expect("parses");
+        let Some(crate::cli::Command::Run(args)) = cli.command else {
+            panic!("not run");
+        };
+        let theirs = crate::commands::run::prepare(*args, no_env)
+            .expect("valid")
+            .spec;
+        assert_eq!(ours, theirs, "the form sends what `berth run` sends");
+        assert_eq!(ours.labels.get("team").map(String::as_str), Some("infra"));
+        let env: Vec<_> = ours
+            .env
+            .iter()
+            .map(|e| format!("{}={}", e.key, e.value))
+            .collect();
+        assert_eq!(
+            env,
+            ["FROM_FILE=1", "A=1"],
+            "the env field wins over the file"
+        );
+    }
+
+    #[test]
+    fn a_bad_volume_network_or_flag_is_shown_under_its_field() {
+        for (id, value, says) in [
+            (FieldId::Volumes, "data", "data"),
+            (FieldId::Network, "bad name!", "network"),
+            (FieldId::Flags, "--node alpha", "--node"),
+            (FieldId::Flags, "--cap-add 'NO SUCH'", "cap-add"),
+            (FieldId::Flags, "--health-retries 3", "--health-cmd"),
+            (FieldId::Flags, "--stop-timeout 4000", "stop-timeout"),
+        ] {
+            let mut f = form(&[(FieldId::Image, "img"), (id, value)]);
+            assert!(f.validate(no_env).is_none(), "{value} refused");
+            let e = f.field(id).error.clone().unwrap_or_default();
+            assert!(e.contains(says), "{value}: {e:?}");
+            assert_eq!(
+                f.focused().map(|x| x.id),
+                Some(id),
+                "{value}: the focus goes there"
+            );
+        }
     }
 
     #[test]

@@ -423,7 +423,8 @@ fn the_run_form_checks_fields_sends_the_request_and_selects_the_new_container() 
     key(&mut m, KeyCode::Tab);
     key(&mut m, KeyCode::Tab);
     typed(&mut m, "--lines 3");
-    for _ in 0..3 {
+    // Past env, ports, volumes and network.
+    for _ in 0..5 {
         key(&mut m, KeyCode::Tab);
     }
     typed(&mut m, "lots");

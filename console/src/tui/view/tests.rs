@@ -271,6 +271,10 @@ fn run_form_with_validation_errors() {
     key(&mut m, KeyCode::Tab);
     typed(&mut m, "99999:80");
     key(&mut m, KeyCode::Tab);
+    typed(&mut m, "pgdata");
+    key(&mut m, KeyCode::Tab);
+    typed(&mut m, "bad name!");
+    key(&mut m, KeyCode::Tab);
     typed(&mut m, "0");
     key(&mut m, KeyCode::Tab);
     typed(&mut m, "12qq");
@@ -279,6 +283,9 @@ fn run_form_with_validation_errors() {
     key(&mut m, KeyCode::Tab);
     key(&mut m, KeyCode::Tab);
     typed(&mut m, "zone=east");
+    key(&mut m, KeyCode::Tab);
+    key(&mut m, KeyCode::Tab);
+    typed(&mut m, "--node alpha");
     assert!(key(&mut m, KeyCode::Enter).is_empty(), "refused");
     insta::assert_snapshot!("run_form_errors", screen(&m));
 }
