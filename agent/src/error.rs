@@ -92,7 +92,8 @@ impl AgentError {
             E::DockerResponseServerError {
                 status_code: 403, ..
             } => AgentError::NotAllowed(format!(
-                "cannot write to {path} in container {name}: its root filesystem is read-only"
+                "cannot write to {path} in container {name}: it is on a read-only root \
+                 filesystem or volume"
             )),
             E::DockerResponseServerError {
                 status_code,

@@ -91,7 +91,7 @@ impl Need {
         }
     }
 
-    /// Whether a method changes something, so that calls to it are logged.
+    /// Whether calls to a method are logged: those that change something, and CopyFrom.
     pub fn mutating(method: &str) -> bool {
         matches!(
             method,
@@ -99,6 +99,8 @@ impl Need {
                 | "Stop"
                 | "Remove"
                 | "Exec"
+                // Not a change, but as telling as a shell: audited as one.
+                | "CopyFrom"
                 | "CopyTo"
                 | "RemoveObject"
                 | "Pull"

@@ -119,15 +119,31 @@ impl Service {
                         ..start
                     })),
                 };
-                // The caller's messages as they come; its stream's failure ends ours, which
-                // the owner takes as an archive cut short.
-                let rest = input
-                    .take_while(|m| std::future::ready(m.is_ok()))
-                    .filter_map(|m| std::future::ready(m.ok()));
+                // The caller's messages as they come. Its stream failing must not look like
+                // the archive's end to the owner: the relay then stops sending, never ends,
+                // and the call to the owner is dropped (a reset, which it takes as an archive
+                // cut short).
+                let (broken_tx, broken) = tokio::sync::oneshot::channel::<Status>();
+                let rest = futures::stream::unfold(
+                    (input, Some(broken_tx)),
+                    |(mut input, broken_tx)| async move {
+                        match input.next().await {
+                            Some(Ok(m)) => Some((m, (input, broken_tx))),
+                            Some(Err(status)) => {
+                                if let Some(tx) = broken_tx {
+                                    let _ = tx.send(status);
+                                }
+                                std::future::pending().await
+                            }
+                            None => None,
+                        }
+                    },
+                );
                 let upstream = futures::stream::once(std::future::ready(first)).chain(rest);
                 let hop = self.hop(node, &meta)?;
                 return tokio::select! {
                     answer = hop.unary(upstream, |mut peer, r| async move { peer.copy_to(r).await }) => answer,
+                    Ok(status) = broken => Err(status),
                     status = gone => Err(status),
                 };
             }

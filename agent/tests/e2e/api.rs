@@ -950,16 +950,17 @@ async fn copy_calls_refuse_bad_input_naming_the_field() -> Result<()> {
         .copy_to(futures::stream::iter(vec![start("/"), data(&[0x42; 1024])]))
         .await
         .expect_err("not a tar archive");
-    assert_ne!(e.code(), Code::Ok);
+    assert!(
+        matches!(e.code(), Code::InvalidArgument | Code::Internal) && !e.message().is_empty(),
+        "Docker's refusal, passed on: {e:?}"
+    );
     let e = client
         .copy_to(futures::stream::iter(vec![start("/no/such/dir")]))
         .await
         .expect_err("no such directory");
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
 
-    // The container is as it was, and the agent serves on.
-    let after = client.stat_path(stat("/no")).await?.into_inner();
-    assert!(!after.exists, "nothing was made: {after:?}");
+    // The agent serves on.
     assert_eq!(containers(&mut client).await.len(), 1);
     Ok(())
 }

@@ -145,7 +145,10 @@ async fn copy_from(
     follow_link: bool,
 ) -> Result<()> {
     let (mut stat, mut chunks) = open_archive(session, container, path).await?;
+    // `-L`: the archive of what the link points to, under the link's name.
+    let mut link_name = None;
     if follow_link && stat.symlink && !stat.link_target.is_empty() {
+        link_name = Some(stat.name.clone());
         let target = stat.link_target.clone();
         (stat, chunks) = open_archive(session, container, &target).await?;
     }
@@ -166,7 +169,9 @@ async fn copy_from(
                 out.flush().wrap_err("cannot write the archive")?;
                 Ok(n)
             }
-            Endpoint::Local(dest) => unpack_local(reader, &dest, &root, src_is_dir),
+            Endpoint::Local(dest) => {
+                unpack_local(reader, &dest, &root, src_is_dir, link_name.as_deref())
+            }
             Endpoint::Container { .. } => Err(eyre!("copying between containers is not supported")),
         }
     });
@@ -230,10 +235,24 @@ async fn open_archive(
     }
 }
 
-/// Unpacks an archive of `root` (a directory when `src_is_dir`) to `dest` on this machine.
-fn unpack_local(reader: impl Read, dest: &Path, root: &str, src_is_dir: bool) -> Result<u64> {
+/// Unpacks an archive of `root` (a directory when `src_is_dir`) to `dest` on this machine;
+/// `link_name` is the name to give it in an existing directory when a symlink was followed
+/// (`-L` keeps the link's name, as `docker cp`). A destination that is a symlink is written
+/// through, as `docker cp` does.
+fn unpack_local(
+    reader: impl Read,
+    dest: &Path,
+    root: &str,
+    src_is_dir: bool,
+    link_name: Option<&str>,
+) -> Result<u64> {
+    let is_link = std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink());
+    let dest = match is_link {
+        true => dest.canonicalize().unwrap_or_else(|_| dest.to_path_buf()),
+        false => dest.to_path_buf(),
+    };
     let dest_text = dest.to_string_lossy();
-    let kind = match std::fs::metadata(dest) {
+    let kind = match std::fs::metadata(&dest) {
         Ok(m) if m.is_dir() => Kind::Dir,
         Ok(_) => Kind::File,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kind::Missing,
@@ -244,25 +263,46 @@ fn unpack_local(reader: impl Read, dest: &Path, root: &str, src_is_dir: bool) ->
     if !dir.is_dir() {
         return Err(eyre!("the directory {} does not exist", dir.display()));
     }
-    let rename = placement.rename.map(|to| (root.to_owned(), to));
-    unpack(
-        reader,
-        &dir,
-        rename.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-    )
+    let to = placement.rename.as_deref().or(link_name);
+    unpack(reader, &dir, &Rebase { root, to })
 }
 
-/// Unpacks a tar archive into the existing directory `dir`, renaming the root entry `from` to
-/// `to` when asked. Every entry must land inside `dir`: a name with `..` or a root, or one
-/// whose parent resolves outside `dir` (through a symlink, in the archive or already there), is
-/// refused, as are hard links to outside it. Device files and fifos are skipped. Returns the
-/// bytes of file content written.
-pub fn unpack(reader: impl Read, dir: &Path, rename: Option<(&str, &str)>) -> Result<u64> {
+/// How an archive's entries map onto the destination directory: every entry is `root` (the
+/// copied path's base name) or under it, or, with `root` `.`, a directory's contents; the
+/// root is renamed `to` when given.
+#[derive(Debug, Clone, Copy)]
+pub struct Rebase<'a> {
+    pub root: &'a str,
+    pub to: Option<&'a str>,
+}
+
+/// Unpacks a tar archive into the existing directory `dir`, as [`Rebase`] maps its entries.
+/// Every entry must land inside `dir` and under the copied root: a name with `..` or a root,
+/// one outside the root, one whose way passes a symlink (made by the archive or already
+/// there), and a hard link to anything but a file the copy wrote, are refused and stop the
+/// copy. A directory is never replaced by a file nor a file by a directory; an existing file
+/// or symlink in an entry's place is replaced (the link itself, never what it points to).
+/// Permissions keep only their 0o777 bits (no setuid, setgid or sticky from an archive);
+/// owners are not kept. Device files and fifos are skipped. Returns the bytes of file content
+/// written.
+pub fn unpack(reader: impl Read, dir: &Path, rebase: &Rebase) -> Result<u64> {
+    let one_name = rebase.root == "."
+        || matches!(
+            Path::new(rebase.root).components().collect::<Vec<_>>()[..],
+            [Component::Normal(_)]
+        );
+    if !one_name || rebase.to.is_some_and(|t| t.is_empty() || t.contains('/')) {
+        return Err(eyre!(
+            "the agent named the copied path {:?}, which is not one name",
+            rebase.root
+        ));
+    }
     let root = dir
         .canonicalize()
         .wrap_err_with(|| format!("cannot resolve {}", dir.display()))?;
     let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(true);
+    // Not preserved: the mode is kept to its 0o777 bits.
+    archive.set_preserve_permissions(false);
     archive.set_preserve_mtime(true);
     archive.set_overwrite(true);
     let mut written = 0u64;
@@ -272,64 +312,122 @@ pub fn unpack(reader: impl Read, dir: &Path, rename: Option<(&str, &str)>) -> Re
             .path()
             .wrap_err("an entry's name is unreadable")?
             .into_owned();
-        let relative = inside(&name, rename)?;
-        let target = root.join(&relative);
-        let kind = entry.header().entry_type();
+        let relative = inside(&name, rebase)?;
         if relative.as_os_str().is_empty() {
             // The destination itself (`.`): it exists already.
             continue;
         }
-        let parent = target.parent().unwrap_or(&root);
-        std::fs::create_dir_all(parent)
-            .wrap_err_with(|| format!("cannot create {}", parent.display()))?;
-        let resolved = parent
-            .canonicalize()
-            .wrap_err_with(|| format!("cannot resolve {}", parent.display()))?;
-        if !resolved.starts_with(&root) {
-            return Err(escape(&name));
-        }
+        let target = parents_of(&root, &relative, &name)?;
+        let kind = entry.header().entry_type();
+        let here = std::fs::symlink_metadata(&target)
+            .ok()
+            .map(|m| m.file_type());
         match kind {
-            tar::EntryType::Regular
-            | tar::EntryType::Continuous
-            | tar::EntryType::GNUSparse
-            | tar::EntryType::Directory
-            | tar::EntryType::Symlink => {
-                if kind == tar::EntryType::Directory && target.is_dir() {
+            tar::EntryType::Directory => match here {
+                Some(t) if t.is_dir() => {
                     // Merge into it, as `docker cp` does; its mode is the archive's.
                     if let Ok(mode) = entry.header().mode() {
                         set_mode(&target, mode);
                     }
                     continue;
                 }
-                entry
-                    .unpack(&target)
-                    .wrap_err_with(|| format!("cannot write {}", target.display()))?;
-                if kind.is_file() || kind == tar::EntryType::Continuous {
-                    written += entry.size();
+                Some(t) if t.is_symlink() => return Err(escape(&name)),
+                Some(_) => {
+                    return Err(eyre!(
+                        "cannot replace the file {} with a directory",
+                        target.display()
+                    ));
                 }
-            }
-            tar::EntryType::Link => {
-                let link = entry
-                    .link_name()
-                    .wrap_err("a hard link's target is unreadable")?
-                    .ok_or_else(|| eyre!("the hard link {} has no target", name.display()))?
-                    .into_owned();
-                let source = root.join(inside(&link, rename)?);
-                let _ = std::fs::remove_file(&target);
-                std::fs::hard_link(&source, &target)
-                    .wrap_err_with(|| format!("cannot link {}", target.display()))?;
-            }
+                None => {}
+            },
+            tar::EntryType::Regular
+            | tar::EntryType::Continuous
+            | tar::EntryType::GNUSparse
+            | tar::EntryType::Symlink
+            | tar::EntryType::Link => match here {
+                Some(t) if t.is_dir() => {
+                    return Err(eyre!(
+                        "cannot replace the directory {} with a file",
+                        target.display()
+                    ));
+                }
+                Some(_) => std::fs::remove_file(&target)
+                    .wrap_err_with(|| format!("cannot replace {}", target.display()))?,
+                None => {}
+            },
             // pax and GNU long-name headers are read by `entries`; devices and fifos are not
             // made by an unprivileged copy.
-            _ => {}
+            _ => continue,
+        }
+        if kind == tar::EntryType::Link {
+            let link = entry
+                .link_name()
+                .wrap_err("a hard link's target is unreadable")?
+                .ok_or_else(|| eyre!("the hard link {} has no target", name.display()))?
+                .into_owned();
+            let source = root.join(inside(&link, rebase)?);
+            // Only to a file of the copy: its way checked, the file itself not a link.
+            check_parents(&root, &source, &link)?;
+            if !std::fs::symlink_metadata(&source).is_ok_and(|m| m.file_type().is_file()) {
+                return Err(escape(&link));
+            }
+            std::fs::hard_link(&source, &target)
+                .wrap_err_with(|| format!("cannot link {}", target.display()))?;
+            continue;
+        }
+        entry
+            .unpack(&target)
+            .wrap_err_with(|| format!("cannot write {}", target.display()))?;
+        if kind != tar::EntryType::Directory && kind != tar::EntryType::Symlink {
+            written += entry.size();
         }
     }
     Ok(written)
 }
 
+/// The path of `relative` under `root`, after making every directory on the way (one at a
+/// time): a symlink on the way is refused before anything is made through it, a file on the
+/// way is an error.
+fn parents_of(root: &Path, relative: &Path, name: &Path) -> Result<PathBuf> {
+    let parts: Vec<Component> = relative.components().collect();
+    let mut at = root.to_path_buf();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => return Err(escape(name)),
+            Ok(_) => {
+                return Err(eyre!(
+                    "{} is a file: {} cannot be written under it",
+                    at.display(),
+                    name.display()
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&at)
+                .wrap_err_with(|| format!("cannot create {}", at.display()))?,
+            Err(e) => return Err(e).wrap_err_with(|| format!("cannot look at {}", at.display())),
+        }
+    }
+    Ok(root.join(relative))
+}
+
+/// Every directory between `root` and `path` exists and is not a symlink.
+fn check_parents(root: &Path, path: &Path, name: &Path) -> Result<()> {
+    let relative = path.strip_prefix(root).map_err(|_| escape(name))?;
+    let mut at = root.to_path_buf();
+    let parts: Vec<Component> = relative.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        at.push(part);
+        if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_dir()) {
+            return Err(escape(name));
+        }
+    }
+    Ok(())
+}
+
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777));
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o777));
 }
 
 fn escape(name: &Path) -> color_eyre::Report {
@@ -337,13 +435,13 @@ fn escape(name: &Path) -> color_eyre::Report {
         "the archive has an entry outside the destination: {}",
         name.display()
     )
-    .note("nothing after it was written; an agent sent a hostile or broken archive")
+    .note("the copy stopped there; an agent sent a hostile or broken archive")
 }
 
-/// An entry's name as a relative path under the destination, its root renamed: only plain
-/// components (and `.`) are allowed.
-fn inside(name: &Path, rename: Option<(&str, &str)>) -> Result<PathBuf> {
-    let mut parts = Vec::new();
+/// An entry's name as a relative path under the destination, as `rebase` maps it: only plain
+/// components (and `.`), and only the root or what is under it.
+fn inside(name: &Path, rebase: &Rebase) -> Result<PathBuf> {
+    let mut parts: Vec<std::ffi::OsString> = Vec::new();
     for c in name.components() {
         match c {
             Component::Normal(p) => parts.push(p.to_owned()),
@@ -353,10 +451,19 @@ fn inside(name: &Path, rename: Option<(&str, &str)>) -> Result<PathBuf> {
             }
         }
     }
-    if let Some((from, to)) = rename
-        && parts.first().is_some_and(|p| p == from)
-    {
-        parts[0] = to.into();
+    if rebase.root == "." {
+        if let Some(to) = rebase.to {
+            parts.insert(0, to.into());
+        }
+    } else {
+        match parts.first_mut() {
+            Some(first) if first == rebase.root => {
+                if let Some(to) = rebase.to {
+                    *first = to.into();
+                }
+            }
+            _ => return Err(escape(name)),
+        }
     }
     Ok(parts.iter().collect())
 }
@@ -447,13 +554,16 @@ async fn copy_to(
     archive: bool,
 ) -> Result<()> {
     let mut dest_stat = stat(session, container, dest).await?;
+    // A destination that is a symlink is written through, as `docker cp` does.
+    let mut dest = dest.to_owned();
     if let Some(s) = &dest_stat
         && s.symlink
         && !s.link_target.is_empty()
     {
-        let target = s.link_target.clone();
-        dest_stat = stat(session, container, &target).await?;
+        dest = s.link_target.clone();
+        dest_stat = stat(session, container, &dest).await?;
     }
+    let dest = dest.as_str();
     let dest_kind = kind_of(dest_stat.as_ref());
     let (source, dir) = match from {
         Endpoint::Stdio => {
@@ -465,12 +575,15 @@ async fn copy_to(
             (Source::Stdin, dest.to_owned())
         }
         Endpoint::Local(path) => {
-            let meta = if follow_link {
-                std::fs::metadata(path)
+            // `-L` follows SRC itself (the copy keeps its name), never the links inside it.
+            let read = if follow_link {
+                path.canonicalize()
+                    .wrap_err_with(|| format!("cannot read {}", path.display()))?
             } else {
-                std::fs::symlink_metadata(path)
-            }
-            .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+                path.clone()
+            };
+            let meta = std::fs::symlink_metadata(&read)
+                .wrap_err_with(|| format!("cannot read {}", path.display()))?;
             let text = path.to_string_lossy();
             let contents = meta.is_dir() && (text.ends_with("/.") || text == ".");
             let (_, base) = split(&text);
@@ -481,13 +594,7 @@ async fn copy_to(
                 (_, Some(to)) => to,
                 (false, None) => base,
             };
-            (
-                Source::Path {
-                    path: path.clone(),
-                    name,
-                },
-                placement.dir,
-            )
+            (Source::Path { path: read, name }, placement.dir)
         }
         Endpoint::Container { .. } => {
             return Err(eyre!("copying between containers is not supported"));
@@ -505,7 +612,7 @@ async fn copy_to(
     .await
     .map_err(|_| eyre!("the copy closed before it started"))?;
     let writer_tx = tx.clone();
-    let builder = tokio::task::spawn_blocking(move || build(source, writer_tx, follow_link));
+    let builder = tokio::task::spawn_blocking(move || build(source, writer_tx));
     let mut client = session.client.clone();
     let call = client.copy_to(ReceiverStream::new(rx));
     tokio::pin!(call);
@@ -530,13 +637,14 @@ async fn copy_to(
         .into_inner()
         .bytes;
     if std::io::stderr().is_terminal() {
-        eprintln!("copied {} to {container}:{dir}", format_bytes(sent));
+        eprintln!("copied {} to {container}:{dest}", format_bytes(sent));
     }
     Ok(())
 }
 
-/// Writes the archive of `source` to `tx`, then flushes it.
-fn build(source: Source, tx: mpsc::Sender<pb::CopyToInput>, follow_link: bool) -> Result<()> {
+/// Writes the archive of `source` to `tx`, then flushes it. Symlinks inside are archived as
+/// links.
+fn build(source: Source, tx: mpsc::Sender<pb::CopyToInput>) -> Result<()> {
     let mut out = ChannelWriter {
         tx,
         buf: Vec::with_capacity(CHUNK),
@@ -548,13 +656,9 @@ fn build(source: Source, tx: mpsc::Sender<pb::CopyToInput>, follow_link: bool) -
         }
         Source::Path { path, name } => {
             let mut tar = tar::Builder::new(&mut out);
-            tar.follow_symlinks(follow_link);
-            let meta = if follow_link {
-                std::fs::metadata(&path)
-            } else {
-                std::fs::symlink_metadata(&path)
-            }
-            .wrap_err_with(|| format!("cannot read {}", path.display()))?;
+            tar.follow_symlinks(false);
+            let meta = std::fs::symlink_metadata(&path)
+                .wrap_err_with(|| format!("cannot read {}", path.display()))?;
             if meta.is_dir() {
                 tar.append_dir_all(&name, &path)
             } else {
@@ -641,7 +745,11 @@ mod tests {
             ("data/same", tar::EntryType::Link, b"", Some("data/a.bin")),
             ("data/ln", tar::EntryType::Symlink, b"", Some("a.bin")),
         ]);
-        let n = unpack(&tar[..], dir.path(), Some(("data", "copy"))).expect("unpacks");
+        let rebase = Rebase {
+            root: "data",
+            to: Some("copy"),
+        };
+        let n = unpack(&tar[..], dir.path(), &rebase).expect("unpacks");
         assert_eq!(n, 4);
         let got = std::fs::read(dir.path().join("copy/a.bin")).expect("file");
         assert_eq!(got, [0, 1, 2, 255]);
@@ -653,43 +761,144 @@ mod tests {
             std::fs::read_link(dir.path().join("copy/ln")).expect("symlink"),
             Path::new("a.bin")
         );
+        // A directory's contents (`dir/.`) into a new name.
+        let tar = archive(&[
+            (".", tar::EntryType::Directory, b"", None),
+            ("./f", tar::EntryType::Regular, b"x", None),
+        ]);
+        let contents = Rebase {
+            root: ".",
+            to: Some("out"),
+        };
+        unpack(&tar[..], dir.path(), &contents).expect("unpacks");
+        assert_eq!(
+            std::fs::read(dir.path().join("out/f")).expect("out/f"),
+            b"x"
+        );
+    }
+
+    #[test]
+    fn setuid_and_setgid_bits_are_not_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(1);
+        h.set_mode(0o6755);
+        h.set_path("s").expect("path");
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).expect("append");
+        let tar = b.into_inner().expect("tar");
+        let rebase = Rebase {
+            root: "s",
+            to: None,
+        };
+        unpack(&tar[..], dir.path(), &rebase).expect("unpacks");
+        let mode = std::fs::metadata(dir.path().join("s"))
+            .expect("s")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755);
     }
 
     #[test]
     fn entries_outside_the_destination_are_refused() {
-        for (what, tar) in [
+        use std::os::unix::fs::PermissionsExt;
+        let outer = tempfile::tempdir().expect("tmp");
+        let out = outer.path().display().to_string();
+        let secret = format!("{out}/secret");
+        let through = format!("{out}/secret");
+        std::fs::write(&secret, "s").expect("secret");
+        std::fs::set_permissions(outer.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("mode");
+        let r = |n: &str| format!("r/{n}");
+        type Entries = Vec<(String, tar::EntryType, &'static [u8], Option<String>)>;
+        let cases: Vec<(&str, Entries)> = vec![
             (
                 "dot-dot",
-                archive(&[("../evil", tar::EntryType::Regular, b"x", None)]),
+                vec![(r("../../evil"), tar::EntryType::Regular, b"x", None)],
             ),
             (
                 "absolute",
-                archive(&[("/tmp/evil", tar::EntryType::Regular, b"x", None)]),
+                vec![("/tmp/evil".into(), tar::EntryType::Regular, b"x", None)],
             ),
             (
-                "through a symlink",
-                archive(&[
-                    ("d", tar::EntryType::Symlink, b"", Some("/tmp")),
-                    ("d/evil", tar::EntryType::Regular, b"x", None),
-                ]),
+                "outside the root",
+                vec![("other/evil".into(), tar::EntryType::Regular, b"x", None)],
+            ),
+            (
+                "a file through a symlink",
+                vec![
+                    (r("ln"), tar::EntryType::Symlink, b"", Some(out.clone())),
+                    (r("ln/sub/evil"), tar::EntryType::Regular, b"x", None),
+                ],
+            ),
+            (
+                "a directory over a symlink",
+                vec![
+                    (r("ln"), tar::EntryType::Symlink, b"", Some(out.clone())),
+                    (r("ln"), tar::EntryType::Directory, b"", None),
+                ],
             ),
             (
                 "a hard link out",
-                archive(&[("h", tar::EntryType::Link, b"", Some("../../etc/passwd"))]),
+                vec![(
+                    r("h"),
+                    tar::EntryType::Link,
+                    b"",
+                    Some("../../etc/passwd".into()),
+                )],
             ),
-        ] {
-            let outer = tempfile::tempdir().expect("tmp");
+            (
+                "a hard link through a symlink",
+                vec![
+                    (r("ln"), tar::EntryType::Symlink, b"", Some(out.clone())),
+                    (r("h"), tar::EntryType::Link, b"", Some(r("ln/secret"))),
+                ],
+            ),
+            (
+                "a hard link to a symlink",
+                vec![
+                    (r("ln"), tar::EntryType::Symlink, b"", Some(through.clone())),
+                    (r("h"), tar::EntryType::Link, b"", Some(r("ln"))),
+                ],
+            ),
+        ];
+        for (what, entries) in cases {
             let dest = outer.path().join("dest");
+            let _ = std::fs::remove_dir_all(&dest);
             std::fs::create_dir(&dest).expect("dest");
-            let e = unpack(&tar[..], &dest, None).expect_err(what);
+            let entries: Vec<(&str, tar::EntryType, &[u8], Option<&str>)> = entries
+                .iter()
+                .map(|(n, k, d, l)| (n.as_str(), *k, *d, l.as_deref()))
+                .collect();
+            let tar = archive(&entries);
+            let e = unpack(
+                &tar[..],
+                &dest,
+                &Rebase {
+                    root: "r",
+                    to: None,
+                },
+            )
+            .expect_err(what);
             assert!(
                 format!("{e:?}").contains("outside the destination"),
                 "{what}: {e:?}"
             );
-            assert!(
-                !outer.path().join("evil").exists() && !Path::new("/tmp/evil").exists(),
-                "{what} wrote outside"
-            );
+            let left: Vec<_> = std::fs::read_dir(outer.path())
+                .expect("outer")
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect();
+            assert_eq!(left.len(), 2, "{what} made something outside: {left:?}");
+            assert!(!Path::new("/tmp/evil").exists(), "{what} wrote to /tmp");
+            let mode = std::fs::metadata(outer.path())
+                .expect("outer")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700, "{what} changed a mode outside");
+            assert_eq!(std::fs::read_to_string(&secret).expect("secret"), "s");
         }
     }
 
