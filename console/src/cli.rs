@@ -666,6 +666,9 @@ fn parse_cap_drop(s: &str) -> Result<String, ValidationError> {
 #[derive(Debug, Parser)]
 #[command(no_binary_name = true, disable_help_flag = true)]
 pub struct FormFlags {
+    /// Accepted as `berth run` accepts it: a run is always detached.
+    #[arg(short, long, hide = true)]
+    pub detach: bool,
     #[arg(short, long = "label", value_name = "K=V", value_parser = labels::parse_label)]
     pub label: Vec<(String, String)>,
     #[arg(long, value_name = "E", allow_hyphen_values = true)]

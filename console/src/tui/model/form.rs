@@ -435,6 +435,7 @@ impl RunForm {
             },
         };
         let flags = flags.unwrap_or_else(|| crate::cli::FormFlags {
+            detach: false,
             label: Vec::new(),
             entrypoint: None,
             env_file: Vec::new(),
@@ -451,16 +452,14 @@ impl RunForm {
             fail(FieldId::Flags, report_message(&e));
             None
         });
-        // Env files first, then the env field (its KEYs were looked up above), as `-e` wins.
-        let env = if flags.env_file.is_empty() {
-            env
-        } else {
-            let pairs = env.into_iter().map(|(k, v)| EnvArg::Pair(k, v)).collect();
-            crate::commands::run::collect_env(&flags.env_file, pairs, &lookup).unwrap_or_else(|e| {
+        // Env files first, then the env field (its KEYs were looked up above), as `-e` wins;
+        // one value a name, as `berth run` sends it.
+        let pairs = env.into_iter().map(|(k, v)| EnvArg::Pair(k, v)).collect();
+        let env = crate::commands::run::collect_env(&flags.env_file, pairs, &lookup)
+            .unwrap_or_else(|e| {
                 fail(FieldId::Flags, report_message(&e));
                 Vec::new()
-            })
-        };
+            });
         let mut options = crate::commands::run::run_options(flags.options);
         mounts.append(&mut options.mounts);
         options.mounts = mounts;
@@ -605,10 +604,25 @@ fn clap_message(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
     let first = rendered.lines().next().unwrap_or_default();
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    if e.kind() == clap::error::ErrorKind::UnknownArgument {
-        format!("{first}: a flag with a field of its own (name, env, node, …) goes there")
-    } else {
-        first.to_owned()
+    // The flags the form has a field for: each is refused here, pointing to its field.
+    const OWN: [(&str, &str); 11] = [
+        ("'--name'", "name"),
+        ("'--node'", "node"),
+        ("'-e'", "env"),
+        ("'--env'", "env"),
+        ("'-p'", "ports"),
+        ("'--publish'", "ports"),
+        ("'--cpus'", "cpus"),
+        ("'--memory'", "memory"),
+        ("'--restart'", "restart"),
+        ("'--constraint'", "constraints"),
+        ("'--strategy'", "strategy"),
+    ];
+    match OWN.iter().find(|(flag, _)| first.contains(flag)) {
+        Some((_, field)) if e.kind() == clap::error::ErrorKind::UnknownArgument => {
+            format!("{first}: it has a field of its own, {field}")
+        }
+        _ => first.to_owned(),
     }
 }
 
@@ -636,6 +650,8 @@ fn field_of(e: &ValidationError) -> FieldId {
         FieldId::Constraints
     } else if f.starts_with("command") {
         FieldId::Command
+    } else if f.starts_with("env-file") {
+        FieldId::Flags
     } else if f.starts_with("env") {
         FieldId::Env
     } else if f.starts_with("port") {
@@ -646,7 +662,7 @@ fn field_of(e: &ValidationError) -> FieldId {
         FieldId::Memory
     } else if f.starts_with("restart") {
         FieldId::Restart
-    } else if f.starts_with("volume") || f.starts_with("mount") {
+    } else if f.starts_with("volume") {
         FieldId::Volumes
     } else if f.starts_with("network") {
         FieldId::Network
@@ -788,11 +804,33 @@ mod tests {
     }
 
     #[test]
+    fn one_value_a_name_and_docker_habits_as_berth_run_takes_them() {
+        let mut f = form(&[
+            (FieldId::Image, "img"),
+            (FieldId::Env, "A=1 A=2"),
+            (FieldId::Flags, "-d"),
+        ]);
+        let spec = f
+            .validate(no_env)
+            .and_then(Submission::into_run)
+            .and_then(|r| r.spec)
+            .expect("valid");
+        let env: Vec<_> = spec
+            .env
+            .iter()
+            .map(|e| format!("{}={}", e.key, e.value))
+            .collect();
+        assert_eq!(env, ["A=2"], "the last value wins, as with -e A=1 -e A=2");
+    }
+
+    #[test]
     fn a_bad_volume_network_or_flag_is_shown_under_its_field() {
         for (id, value, says) in [
             (FieldId::Volumes, "data", "data"),
             (FieldId::Network, "bad name!", "network"),
-            (FieldId::Flags, "--node alpha", "--node"),
+            (FieldId::Flags, "--node alpha", "a field of its own, node"),
+            (FieldId::Flags, "--no-such-flag", "--no-such-flag"),
+            (FieldId::Flags, "--env-file /no/such/file", "env-file"),
             (FieldId::Flags, "--cap-add 'NO SUCH'", "cap-add"),
             (FieldId::Flags, "--health-retries 3", "--health-cmd"),
             (FieldId::Flags, "--stop-timeout 4000", "stop-timeout"),
