@@ -43,6 +43,9 @@ const KEY_NODE: &str = "node";
 const KEY_LEFT: &str = "left";
 /// A digest of the node's service store: peers whose digests differ sync over gRPC.
 const KEY_SERVICES: &str = "svc";
+/// The node's volume names, one a line: a key of its own, since the `node` key is sent again
+/// whenever its rounded figures move and the names rarely do.
+const KEY_VOLUMES: &str = "vol";
 const PREFIX_CONTAINER: &str = "c:";
 
 #[derive(Debug, Clone)]
@@ -463,9 +466,6 @@ struct NodeInfo {
     alloc_mem: u64,
     res_cpus: f64,
     res_mem: u64,
-    /// The named volumes Berth made on the node, for placement.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    vol: Vec<String>,
 }
 
 /// One container, compactly.
@@ -514,19 +514,21 @@ const MIB: u64 = 1024 * 1024;
 pub const MAX_GOSSIPED_VOLUMES: usize = 64;
 const MAX_GOSSIPED_VOLUME_BYTES: usize = 4096;
 
-/// At most [`MAX_GOSSIPED_VOLUMES`] names of at most 255 bytes, [`MAX_GOSSIPED_VOLUME_BYTES`]
-/// in all: what we publish, and all we take from a peer's row.
-fn bounded_volumes(names: &[String]) -> Vec<String> {
+/// At most [`MAX_GOSSIPED_VOLUMES`] names of at most 255 bytes (no line breaks),
+/// [`MAX_GOSSIPED_VOLUME_BYTES`] in all, sorted: what we publish, and all we take from a peer.
+fn bounded_volumes<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut total = 0;
+    let mut names: Vec<&str> = names.into_iter().collect();
+    names.sort_unstable();
     names
-        .iter()
-        .filter(|n| !n.is_empty() && n.len() <= 255)
+        .into_iter()
+        .filter(|n| !n.is_empty() && n.len() <= 255 && !n.contains(['\n', '\r']))
         .take(MAX_GOSSIPED_VOLUMES)
         .take_while(|n| {
             total += n.len();
             total <= MAX_GOSSIPED_VOLUME_BYTES
         })
-        .cloned()
+        .map(str::to_owned)
         .collect()
 }
 
@@ -561,7 +563,6 @@ fn node_info(n: &pb::Node) -> NodeInfo {
         alloc_mem: n.allocatable_memory_bytes,
         res_cpus: n.reserved_cpus,
         res_mem: n.reserved_memory_bytes,
-        vol: bounded_volumes(&n.volumes),
     }
 }
 
@@ -814,6 +815,10 @@ async fn publish_loop(
         };
         let mut keys: Vec<(String, String)> = Vec::with_capacity(containers.len() + 2);
         keys.push((KEY_NODE.to_owned(), node_json));
+        keys.push((
+            KEY_VOLUMES.to_owned(),
+            bounded_volumes(node.volumes.iter().map(String::as_str)).join("\n"),
+        ));
         if !node.services_digest.is_empty() {
             keys.push((KEY_SERVICES.to_owned(), node.services_digest.clone()));
         }
@@ -852,6 +857,7 @@ struct Decoded {
     containers: BTreeMap<String, pb::ContainerSummary>,
     left: bool,
     services_digest: String,
+    volumes: Vec<String>,
     /// The view must be given every container next time (first sight, or a full re-read).
     full: bool,
     /// Containers changed or removed since the view was last given this node.
@@ -890,6 +896,9 @@ impl Decoded {
                     Err(e) => tracing::debug!(%node, error = %e, "undecodable node row"),
                 },
                 KEY_GRPC if !deleted => self.address = v.value.clone(),
+                KEY_VOLUMES if !deleted => {
+                    self.volumes = bounded_volumes(v.value.split('\n'));
+                }
                 KEY_LEFT => self.left = !deleted,
                 KEY_SERVICES if !deleted => {
                     // A digest is 16 hex digits; anything else is not one.
@@ -1126,7 +1135,7 @@ fn node_row(name: &str, d: &Decoded, status: pb::NodeStatus) -> pb::Node {
         allocatable_memory_bytes: i.alloc_mem,
         reserved_cpus: i.res_cpus,
         reserved_memory_bytes: i.res_mem,
-        volumes: bounded_volumes(&i.vol),
+        volumes: d.volumes.clone(),
     }
 }
 
@@ -1202,36 +1211,37 @@ mod tests {
 
     #[test]
     fn volume_names_travel_bounded() {
-        let mut names: Vec<String> = (0..200).map(|i| format!("vol-{i:03}")).collect();
-        names.push("x".repeat(300));
-        let n = pb::Node {
-            volumes: names.clone(),
-            ..Default::default()
-        };
-        let info = node_info(&n);
-        assert_eq!(info.vol.len(), MAX_GOSSIPED_VOLUMES);
-        assert_eq!(info.vol[..3], names[..3]);
-        let json = serde_json::to_string(&info).expect("json");
-        let back: NodeInfo = serde_json::from_str(&json).expect("back");
-        let d = Decoded {
-            info: Some(back),
-            ..Default::default()
-        };
-        assert_eq!(node_row("n", &d, pb::NodeStatus::Alive).volumes, info.vol);
+        // What we publish: sorted, each name at most 255 bytes, at most 64 of them.
+        let mut names: Vec<String> = (0..200).rev().map(|i| format!("vol-{i:03}")).collect();
+        names.insert(0, "a".repeat(300));
+        names.insert(1, "a\nb".into());
+        let published = bounded_volumes(names.iter().map(String::as_str));
+        assert_eq!(published.len(), MAX_GOSSIPED_VOLUMES);
+        assert_eq!(
+            published[..2],
+            ["vol-000", "vol-001"],
+            "sorted; the long and the broken dropped"
+        );
+        let mut ns = chitchat::NodeState::for_test();
+        ns.set(KEY_VOLUMES, published.join("\n"));
+        let mut d = Decoded::default();
+        d.read(&ns, "n1");
+        assert_eq!(node_row("n1", &d, pb::NodeStatus::Alive).volumes, published);
+
         // A hostile row with more is cut on the way in.
-        let hostile = NodeInfo {
-            vol: vec!["y".repeat(200); 500],
-            ..Default::default()
-        };
-        let d = Decoded {
-            info: Some(hostile),
-            ..Default::default()
-        };
-        let row = node_row("n", &d, pb::NodeStatus::Alive);
-        assert!(
-            row.volumes.iter().map(String::len).sum::<usize>() <= 4096,
-            "{}",
-            row.volumes.len()
+        ns.set(KEY_VOLUMES, vec!["y".repeat(200); 500].join("\n"));
+        d.read(&ns, "n1");
+        let row = node_row("n1", &d, pb::NodeStatus::Alive);
+        assert!(!row.volumes.is_empty());
+        assert!(row.volumes.iter().map(String::len).sum::<usize>() <= MAX_GOSSIPED_VOLUME_BYTES);
+        // The node's figures moving does not touch its volumes' key.
+        ns.set(KEY_VOLUMES, "pgdata");
+        d.read(&ns, "n1");
+        ns.set(KEY_NODE, node_json());
+        d.read(&ns, "n1");
+        assert_eq!(
+            node_row("n1", &d, pb::NodeStatus::Alive).volumes,
+            ["pgdata"]
         );
     }
 

@@ -140,7 +140,12 @@ impl Pending {
                     reserved_cpus: n.reserved_cpus + cpus,
                     reserved_memory: n.reserved_memory_bytes + mem,
                     containers: total + count,
-                    volumes: n.volumes.clone(),
+                    // A node that left took its volumes out of the cluster: they pin nothing.
+                    volumes: if n.status == pb::NodeStatus::Left as i32 {
+                        Vec::new()
+                    } else {
+                        n.volumes.clone()
+                    },
                 }
             })
             .collect()

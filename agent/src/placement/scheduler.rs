@@ -49,7 +49,7 @@ pub struct Request {
     pub siblings: HashMap<String, u32>,
     /// The named volumes the container mounts. One that exists on some node pins the
     /// container to the nodes that hold it, unless the request names its node (`node`, or a
-    /// constraint on `node`): its data is there.
+    /// constraint `node==NAME`): its data is there.
     pub volumes: Vec<String>,
     /// Nodes where another slot of the same service has a replica: a volume there belongs to
     /// that replica and pins nothing, so a replicated service's slots spread, each with its
@@ -60,10 +60,12 @@ pub struct Request {
 impl Request {
     /// The volumes of the request that some candidate holds: they decide where it may go.
     fn pinning_volumes<'a>(&'a self, candidates: &[Candidate]) -> Vec<&'a str> {
+        // Naming the node is saying where; excluding one (`node!=x`) is not.
         let names_its_node = self.node.is_some()
-            || self.constraints.iter().any(
-                |k| matches!(k, Constraint::Eq(key, _) | Constraint::Ne(key, _) if key == "node"),
-            );
+            || self
+                .constraints
+                .iter()
+                .any(|k| matches!(k, Constraint::Eq(key, _) if key == "node"));
         if names_its_node {
             return Vec::new();
         }
@@ -178,7 +180,8 @@ pub fn rank(candidates: &[Candidate], req: &Request) -> Result<Vec<String>, NoPl
             }
             if let Some(v) = pinning.iter().find(|v| !req.pinned_by(c, v)) {
                 return Err(format!(
-                    "volume {v} is on {} (name a node with --node to start afresh elsewhere)",
+                    "volume {v} is on {} (to start afresh on another node, pin it there: --node \
+                     NAME, or the constraint node==NAME)",
                     holders(candidates, req, v)
                 ));
             }
@@ -277,10 +280,16 @@ mod tests {
         };
         assert_eq!(rank(&nodes, &told).expect("placed"), ["a"]);
         let told = Request {
-            constraints: vec![Constraint::Ne("node".into(), "b".into())],
+            constraints: vec![Constraint::Eq("node".into(), "c".into())],
             ..req.clone()
         };
-        assert_eq!(rank(&nodes, &told).expect("placed"), ["a", "c"]);
+        assert_eq!(rank(&nodes, &told).expect("placed"), ["c"]);
+        // Excluding a node is not naming one: the data still decides.
+        let not_a = Request {
+            constraints: vec![Constraint::Ne("node".into(), "a".into())],
+            ..req.clone()
+        };
+        assert_eq!(rank(&nodes, &not_a).expect("placed"), ["b"]);
         // A volume that is another replica's pins nothing: the slots spread.
         let other_slot = Request {
             other_replicas_on: ["b".to_owned()].into(),
