@@ -1960,6 +1960,35 @@ mod stats {
             out.report("only the missing one")
         );
     }
+
+    /// A node gossip has stopped hearing from is not asked, and the answer says so instead of
+    /// its containers (and volumes) vanishing without a word.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_node_not_heard_from_is_named_not_dropped() {
+        let (a, mut b, image, _guards) = super::exec::two_agents((83, 84)).await;
+        let via_a = || Cmd::berth(&a.url());
+        let name = berth_testkit::unique("quiet");
+        via_a()
+            .args(["run", "--name", &name, "--node", &b.name, &image])
+            .args(["--forever", "--interval-ms", "1000"])
+            .run()
+            .ok();
+        b.kill9();
+        eventually("B suspect or down through A", || {
+            let out = via_a().args(["-o", "json", "nodes"]).run().ok();
+            let nodes: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+            let row = nodes
+                .as_array()?
+                .iter()
+                .find(|n| n["name"] == b.name.as_str())?;
+            matches!(row["status"].as_str(), Some("suspect" | "down")).then_some(())
+        });
+        let out = via_a().args(["stats", "--no-stream"]).run().ok();
+        assert_contains(&out, "stderr", &format!("node {}: not asked", b.name));
+        let out = via_a().args(["volume", "ls"]).run().ok();
+        assert_contains(&out, "stderr", &b.name);
+        assert_contains(&out, "stderr", "not asked");
+    }
 }
 
 mod cp {
@@ -2091,6 +2120,52 @@ mod cp {
         assert_eq!(
             std::fs::read_link(back.join("link")).expect("the symlink stays one"),
             Path::new("sub/note.txt")
+        );
+
+        // `DIR/.`: the contents, to a new name; `-L`: what a link points to, under its name; a
+        // local destination that is a symlink is written through.
+        let contents = local.path().join("contents");
+        via_a()
+            .args(["cp", &format!("{name}:/srv/.")])
+            .arg(&contents)
+            .run()
+            .ok();
+        assert!(
+            contents.join("sub/note.txt").is_file(),
+            "the contents, not srv/"
+        );
+        via_a()
+            .args(["exec", &name, "ln", "-s", "/data/blob.bin", "/blob-link"])
+            .run()
+            .ok();
+        let followed = local.path().join("followed");
+        std::fs::create_dir(&followed).expect("dir");
+        via_a()
+            .args(["cp", "-L", &format!("{name}:/blob-link")])
+            .arg(&followed)
+            .run()
+            .ok();
+        assert_eq!(
+            sha256_of(&followed.join("blob-link")),
+            want,
+            "-L keeps the link's name"
+        );
+        let through = local.path().join("through");
+        std::os::unix::fs::symlink(&renamed, &through).expect("symlink");
+        via_a()
+            .args(["cp", &format!("{name}:/srv/sub/note.txt")])
+            .arg(&through)
+            .run()
+            .ok();
+        assert_eq!(
+            std::fs::read_to_string(&renamed).expect("target"),
+            "hello\n"
+        );
+        assert!(
+            std::fs::symlink_metadata(&through)
+                .expect("link")
+                .file_type()
+                .is_symlink()
         );
 
         // `-`: the archive itself on stdout.

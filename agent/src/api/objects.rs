@@ -81,6 +81,30 @@ impl Service {
         Ok(targets)
     }
 
+    /// The nodes a cluster-wide ask leaves out because gossip has not heard from them lately
+    /// (suspect or down; a node that left is gone on purpose), named so that what they hold
+    /// does not vanish from the answer without a word.
+    fn unasked(&self, node: &str, meta: &MetadataMap) -> Vec<pb::NodeFailure> {
+        if crate::cluster::peers::is_forwarded(meta) || !node.is_empty() {
+            return Vec::new();
+        }
+        self.state
+            .nodes()
+            .into_iter()
+            .filter_map(|n| {
+                let why = match pb::NodeStatus::try_from(n.status).ok()? {
+                    pb::NodeStatus::Suspect => "suspect",
+                    pb::NodeStatus::Down => "down",
+                    _ => return None,
+                };
+                Some(pb::NodeFailure {
+                    node: n.name,
+                    error: format!("not asked: the node is {why}"),
+                })
+            })
+            .collect()
+    }
+
     pub(super) async fn list_objects_impl(
         &self,
         req: pb::ListObjectsRequest,
@@ -112,7 +136,10 @@ impl Service {
                     }
                 }
             });
-        let mut out = pb::ListObjectsResponse::default();
+        let mut out = pb::ListObjectsResponse {
+            failed: self.unasked(&req.node, meta),
+            ..Default::default()
+        };
         for answer in futures::future::join_all(asks).await {
             match answer {
                 Ok(objects) => out.objects.extend(objects),
@@ -330,7 +357,10 @@ impl Service {
                     }
                 }
             });
-        let mut out = pb::ContainerStatsResponse::default();
+        let mut out = pb::ContainerStatsResponse {
+            failed: self.unasked(&req.node, meta),
+            ..Default::default()
+        };
         for answer in futures::future::join_all(asks).await {
             match answer {
                 Ok(c) => out.containers.extend(c),

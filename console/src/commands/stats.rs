@@ -72,7 +72,7 @@ pub async fn execute(session: &mut Session, output: OutputFormat, plan: StatsPla
             let ids = resolve(&answer.containers, &args.containers).map_err(|e| {
                 // A container may be missing because its node did not answer: say which.
                 answer.failed.iter().fold(e, |e, f| {
-                    e.wrap_err(format!("node {} did not answer: {}", f.node, f.error))
+                    e.wrap_err(format!("node {}: {}", f.node, f.error))
                 })
             })?;
             chosen = Some(ids);
@@ -86,7 +86,7 @@ pub async fn execute(session: &mut Session, output: OutputFormat, plan: StatsPla
         let failed: Vec<String> = answer
             .failed
             .iter()
-            .map(|f| format!("node {} did not answer: {}", f.node, f.error))
+            .map(|f| format!("node {}: {}", f.node, f.error))
             .collect();
         let text = match output {
             OutputFormat::Json => {
