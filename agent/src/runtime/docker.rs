@@ -498,45 +498,7 @@ impl DockerRuntime {
             one_shot: true,
         };
         let stats = docker.stats(id, Some(opts)).next().await?.ok()?;
-        let cpu = stats.cpu_stats.unwrap_or_default();
-        let mem = stats.memory_stats.unwrap_or_default();
-        let usage = mem.usage.unwrap_or(0);
-        // As the docker CLI: the page cache is not the container's own memory.
-        let cache = mem
-            .stats
-            .as_ref()
-            .and_then(|s| {
-                s.get("total_inactive_file")
-                    .or_else(|| s.get("inactive_file"))
-                    .copied()
-            })
-            .unwrap_or(0);
-        let mut io = Io::default();
-        for n in stats.networks.iter().flat_map(|n| n.values()) {
-            io.net_rx = io.net_rx.saturating_add(n.rx_bytes.unwrap_or(0));
-            io.net_tx = io.net_tx.saturating_add(n.tx_bytes.unwrap_or(0));
-        }
-        let entries = stats
-            .blkio_stats
-            .and_then(|b| b.io_service_bytes_recursive)
-            .unwrap_or_default();
-        for e in entries {
-            // cgroup v1 says Read/Write, v2 read/write.
-            match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                Some("read") => io.block_read = io.block_read.saturating_add(e.value.unwrap_or(0)),
-                Some("write") => {
-                    io.block_write = io.block_write.saturating_add(e.value.unwrap_or(0))
-                }
-                _ => {}
-            }
-        }
-        Some(Sample {
-            container_cpu_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
-            system_cpu_ns: cpu.system_cpu_usage.unwrap_or(0),
-            online_cpus: cpu.online_cpus.unwrap_or(1).max(1),
-            memory_bytes: usage.saturating_sub(cache),
-            io,
-        })
+        Some(sample_of(stats))
     }
 }
 
@@ -1092,6 +1054,49 @@ impl ExecControl for DockerExec {
 }
 
 /// A raw usage sample; CPU % comes from the difference of two.
+/// One sample from Docker's stats answer: CPU counters, memory without the page cache (as the
+/// docker CLI counts it), network totals over every interface, block I/O from cgroup v1's or
+/// v2's `io_service_bytes_recursive`.
+fn sample_of(stats: bollard::models::ContainerStatsResponse) -> Sample {
+    let cpu = stats.cpu_stats.unwrap_or_default();
+    let mem = stats.memory_stats.unwrap_or_default();
+    let usage = mem.usage.unwrap_or(0);
+    // As the docker CLI: the page cache is not the container's own memory.
+    let cache = mem
+        .stats
+        .as_ref()
+        .and_then(|s| {
+            s.get("total_inactive_file")
+                .or_else(|| s.get("inactive_file"))
+                .copied()
+        })
+        .unwrap_or(0);
+    let mut io = Io::default();
+    for n in stats.networks.iter().flat_map(|n| n.values()) {
+        io.net_rx = io.net_rx.saturating_add(n.rx_bytes.unwrap_or(0));
+        io.net_tx = io.net_tx.saturating_add(n.tx_bytes.unwrap_or(0));
+    }
+    let entries = stats
+        .blkio_stats
+        .and_then(|b| b.io_service_bytes_recursive)
+        .unwrap_or_default();
+    for e in entries {
+        // cgroup v1 says Read/Write, v2 read/write.
+        match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("read") => io.block_read = io.block_read.saturating_add(e.value.unwrap_or(0)),
+            Some("write") => io.block_write = io.block_write.saturating_add(e.value.unwrap_or(0)),
+            _ => {}
+        }
+    }
+    Sample {
+        container_cpu_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+        system_cpu_ns: cpu.system_cpu_usage.unwrap_or(0),
+        online_cpus: cpu.online_cpus.unwrap_or(1).max(1),
+        memory_bytes: usage.saturating_sub(cache),
+        io,
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sample {
     pub container_cpu_ns: u64,
@@ -1426,7 +1431,60 @@ pub fn owned_by(c: &ContainerInspectResponse, node: &str) -> bool {
 
 #[cfg(test)]
 mod exec_tests {
-    use super::start_failure_code;
+    use super::{Io, sample_of, start_failure_code};
+
+    #[test]
+    fn a_sample_reads_rx_tx_and_block_io_of_cgroup_v1_and_v2() {
+        let v1 = serde_json::json!({
+            "networks": {
+                "eth0": {"rx_bytes": 1000, "tx_bytes": 30},
+                "eth1": {"rx_bytes": 5, "tx_bytes": 7}
+            },
+            "blkio_stats": {"io_service_bytes_recursive": [
+                {"major": 8, "minor": 0, "op": "Read", "value": 4096},
+                {"major": 8, "minor": 0, "op": "Write", "value": 8192},
+                {"major": 8, "minor": 0, "op": "Sync", "value": 1},
+                {"major": 8, "minor": 0, "op": "Total", "value": 12288},
+                {"major": 8, "minor": 16, "op": "Read", "value": 4}
+            ]},
+            "cpu_stats": {"cpu_usage": {"total_usage": 5000}, "system_cpu_usage": 90000, "online_cpus": 2},
+            "memory_stats": {"usage": 10_485_760, "stats": {"total_inactive_file": 1_048_576}}
+        });
+        let s = sample_of(serde_json::from_value(v1).expect("a v1 answer"));
+        assert_eq!(
+            s.io,
+            Io {
+                net_rx: 1005,
+                net_tx: 37,
+                block_read: 4100,
+                block_write: 8192
+            },
+            "rx and tx apart, summed over interfaces and devices; Sync and Total not counted"
+        );
+        assert_eq!(
+            s.memory_bytes, 9_437_184,
+            "the page cache is not the container's"
+        );
+        assert_eq!(
+            (s.container_cpu_ns, s.system_cpu_ns, s.online_cpus),
+            (5000, 90000, 2)
+        );
+
+        let v2 = serde_json::json!({
+            "blkio_stats": {"io_service_bytes_recursive": [
+                {"major": 259, "minor": 0, "op": "read", "value": 100},
+                {"major": 259, "minor": 0, "op": "write", "value": 200}
+            ]},
+            "memory_stats": {"usage": 3000, "stats": {"inactive_file": 1000}}
+        });
+        let s = sample_of(serde_json::from_value(v2).expect("a v2 answer"));
+        assert_eq!((s.io.block_read, s.io.block_write), (100, 200));
+        assert_eq!(s.memory_bytes, 2000);
+        assert_eq!(s.online_cpus, 1, "an answer without it counts one CPU");
+        // No networks (--network none) and no block I/O: zeros, not a failure.
+        let s = sample_of(serde_json::from_value(serde_json::json!({})).expect("empty"));
+        assert_eq!(s.io, Io::default());
+    }
 
     #[test]
     fn a_missing_program_is_127_and_other_start_failures_stay_126() {
