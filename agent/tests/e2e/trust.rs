@@ -30,7 +30,8 @@ impl Capture {
             .collect::<Vec<_>>()
             .join(" or ");
         let mut child = std::process::Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "-s", "0", "-w"])
+            // A large buffer: under a loaded suite the kernel would otherwise drop packets.
+            .args(["-i", "lo", "-U", "-s", "0", "-B", "32768", "-w"])
             .arg(&file)
             .arg(&filter)
             .stdout(std::process::Stdio::null())
@@ -62,6 +63,21 @@ impl Capture {
             file,
             _dir: dir,
         })
+    }
+
+    /// Waits (up to 10 s) until the capture so far holds `needle`: packets reach the file a
+    /// moment after they cross loopback, later on a loaded machine.
+    fn wait_for(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if std::fs::read(&self.file).is_ok_and(|b| contains(&b, needle)) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Stops the capture and returns the pcap file's bytes (headers and payloads).
@@ -180,7 +196,10 @@ async fn a_capture_of_a_secured_cluster_shows_no_token_and_no_names() -> Result<
         .args(["run", "--name", &open_name, "-e", &open_env, &image])
         .run()
         .ok();
+    // The plaintext agent's traffic is the proof the capture works: wait for it to land.
+    let caught = capture.wait_for(&open_value);
     let pcap = capture.stop()?;
+    assert!(caught, "plaintext is caught (within 10 s)");
 
     assert!(
         pcap.len() > 20_000,
