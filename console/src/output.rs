@@ -24,7 +24,7 @@
 
 use berth_proto::v1 as pb;
 use berth_shared::quantity::format_bytes;
-use berth_shared::time::{human_duration, status_text};
+use berth_shared::time::human_duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -74,6 +74,9 @@ pub struct ContainerJson {
     pub ports: Vec<PortJson>,
     /// `starting`, `healthy` or `unhealthy`; null when the container has no health check.
     pub health: Option<String>,
+    /// Its node's status: `alive`, `suspect`, `down`, `left` or `gone`. Only with `alive` or
+    /// `suspect` does `state` still hold; otherwise it is the last state known.
+    pub node_status: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,11 +165,8 @@ pub fn rfc3339_ms(ms: i64) -> Option<String> {
 
 pub fn node_status_word(status: i32) -> &'static str {
     match pb::NodeStatus::try_from(status) {
-        Ok(pb::NodeStatus::Alive) => "alive",
-        Ok(pb::NodeStatus::Suspect) => "suspect",
-        Ok(pb::NodeStatus::Down) => "down",
-        Ok(pb::NodeStatus::Left) => "left",
-        Ok(pb::NodeStatus::Unspecified) | Err(_) => "unknown",
+        Ok(s) => berth_shared::time::node_status_word(Some(s)),
+        Err(_) => "unknown",
     }
 }
 
@@ -208,19 +208,37 @@ pub fn port_json(p: &pb::PortMapping) -> PortJson {
     }
 }
 
-pub fn container_json(c: &pb::ContainerSummary, now: DateTime<Utc>) -> ContainerJson {
+/// Every node's status by name, for what can be said of its containers.
+pub fn node_statuses(nodes: &[pb::Node]) -> NodeStatuses {
+    nodes
+        .iter()
+        .map(|n| {
+            let status = pb::NodeStatus::try_from(n.status).unwrap_or(pb::NodeStatus::Unspecified);
+            (n.name.clone(), status)
+        })
+        .collect()
+}
+
+pub type NodeStatuses = std::collections::HashMap<String, pb::NodeStatus>;
+
+pub fn container_json(
+    c: &pb::ContainerSummary,
+    node: Option<pb::NodeStatus>,
+    now: DateTime<Utc>,
+) -> ContainerJson {
     ContainerJson {
         id: c.id.clone(),
         name: c.name.clone(),
         image: c.image.clone(),
         node: c.node.clone(),
         state: c.state.clone(),
-        status: status_text(c, now),
+        status: berth_shared::time::status_on(c, node, now),
         created: rfc3339_ms(c.created_unix_ms),
         cpu_percent: c.cpu_percent,
         memory_bytes: c.memory_bytes,
         ports: c.ports.iter().map(port_json).collect(),
         health: (!c.health.is_empty()).then(|| c.health.clone()),
+        node_status: berth_shared::time::node_status_word(node),
     }
 }
 
@@ -279,7 +297,8 @@ pub fn inspect_json(d: &pb::ContainerDetail, now: DateTime<Utc>) -> InspectJson 
     };
     InspectJson {
         summary: d.summary.as_ref().map(|c| InspectSummaryJson {
-            container: container_json(c, now),
+            // Its owner answered: the node is alive.
+            container: container_json(c, Some(pb::NodeStatus::Alive), now),
             started: rfc3339_ms(c.started_unix_ms),
             finished: rfc3339_ms(c.finished_unix_ms),
             exit_code: c.exit_code,
@@ -467,7 +486,14 @@ pub fn age(ms: u64) -> String {
     }
 }
 
-pub fn ps_table(containers: &[pb::ContainerSummary], wide: bool, now: DateTime<Utc>) -> String {
+/// `ps`: a container whose node is down, left or gone shows its last state marked `?` and why
+/// it is unknown, with no figures.
+pub fn ps_table(
+    containers: &[pb::ContainerSummary],
+    nodes: &NodeStatuses,
+    wide: bool,
+    now: DateTime<Utc>,
+) -> String {
     let mut header = vec![
         "CONTAINER ID",
         "NAME",
@@ -483,7 +509,9 @@ pub fn ps_table(containers: &[pb::ContainerSummary], wide: bool, now: DateTime<U
     }
     let mut table = Table::new(&header);
     for c in containers {
-        let (cpu, mem) = if is_live(c) {
+        let node = nodes.get(&c.node).copied();
+        let vouched = berth_shared::time::node_vouches(node);
+        let (cpu, mem) = if is_live(c) && vouched {
             (percent(c.cpu_percent), format_bytes(c.memory_bytes))
         } else {
             ("-".to_owned(), "-".to_owned())
@@ -493,8 +521,8 @@ pub fn ps_table(containers: &[pb::ContainerSummary], wide: bool, now: DateTime<U
             c.name.clone(),
             c.image.clone(),
             c.node.clone(),
-            c.state.clone(),
-            status_text(c, now),
+            berth_shared::time::state_word(c, node),
+            berth_shared::time::status_on(c, node, now),
             cpu,
             mem,
         ];
@@ -667,10 +695,32 @@ b       10.0.0.2:7070   suspect   4s    12.3%   1.5GiB / 8.0GiB   0/0          u
     }
 
     #[test]
+    fn a_container_on_a_down_node_is_not_shown_as_running() {
+        let (mut nodes, mut containers) = fixture();
+        nodes[1].status = pb::NodeStatus::Down as i32;
+        containers[0].node = "b".into();
+        let text = ps_table(&containers, &node_statuses(&nodes), false, now());
+        let row = text.lines().nth(1).expect("row");
+        assert!(
+            row.contains("running?") && row.contains("unknown: node down"),
+            "{text}"
+        );
+        assert!(
+            !row.contains("Up 3") && !row.contains("1.5%"),
+            "no figures: {text}"
+        );
+        let json = container_json(&containers[0], Some(pb::NodeStatus::Down), now());
+        assert_eq!(json.node_status, "down");
+        let gone = container_json(&containers[0], None, now());
+        assert_eq!(gone.node_status, "gone");
+    }
+
+    #[test]
     fn ps_table_renders_fixed_data() {
-        let (_, containers) = fixture();
+        let (nodes, containers) = fixture();
+        let nodes = node_statuses(&nodes);
         assert_eq!(
-            ps_table(&containers, false, now()),
+            ps_table(&containers, &nodes, false, now()),
             "\
 CONTAINER ID   NAME   IMAGE     NODE    STATE     STATUS                       CPU %   MEM
 0123456789ab   web    nginx:1   alpha   running   Up 3 minutes                 1.5%    512.0MiB
@@ -681,7 +731,8 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
 
     #[test]
     fn ps_wide_table_adds_ports_and_created() {
-        let (_, mut containers) = fixture();
+        let (nodes, mut containers) = fixture();
+        let nodes = node_statuses(&nodes);
         containers[0].ports.push(pb::PortMapping {
             host_ip: "::1".into(),
             host_port: 5353,
@@ -690,7 +741,7 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
         });
         containers[1].ports.clear();
         assert_eq!(
-            ps_table(&containers, true, now()),
+            ps_table(&containers, &nodes, true, now()),
             "\
 CONTAINER ID   NAME   IMAGE     NODE    STATE     STATUS                       CPU %   MEM        PORTS                                      CREATED
 0123456789ab   web    nginx:1   alpha   running   Up 3 minutes                 1.5%    512.0MiB   0.0.0.0:8080->80/tcp, [::1]:5353->53/udp   5 minutes ago
@@ -741,7 +792,12 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
     #[test]
     fn container_json_field_names_are_stable() {
         let (_, containers) = fixture();
-        let v = serde_json::to_value(container_json(&containers[1], now())).expect("serializes");
+        let v = serde_json::to_value(container_json(
+            &containers[1],
+            Some(pb::NodeStatus::Alive),
+            now(),
+        ))
+        .expect("serializes");
         assert_eq!(
             v,
             serde_json::json!({
@@ -756,6 +812,7 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
                 "memory_bytes": 536_870_912_u64,
                 "ports": [{"host_ip": "", "host_port": 8080, "container_port": 80, "protocol": "tcp"}],
                 "health": null,
+                "node_status": "alive",
             })
         );
     }
@@ -818,6 +875,7 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
                 "memory_limit_bytes",
                 "name",
                 "node",
+                "node_status",
                 "ports",
                 "restart_count",
                 "started",

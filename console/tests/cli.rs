@@ -1962,9 +1962,10 @@ mod stats {
     }
 
     /// A node gossip has stopped hearing from is not asked, and the answer says so instead of
-    /// its containers (and volumes) vanishing without a word.
+    /// its containers (and volumes) vanishing without a word; once it is down, `ps` shows its
+    /// container's last state as unknown, never as running.
     #[tokio::test(flavor = "multi_thread")]
-    async fn a_node_not_heard_from_is_named_not_dropped() {
+    async fn a_node_not_heard_from_is_named_and_its_containers_not_shown_running() {
         let (a, mut b, image, _guards) = super::exec::two_agents((83, 84)).await;
         let via_a = || Cmd::berth(&a.url());
         let name = berth_testkit::unique("quiet");
@@ -1973,6 +1974,10 @@ mod stats {
             .args(["--forever", "--interval-ms", "1000"])
             .run()
             .ok();
+        eventually("A to see it running", || {
+            let out = via_a().args(["ps"]).run().ok();
+            out.stdout.contains(&name).then_some(())
+        });
         b.kill9();
         eventually("B suspect or down through A", || {
             let out = via_a().args(["-o", "json", "nodes"]).run().ok();
@@ -1988,6 +1993,26 @@ mod stats {
         let out = via_a().args(["volume", "ls"]).run().ok();
         assert_contains(&out, "stderr", &b.name);
         assert_contains(&out, "stderr", "not asked");
+
+        let row = eventually("B down, its container's state unknown through A", || {
+            let out = via_a().args(["-o", "json", "ps", "-a"]).run().ok();
+            let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).ok()?;
+            let row = rows.into_iter().find(|r| r["name"] == name.as_str())?;
+            (row["node_status"] == "down").then_some(row)
+        });
+        assert_eq!(row["state"], "running", "the last state known: {row}");
+        assert_eq!(row["status"], "unknown: node down", "{row}");
+        let out = via_a().args(["ps"]).run().ok();
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.contains(&name))
+            .unwrap_or_else(|| panic!("{}", out.report("listed")));
+        assert!(
+            line.contains("running?") && line.contains("unknown: node down"),
+            "{}",
+            out.report("not shown as running")
+        );
     }
 }
 

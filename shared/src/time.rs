@@ -89,6 +89,54 @@ pub fn human_duration(d: chrono::Duration) -> String {
     }
 }
 
+/// Whether the view's word on a node's containers still holds: the node is alive, or suspect
+/// (not heard from for a moment: a flapping node is not written off). Down, left, or gone from
+/// the view (`None`): their last known state may no longer be true.
+pub fn node_vouches(node: Option<berth_proto::v1::NodeStatus>) -> bool {
+    use berth_proto::v1::NodeStatus;
+    matches!(node, Some(NodeStatus::Alive | NodeStatus::Suspect))
+}
+
+/// The word for a node's status as `ps` and `-o json` give it (`gone`: not in the view).
+pub fn node_status_word(node: Option<berth_proto::v1::NodeStatus>) -> &'static str {
+    use berth_proto::v1::NodeStatus;
+    match node {
+        Some(NodeStatus::Alive) => "alive",
+        Some(NodeStatus::Suspect) => "suspect",
+        Some(NodeStatus::Down) => "down",
+        Some(NodeStatus::Left) => "left",
+        Some(NodeStatus::Unspecified) => "unknown",
+        None => "gone",
+    }
+}
+
+/// `ps`'s STATE of a container on a node with status `node`: Docker's word while the node
+/// vouches for it, else the last word known, marked `?` (`running?`).
+pub fn state_word(
+    c: &berth_proto::v1::ContainerSummary,
+    node: Option<berth_proto::v1::NodeStatus>,
+) -> String {
+    if node_vouches(node) {
+        c.state.clone()
+    } else {
+        format!("{}?", c.state)
+    }
+}
+
+/// `ps`'s STATUS: as [`status_text`] while the node vouches for the container, else that its
+/// state is unknown and why (`unknown: node down`).
+pub fn status_on(
+    c: &berth_proto::v1::ContainerSummary,
+    node: Option<berth_proto::v1::NodeStatus>,
+    now: DateTime<Utc>,
+) -> String {
+    if node_vouches(node) {
+        status_text(c, now)
+    } else {
+        format!("unknown: node {}", node_status_word(node))
+    }
+}
+
 /// The status column of `berth ps`, as `docker ps` writes it: `Created`, `Up 3 minutes`,
 /// `Restarting (1) 5 seconds ago`, `Exited (137) 2 minutes ago`, `Paused` suffix, `Removing`, `Dead`.
 ///
@@ -204,6 +252,23 @@ mod tests {
             finished_unix_ms: ms(finished_ago),
             exit_code: exit,
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_container_on_a_node_that_cannot_vouch_is_unknown() {
+        use berth_proto::v1::NodeStatus;
+        let c = summary("running", Some(180), None, 0);
+        let now = Utc::now();
+        for (node, state, status) in [
+            (Some(NodeStatus::Alive), "running", "Up"),
+            (Some(NodeStatus::Suspect), "running", "Up"),
+            (Some(NodeStatus::Down), "running?", "unknown: node down"),
+            (Some(NodeStatus::Left), "running?", "unknown: node left"),
+            (None, "running?", "unknown: node gone"),
+        ] {
+            assert_eq!(state_word(&c, node), state, "{node:?}");
+            assert!(status_on(&c, node, now).starts_with(status), "{node:?}");
         }
     }
 

@@ -3,24 +3,25 @@
 use super::nodes::cluster;
 use super::print;
 use crate::cli::{OutputFormat, PsArgs};
-use crate::output::{container_json, ps_table, shown_by_default, to_json};
+use crate::output::{container_json, node_statuses, ps_table, shown_by_default, to_json};
 use crate::session::Session;
 use berth_proto::v1 as pb;
 use color_eyre::eyre::Result;
 
 pub async fn execute(session: &mut Session, output: OutputFormat, args: PsArgs) -> Result<()> {
     let snapshot = cluster(session).await?;
+    let nodes = node_statuses(&snapshot.nodes);
     let containers = select(snapshot.containers, &args);
     let now = chrono::Utc::now();
     let text = match output {
         OutputFormat::Json => to_json(
             &containers
                 .iter()
-                .map(|c| container_json(c, now))
+                .map(|c| container_json(c, nodes.get(&c.node).copied(), now))
                 .collect::<Vec<_>>(),
         )?,
         OutputFormat::Table | OutputFormat::Wide => {
-            ps_table(&containers, output == OutputFormat::Wide, now)
+            ps_table(&containers, &nodes, output == OutputFormat::Wide, now)
         }
     };
     print(&text)

@@ -7,7 +7,6 @@ use crate::tui::layout;
 use crate::tui::model::{Model, SortKey, services};
 use berth_proto::v1 as pb;
 use berth_shared::quantity::format_bytes;
-use berth_shared::time::status_text;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -241,7 +240,10 @@ pub fn containers(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) 
         if marked {
             buf.set_stringn(rows.x, y, "●", 1, theme.marked());
         }
-        let live = matches!(s.state.as_str(), "running" | "restarting" | "paused");
+        // What the view says holds only while the node can vouch for it.
+        let node = model.nodes.get(&s.node).map(|n| n.status());
+        let vouched = berth_shared::time::node_vouches(node);
+        let live = vouched && matches!(s.state.as_str(), "running" | "restarting" | "paused");
         for (&(ci, w), &x) in fitted.iter().zip(&xs) {
             let column = &CONTAINER_COLUMNS[ci];
             let base = theme.base();
@@ -256,10 +258,22 @@ pub fn containers(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) 
                     y,
                     w,
                     column,
-                    &s.state,
-                    theme.container_state(&s.state),
+                    &berth_shared::time::state_word(s, node),
+                    if vouched {
+                        theme.container_state(&s.state)
+                    } else {
+                        theme.dim()
+                    },
                 ),
-                "STATUS" => cell(buf, x, y, w, column, &status_text(s, now), base),
+                "STATUS" => cell(
+                    buf,
+                    x,
+                    y,
+                    w,
+                    column,
+                    &berth_shared::time::status_on(s, node, now),
+                    if vouched { base } else { theme.dim() },
+                ),
                 "CPU%" => {
                     let text = if live {
                         format!("{:.1}", s.cpu_percent)

@@ -165,8 +165,17 @@ fn colour_marks_states() {
         }
         None
     };
-    let (x, y) = find("restarting").expect("a restarting container");
+    let (x, y) = find("created").expect("a created container");
     assert_eq!(buf[(x, y)].fg, Color::Yellow);
+    // The restarting one is on gamma, which is down: its last state is not vouched for, so it
+    // is dimmed, marked `?`, and its status says why — never coloured as live.
+    let (x, y) = find("restartin").expect("the container on the down node");
+    assert!(
+        !matches!(buf[(x, y)].fg, Color::Yellow | Color::Green),
+        "{:?}",
+        buf[(x, y)].fg
+    );
+    assert!(find("unknown: node").is_some(), "its status says why");
     let nodes = fixtures::small(true, 120, 40);
     let t = terminal(&nodes);
     let buf = t.backend().buffer();
