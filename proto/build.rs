@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // prost's codec, with a request that does not decode answered INVALID_ARGUMENT.
+        .codec_path("crate::codec::BerthCodec")
         .compile_fds(fds)?;
     Ok(())
 }

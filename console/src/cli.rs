@@ -415,15 +415,8 @@ pub struct PsArgs {
     #[arg(short, long)]
     pub all: bool,
     /// Only containers on this node
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_node)]
     pub node: Option<String>,
-}
-
-/// How the scheduler ranks the nodes that can take a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Strategy {
-    Spread,
-    Binpack,
 }
 
 #[derive(Debug, Args)]
@@ -433,7 +426,7 @@ pub struct RunArgs {
     pub name: Option<String>,
 
     /// Run on this node (skips the scheduler's choice, not its checks)
-    #[arg(long, value_name = "NODE")]
+    #[arg(long, value_name = "NODE", value_parser = parse_node)]
     pub node: Option<String>,
 
     /// Accepted for Docker habits: berth always runs detached
@@ -486,8 +479,9 @@ pub struct ContainerArgs {
     pub constraints: Vec<berth_shared::constraint::Constraint>,
 
     /// spread: the least reserved node first; binpack: the fullest node that still fits
-    #[arg(long, value_enum, default_value_t = Strategy::Spread)]
-    pub strategy: Strategy,
+    #[arg(long, value_name = "spread|binpack", default_value = "spread",
+          value_parser = berth_shared::constraint::parse_strategy)]
+    pub strategy: berth_proto::v1::Strategy,
 
     #[command(flatten)]
     pub health: HealthFlags,
@@ -587,7 +581,7 @@ pub struct RunOptionFlags {
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// On this node [default: the node of the agent asked]
-    #[arg(long, value_name = "NODE", conflicts_with = "all")]
+    #[arg(long, value_name = "NODE", conflicts_with = "all", value_parser = parse_node)]
     pub node: Option<String>,
     /// On every alive node
     #[arg(long)]
@@ -604,7 +598,7 @@ pub struct StatsArgs {
     #[arg(long)]
     pub no_stream: bool,
     /// Only this node's containers
-    #[arg(long, value_name = "NODE")]
+    #[arg(long, value_name = "NODE", value_parser = parse_node)]
     pub node: Option<String>,
     /// Containers by name or id prefix [default: every running container]
     #[arg(value_name = "NAME|ID")]
@@ -614,7 +608,7 @@ pub struct StatsArgs {
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
     /// Only this node's
-    #[arg(long, value_name = "NODE")]
+    #[arg(long, value_name = "NODE", value_parser = parse_node)]
     pub node: Option<String>,
 }
 
@@ -822,6 +816,11 @@ fn parse_stop_timeout(s: &str) -> Result<u32, ValidationError> {
             format!("expected seconds from 0 to {max}"),
         )),
     }
+}
+
+/// `--node`: a node name, by the rule `--name` follows.
+fn parse_node(s: &str) -> Result<String, ValidationError> {
+    berth_shared::constraint::validate_node_name("node", s).map(|()| s.to_owned())
 }
 
 fn parse_user(s: &str) -> Result<String, ValidationError> {

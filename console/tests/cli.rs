@@ -615,7 +615,8 @@ mod json {
                 "name",
                 "runtime_available",
                 "status",
-                "updated"
+                "updated",
+                "volumes"
             ]
         );
         assert_eq!(node["status"], "alive");
@@ -667,11 +668,13 @@ mod json {
                 "memory_bytes",
                 "name",
                 "node",
+                "node_status",
                 "ports",
                 "state",
                 "status"
             ]
         );
+        assert_eq!(c["node_status"], "alive");
         let created = c["created"].as_str().unwrap_or_default();
         assert!(chrono::DateTime::parse_from_rfc3339(created).is_ok(), "{c}");
     }

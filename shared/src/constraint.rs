@@ -26,6 +26,29 @@ impl Constraint {
         if k.len() > 128 || v.len() > 4096 {
             return Err(bad("too long"));
         }
+        // A label key's characters (`node` is one), so `=!=!` is not "`=` is not `!`".
+        let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        if !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+            || !alnum(k.chars().next())
+            || !alnum(k.chars().last())
+        {
+            return Err(crate::ValidationError::new(
+                "constraint",
+                format!(
+                    "{} is not a label: letters, digits and . _ - /, starting and ending with a \
+                     letter or digit",
+                    crate::error::quoted(k)
+                ),
+            ));
+        }
+        if v.is_empty() {
+            return Err(bad("the value is empty"));
+        }
+        if v.starts_with(['=', '!']) {
+            return Err(bad("must be label==value or label!=value (one operator)"));
+        }
         Ok(if eq {
             Constraint::Eq(k.into(), v.into())
         } else {
@@ -49,6 +72,49 @@ impl Constraint {
     }
 }
 
+/// The longest node name (an agent's `--name`) accepted; the gossip wire takes no longer.
+pub const MAX_NODE_NAME_LEN: usize = 256;
+
+/// A node name, as `--name` sets it, `--node` names it and the gossip wire carries it: 1 to
+/// [`MAX_NODE_NAME_LEN`] bytes with no spaces or control characters. Field name: `field`.
+pub fn validate_node_name(field: &str, name: &str) -> Result<(), crate::ValidationError> {
+    if name.is_empty()
+        || name.len() > MAX_NODE_NAME_LEN
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(crate::ValidationError::new(
+            field,
+            format!("must be 1 to {MAX_NODE_NAME_LEN} bytes with no spaces or control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// `--strategy`: `spread` (the least reserved node first) or `binpack` (the fullest that
+/// fits). Field name: `strategy`.
+pub fn parse_strategy(s: &str) -> Result<berth_proto::v1::Strategy, crate::ValidationError> {
+    match s {
+        "spread" => Ok(berth_proto::v1::Strategy::Spread),
+        "binpack" => Ok(berth_proto::v1::Strategy::Binpack),
+        other => Err(crate::ValidationError::new(
+            "strategy",
+            format!("{}: use spread or binpack", crate::error::quoted(other)),
+        )),
+    }
+}
+
+/// The strategy a request carries: unset is spread; a number no strategy has is refused.
+pub fn strategy_of(wire: i32) -> Result<berth_proto::v1::Strategy, crate::ValidationError> {
+    match berth_proto::v1::Strategy::try_from(wire) {
+        Ok(berth_proto::v1::Strategy::Unspecified) => Ok(berth_proto::v1::Strategy::Spread),
+        Ok(s) => Ok(s),
+        Err(_) => Err(crate::ValidationError::new(
+            "strategy",
+            format!("{wire} is not a strategy: spread or binpack"),
+        )),
+    }
+}
+
 impl fmt::Display for Constraint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -66,6 +132,14 @@ mod tests {
     fn syntax_is_checked() {
         assert!(Constraint::parse("zone=east").is_err());
         assert!(Constraint::parse("==east").is_err());
+        // One operator, between a label and a value.
+        for bad in [
+            "=!=!", "a===b", "a!=!b", "a=!=b", "zone==", "-x==y", "a b==c",
+        ] {
+            let e = Constraint::parse(bad).expect_err(bad);
+            assert_eq!(e.field, "constraint", "{bad}");
+        }
+        assert!(Constraint::parse("topology.kubernetes.io/zone==eu-1").is_ok());
         let e = Constraint::parse("zone").expect_err("no operator");
         assert_eq!(e.field, "constraint");
         assert_eq!(
@@ -76,6 +150,29 @@ mod tests {
             Constraint::parse("node!=n2").expect("valid").to_string(),
             "node!=n2"
         );
+    }
+
+    #[test]
+    fn node_names_and_strategies_have_one_rule() {
+        assert!(validate_node_name("node", "n-1.example").is_ok());
+        for bad in [
+            "",
+            "two words",
+            "tab\there",
+            &"x".repeat(MAX_NODE_NAME_LEN + 1),
+        ] {
+            assert_eq!(
+                validate_node_name("node", bad).expect_err(bad).field,
+                "node"
+            );
+        }
+        assert_eq!(
+            parse_strategy("binpack"),
+            Ok(berth_proto::v1::Strategy::Binpack)
+        );
+        assert!(parse_strategy("random").is_err());
+        assert_eq!(strategy_of(0), Ok(berth_proto::v1::Strategy::Spread));
+        assert!(strategy_of(99).is_err());
     }
 
     #[test]

@@ -422,15 +422,12 @@ impl Berth for Service {
             .into());
         }
         let constraints = run_constraints(&req.constraints)?;
-        if req.node.len() > 256 {
-            return Err(berth_shared::ValidationError::new("node", "too long").into());
+        if !req.node.is_empty() {
+            berth_shared::constraint::validate_node_name("node", &req.node)?;
         }
-        let strategy = match pb::Strategy::try_from(req.strategy) {
-            Ok(pb::Strategy::Binpack) => Strategy::Binpack,
-            Ok(_) => Strategy::Spread,
-            Err(_) => {
-                return Err(berth_shared::ValidationError::new("strategy", "unknown").into());
-            }
+        let strategy = match berth_shared::constraint::strategy_of(req.strategy)? {
+            pb::Strategy::Binpack => Strategy::Binpack,
+            _ => Strategy::Spread,
         };
         // One try of a request id at a time; a retry answers with what an earlier try made.
         let turn = match self.take_turn(&spec, true).await? {

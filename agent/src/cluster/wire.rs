@@ -21,7 +21,7 @@ const MAGIC: u16 = 45_139;
 /// No version, heartbeat or GC floor an honest agent sends comes near this: 2^48 updates.
 pub const MAX_VERSION: u64 = 1 << 48;
 /// The longest node id (a node name) accepted.
-const MAX_NODE_ID: usize = 256;
+const MAX_NODE_ID: usize = berth_shared::constraint::MAX_NODE_NAME_LEN;
 /// chitchat decompresses a block into at most this.
 const MAX_BLOCK: usize = u16::MAX as usize;
 /// The most a block stream may unpack to.
@@ -48,16 +48,7 @@ pub enum Invalid {
 /// The rule node ids on the wire follow, for `--name` too: a name the others would refuse
 /// would make every datagram that lists it refused. Field: `name`.
 pub fn check_node_name(name: &str) -> Result<(), berth_shared::ValidationError> {
-    if name.is_empty()
-        || name.len() > MAX_NODE_ID
-        || !name.chars().all(|c| !c.is_control() && !c.is_whitespace())
-    {
-        return Err(berth_shared::ValidationError::new(
-            "name",
-            format!("must be 1 to {MAX_NODE_ID} bytes with no spaces or control characters"),
-        ));
-    }
-    Ok(())
+    berth_shared::constraint::validate_node_name("name", name)
 }
 
 /// This agent's chitchat identity, as the wire carries it.

@@ -799,6 +799,35 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() -> Result<(
         .expect_err("empty spec");
     assert_eq!(e.code(), Code::InvalidArgument);
 
+    // Placement fields: one rule each, shared with the console.
+    for (field, r) in [
+        (
+            "constraint",
+            pb::RunRequest {
+                constraints: vec!["=!=!".into()],
+                ..req(ok())
+            },
+        ),
+        (
+            "node",
+            pb::RunRequest {
+                node: "two words".into(),
+                ..req(ok())
+            },
+        ),
+        (
+            "strategy",
+            pb::RunRequest {
+                strategy: 99,
+                ..req(ok())
+            },
+        ),
+    ] {
+        let err = run(&mut client, r).await.1.expect_err(field);
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+        assert!(err.message().contains(field), "{field}: {}", err.message());
+    }
+
     // Unknown containers.
     for r in ["nosuch", "0123456789ab"] {
         let e = client
@@ -1157,5 +1186,68 @@ async fn a_forged_hop_marker_does_not_skip_constraints() -> Result<()> {
         ev?;
     }
     assert!(find(&mut client, &name).await.is_some());
+    Ok(())
+}
+
+/// Raw bytes out, a `StopResponse` (or the status) back: a request no generated client can
+/// send, such as a string field that is not UTF-8.
+#[derive(Default)]
+struct RawCodec;
+
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = pb::StopResponse;
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<pb::StopResponse>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+/// A request string that is not UTF-8 is the caller's bad input: `INVALID_ARGUMENT` naming the
+/// field, not `INTERNAL`.
+#[tokio::test]
+async fn a_request_string_that_is_not_utf8_is_invalid_argument() -> Result<()> {
+    let agent = AgentProcess::spawn(AgentOptions::default()).await?;
+    let channel = tonic::transport::Channel::from_shared(agent.url())?
+        .connect()
+        .await?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await?;
+    // StopRequest { container (field 1): the bytes ff fe }.
+    let body = vec![0x0a, 0x02, 0xff, 0xfe];
+    let path = http::uri::PathAndQuery::from_static("/berth.v1.Berth/Stop");
+    let e = grpc
+        .unary(tonic::Request::new(body), path, RawCodec)
+        .await
+        .expect_err("not UTF-8");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(
+        e.message().contains("StopRequest.container"),
+        "names the field: {}",
+        e.message()
+    );
     Ok(())
 }

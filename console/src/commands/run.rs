@@ -189,10 +189,7 @@ pub fn container_spec(
         request: None,
     };
     spec.validate().map_err(refused)?;
-    let strategy = match args.strategy {
-        crate::cli::Strategy::Spread => pb::Strategy::Spread,
-        crate::cli::Strategy::Binpack => pb::Strategy::Binpack,
-    };
+    let strategy = args.strategy;
     Ok((
         spec.to_proto(),
         args.constraints.iter().map(ToString::to_string).collect(),

@@ -486,8 +486,10 @@ impl RunForm {
             }),
         };
         let node = text(FieldId::Node);
-        if node.chars().any(char::is_whitespace) {
-            fail(FieldId::Node, "one node name, without spaces".into());
+        if !node.is_empty()
+            && let Err(e) = berth_shared::constraint::validate_node_name("node", &node)
+        {
+            fail(FieldId::Node, message(&e));
         }
         let mut constraints = Vec::new();
         for word in text(FieldId::Constraints)
@@ -504,15 +506,10 @@ impl RunForm {
         }
         let strategy = match text(FieldId::Strategy).as_str() {
             "" => pb::Strategy::Unspecified,
-            "spread" => pb::Strategy::Spread,
-            "binpack" => pb::Strategy::Binpack,
-            other => {
-                fail(
-                    FieldId::Strategy,
-                    format!("{other:?}: use spread or binpack"),
-                );
+            s => berth_shared::constraint::parse_strategy(s).unwrap_or_else(|e| {
+                fail(FieldId::Strategy, message(&e));
                 pb::Strategy::Unspecified
-            }
+            }),
         };
         let spec = ContainerSpec {
             options,
