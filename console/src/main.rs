@@ -4,6 +4,7 @@ use clap::Parser;
 use color_eyre::eyre::{Result, WrapErr};
 
 fn main() -> Result<()> {
+    no_backtraces_for_user_errors();
     berth_console::install_error_hook()?;
     let cli = berth_console::cli::Cli::parse();
     // Quiet by default: the embedded agent's logs are for whoever asks with RUST_LOG. The TUI
@@ -47,4 +48,18 @@ fn main() -> Result<()> {
         std::process::exit(exited.0);
     }
     result.map_err(berth_console::user_facing)
+}
+
+/// A refused flag or an unknown container is not a crash: with `RUST_BACKTRACE=1` set (as
+/// many developers' shells have it) color-eyre would capture and resolve a backtrace for every
+/// error, 0.7 s and 100+ MB for a one-line message. `RUST_LIB_BACKTRACE=0` turns that off for
+/// errors (panics still follow `RUST_BACKTRACE`); set `RUST_LIB_BACKTRACE=1` to see where an
+/// error was made.
+#[allow(unsafe_code)]
+fn no_backtraces_for_user_errors() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the first thing `main` does, before any thread exists (no runtime, no
+        // logger, nothing spawned), so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
 }

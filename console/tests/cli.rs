@@ -683,6 +683,34 @@ mod json {
 mod failures {
     use super::*;
 
+    /// A user error (here: no agent at the address) under `RUST_BACKTRACE=1` captures no
+    /// backtrace: it runs in 64 MiB of data, where resolving one (which color-eyre does as the
+    /// error is made) needs far more and aborts.
+    #[test]
+    fn a_user_error_captures_no_backtrace_even_with_rust_backtrace_set() {
+        let bin = berth_testkit::bin_path("berth").expect("the berth binary");
+        let script = format!(
+            "unset RUST_LIB_BACKTRACE; ulimit -d 65536; exec '{}' --agent 127.0.0.1:1 nodes",
+            bin.display()
+        );
+        let out = Cmd::new("bash")
+            .args(["-c", &script])
+            .env("RUST_BACKTRACE", "1")
+            .run();
+        assert_eq!(
+            out.code(),
+            Some(1),
+            "{}",
+            out.report("a plain failure, not an abort")
+        );
+        assert_contains(&out, "stderr", "cannot reach agent at");
+        assert!(
+            !out.stderr.contains("BACKTRACE"),
+            "{}",
+            out.report("no backtrace")
+        );
+    }
+
     /// The connection to the agent breaks while the agent is between Docker's create and start
     /// (the Docker proxy holds the start; a TCP proxy cuts the console's connection). `berth run`
     /// tries again with the same request id and answers with the one container the first try
