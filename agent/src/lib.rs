@@ -8,6 +8,7 @@ pub mod api;
 pub mod cluster;
 pub mod error;
 mod files;
+pub mod identity;
 pub mod keyring;
 pub mod placement;
 pub mod runtime;
@@ -125,6 +126,8 @@ pub struct RunningAgent {
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     gossip: Option<cluster::Gossip>,
+    /// Released when the agent is dropped (or the process ends).
+    _data_dir: identity::DataDirLock,
 }
 
 impl RunningAgent {
@@ -177,6 +180,9 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         path: config.data_dir.clone(),
         source,
     })?;
+    // First: nothing of the data dir is read before it is ours.
+    let data_dir_lock = identity::lock_data_dir(&config.data_dir)?;
+    let node_id = identity::node_id(&config.data_dir)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -205,8 +211,26 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         labels: config.labels.clone(),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         updated_unix_ms: chrono::Utc::now().timestamp_millis(),
+        node_id: node_id.clone(),
         ..Default::default()
     };
+    let keyring = Arc::new(keyring::Keyring::load(
+        &config.data_dir,
+        config.token.as_deref(),
+    )?);
+    let secrets: Vec<String> = keyring.keys().secrets.clone();
+    // Before Docker is touched (its first resync removes what this node's name left half
+    // made) and before gossip says our name: is it alive as another agent already?
+    if let Some(g) = &config.gossip {
+        identity::check_name(
+            &g.join,
+            secrets.first().map(String::as_str),
+            &config.name,
+            &node_id,
+            advertise,
+        )
+        .await?;
+    }
     let state = Arc::new(state::State::new(base_node.clone()));
     let docker = match config.runtime {
         RuntimeKind::Docker => Some(
@@ -248,11 +272,6 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         let _ =
             tokio::time::timeout(runtime::docker::DEFAULT_CONNECT_TIMEOUT * 2, first_attempt).await;
     }
-    let keyring = Arc::new(keyring::Keyring::load(
-        &config.data_dir,
-        config.token.as_deref(),
-    )?);
-    let secrets: Vec<String> = keyring.keys().secrets.clone();
     let gossip = match &config.gossip {
         None => None,
         Some(g) => {
@@ -371,6 +390,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         server,
         tasks,
         gossip,
+        _data_dir: data_dir_lock,
     })
 }
 
@@ -382,6 +402,8 @@ pub enum StartError {
     Keyring(#[from] keyring::KeyringError),
     #[error("bad node name")]
     Name(#[source] berth_shared::ValidationError),
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
     #[error("refusing to listen on {0} without a token: set --token, BERTH_TOKEN or --token-file")]
     TokenRequired(SocketAddr),
     #[error("cannot advertise {0} to peers: give the address they reach this node at")]

@@ -358,6 +358,8 @@ async fn run() -> Result<(), Failure> {
             berth_agent::StartError::Gossip(..) => {
                 Some("gossip uses UDP on the --listen port: is that UDP port free?")
             }
+            // The message says what to do.
+            berth_agent::StartError::Identity(_) => None,
         };
         Failure {
             error: color_eyre::Report::new(e),

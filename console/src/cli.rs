@@ -79,6 +79,16 @@ pub struct GlobalArgs {
     /// Output format
     #[arg(short, long, global = true, help_heading = GLOBAL, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+
+    /// The embedded agent's node name [default: this machine's hostname]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "BERTH_EMBEDDED_NAME",
+          value_name = "NAME", value_parser = parse_node)]
+    pub embedded_name: Option<String>,
+
+    /// The embedded agent's data dir [default: $XDG_DATA_HOME/berth, else ~/.local/share/berth]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "BERTH_EMBEDDED_DATA_DIR",
+          value_name = "DIR")]
+    pub embedded_data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -31,7 +31,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             mouse: !cli.tui.no_mouse,
             log_lines: cli.tui.log_lines,
         };
-        let session = session::Session::open(cli.global.agent.as_deref(), token.as_deref()).await?;
+        let session = session::Session::open(&cli.global, token.as_deref()).await?;
         let result = tui::run(&session, options).await;
         session.close().await;
         return result;
@@ -41,7 +41,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         return commands::tokens::new_secret(cli.global.output);
     }
     let plan = commands::Plan::prepare(command)?;
-    let mut session = session::Session::open(cli.global.agent.as_deref(), token.as_deref()).await?;
+    let mut session = session::Session::open(&cli.global, token.as_deref()).await?;
     let result = plan
         .execute(&mut session, cli.global.output, token.as_deref())
         .await;

@@ -10,6 +10,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where an embedded agent leaves its address in its data dir, for other consoles.
+const EMBEDDED_ADDRESS_FILE: &str = "embedded-agent";
+
 /// How long to wait for something on the default address before starting an embedded agent.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -24,26 +27,43 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects to `agent` when given (an unreachable agent is an error naming it), else to the
-    /// default address, else to a freshly started embedded agent.
-    pub async fn open(agent: Option<&str>, token: Option<&str>) -> Result<Self> {
-        if let Some(agent) = agent {
+    /// Connects to `--agent` when given (an unreachable agent is an error naming it), else to
+    /// the default address, else to a freshly started embedded agent — or, when another
+    /// console's embedded agent holds that data dir, to that one.
+    pub async fn open(global: &crate::cli::GlobalArgs, token: Option<&str>) -> Result<Self> {
+        if let Some(agent) = global.agent.as_deref() {
             return Self::connect(agent, token).await;
         }
         if default_agent_answers().await {
             return Self::connect(DEFAULT_AGENT, token).await;
         }
+        let data_dir = match &global.embedded_data_dir {
+            Some(d) => d.clone(),
+            None => default_data_dir()?,
+        };
         let config = berth_agent::Config::new(
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            berth_agent::default_node_name(),
-            default_data_dir()?,
+            global
+                .embedded_name
+                .clone()
+                .unwrap_or_else(berth_agent::default_node_name),
+            data_dir.clone(),
         );
         let name = config.name.clone();
-        let running = berth_agent::start(config)
-            .await
-            .wrap_err("cannot start an embedded agent")
-            .suggestion("start one with `berthd`, or give --agent")?;
+        let running = match berth_agent::start(config).await {
+            Ok(running) => running,
+            Err(berth_agent::StartError::Identity(
+                berth_agent::identity::IdentityError::DataDirInUse(_),
+            )) => return Self::join_embedded(&data_dir).await,
+            Err(e) => {
+                return Err(e)
+                    .wrap_err("cannot start an embedded agent")
+                    .suggestion("start one with `berthd`, or give --agent");
+            }
+        };
         eprintln!("no agent on {DEFAULT_AGENT}; started an embedded agent for node {name}");
+        // For another console started meanwhile: this data dir's agent is here.
+        let _ = std::fs::write(data_dir.join(EMBEDDED_ADDRESS_FILE), running.url());
         let address = running.local_addr.to_string();
         // The embedded agent has no secret and speaks plaintext on loopback, in this process:
         // a token (say BERTH_TOKEN, meant for a cluster) has nothing to open there.
@@ -62,6 +82,27 @@ impl Session {
                 Err(connect_report(e))
             }
         }
+    }
+
+    /// Another console's embedded agent has `data_dir`: talk to it, at the address it left
+    /// there.
+    async fn join_embedded(data_dir: &std::path::Path) -> Result<Self> {
+        let file = data_dir.join(EMBEDDED_ADDRESS_FILE);
+        let url = std::fs::read_to_string(&file)
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| {
+                eyre!(
+                    "the data dir {} is in use by another agent, which left no address ({e})",
+                    data_dir.display()
+                )
+            })
+            .suggestion("give --embedded-data-dir, or start `berthd` and give --agent")?;
+        Self::connect(&url, None).await.wrap_err_with(|| {
+            format!(
+                "another console's embedded agent has {}",
+                data_dir.display()
+            )
+        })
     }
 
     async fn connect(agent: &str, token: Option<&str>) -> Result<Self> {

@@ -950,6 +950,43 @@ mod failures {
             home.path().join("berth").is_dir(),
             "data dir under XDG_DATA_HOME"
         );
+
+        // Its name and data dir are the user's to set; a second console while the first runs
+        // talks to the first's embedded agent (the data dir is one agent's).
+        let name = berth_testkit::unique("emb");
+        let data = home.path().join("mine");
+        let berth = berth_testkit::bin_path("berth").expect("berth is built");
+        let mut first = std::process::Command::new(&berth)
+            .args(["--embedded-name", &name, "stats"])
+            .env("BERTH_EMBEDDED_DATA_DIR", &data)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the first console");
+        let _guard = ContainerGuard::node(&name);
+        eventually("the first console's embedded agent", || {
+            data.join("embedded-agent").is_file().then_some(())
+        });
+        let out = Cmd::new(&berth)
+            .args(["-o", "json", "nodes"])
+            .env("BERTH_EMBEDDED_DATA_DIR", &data)
+            .run()
+            .ok();
+        let _ = first.kill();
+        let _ = first.wait();
+        assert!(
+            !out.stderr.contains("started an embedded agent"),
+            "{}",
+            out.report("joined the first one's")
+        );
+        let nodes: Vec<serde_json::Value> =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", out.report("")));
+        assert_eq!(
+            nodes[0]["name"],
+            name.as_str(),
+            "{}",
+            out.report("--embedded-name")
+        );
     }
 
     /// `berth logs … | head -1`: a closed stdout is not an error.
@@ -1846,8 +1883,10 @@ mod parity {
                 .find(|l| l.contains(&server) && l.contains("->8080/tcp"))
                 .map(str::to_owned)
         });
+        // The IPv4 mapping: Docker may give the IPv6 one another port, and list it first.
         let host_port: u16 = ps
             .split_whitespace()
+            .filter(|w| w.starts_with("0.0.0.0:") || w.starts_with("127.0.0.1:"))
             .find_map(|w| {
                 w.split("->8080/tcp")
                     .next()?
@@ -1857,10 +1896,13 @@ mod parity {
                     .ok()
             })
             .unwrap_or_else(|| panic!("no host port in {ps:?}"));
-        let mut answer = String::new();
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", host_port)).expect("connects");
-        std::io::Read::read_to_string(&mut conn, &mut answer).expect("reads");
-        assert!(answer.contains("berth-workload"), "{answer:?}");
+        // Docker's proxy for the published port may take a moment after ps shows it.
+        eventually("the published port to answer", || {
+            let mut answer = String::new();
+            let mut conn = std::net::TcpStream::connect(("127.0.0.1", host_port)).ok()?;
+            std::io::Read::read_to_string(&mut conn, &mut answer).ok()?;
+            answer.contains("berth-workload").then_some(())
+        });
         let ls = s.berth().args(["-o", "json", "network", "ls"]).run().ok();
         let listed: serde_json::Value = serde_json::from_str(&ls.stdout).expect("json");
         let ours = listed

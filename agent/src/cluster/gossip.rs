@@ -466,6 +466,9 @@ struct NodeInfo {
     alloc_mem: u64,
     res_cpus: f64,
     res_mem: u64,
+    /// The node's own id (from its data dir).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    id: String,
 }
 
 /// One container, compactly.
@@ -563,6 +566,7 @@ fn node_info(n: &pb::Node) -> NodeInfo {
         alloc_mem: n.allocatable_memory_bytes,
         res_cpus: n.reserved_cpus,
         res_mem: n.reserved_memory_bytes,
+        id: n.node_id.clone(),
     }
 }
 
@@ -1136,6 +1140,7 @@ fn node_row(name: &str, d: &Decoded, status: pb::NodeStatus) -> pb::Node {
         reserved_cpus: i.res_cpus,
         reserved_memory_bytes: i.res_mem,
         volumes: d.volumes.clone(),
+        node_id: i.id.chars().take(64).collect(),
     }
 }
 

@@ -744,3 +744,88 @@ async fn sealed_gossip_drops_what_a_member_did_not_send() -> Result<()> {
     drop(b);
     Ok(())
 }
+
+/// `berthd` as a user starts it by mistake, twice: a second agent on a data dir in use refuses
+/// to start naming the dir, and a second agent with a name alive in the cluster (joining it)
+/// refuses naming the address that has it — and the first agent's container is untouched.
+#[tokio::test]
+async fn a_second_agent_with_a_taken_data_dir_or_name_refuses_to_start() -> Result<()> {
+    let image = workload_image().await?;
+    let a = AgentProcess::spawn(AgentOptions {
+        ip: Some(Ipv4Addr::new(127, 0, 0, 85)),
+        ..Default::default()
+    })
+    .await?;
+    let _guard = ContainerGuard::node(&a.name);
+    let mut via_a = a.client().await?;
+    let c = run_ok(
+        &mut via_a,
+        spec(
+            &image,
+            &unique("mine"),
+            &["--forever", "--interval-ms", "1000"],
+        ),
+    )
+    .await;
+    let berthd = berth_testkit::bin_path("berthd")?;
+    // Under `timeout`: an agent that wrongly starts is stopped, and the test fails on what it
+    // said rather than hanging.
+    let try_start = |args: Vec<String>| -> Result<std::process::Output> {
+        Ok(std::process::Command::new("timeout")
+            .arg("20")
+            .arg(&berthd)
+            .args(args)
+            .env_remove("BERTH_TOKEN")
+            .output()?)
+    };
+
+    let out = try_start(vec![
+        "--name".into(),
+        unique("other"),
+        "--listen".into(),
+        format!("127.0.0.86:{}", berth_testkit::free_port()),
+        "--data-dir".into(),
+        a.data_dir().display().to_string(),
+    ])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is in use by another agent"), "{stderr}");
+    assert!(
+        stderr.contains(&a.data_dir().display().to_string()),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir()?;
+    let port = berth_testkit::free_port();
+    let out = try_start(vec![
+        "--name".into(),
+        a.name.clone(),
+        "--listen".into(),
+        format!("127.0.0.87:{port}"),
+        "--data-dir".into(),
+        dir.path().display().to_string(),
+        "--join".into(),
+        a.addr.to_string(),
+    ])?;
+    assert!(!out.status.success(), "started with a taken name");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already taken"), "{stderr}");
+    assert!(
+        stderr.contains(&a.addr.to_string()),
+        "names who has it: {stderr}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.87", port)).is_err(),
+        "nothing listens"
+    );
+
+    // The first agent and its container are as they were.
+    let after = find(&mut via_a, &c.name).await.expect("still there");
+    assert_eq!(after.state, "running");
+    assert_eq!(
+        nodes(&mut via_a).await.len(),
+        1,
+        "no second node of that name"
+    );
+    Ok(())
+}
