@@ -1070,8 +1070,10 @@ async fn sigterm_ends_open_streams_and_exits_cleanly() -> Result<()> {
     let t0 = std::time::Instant::now();
     let status = agent.sigterm().await?;
     assert!(status.success(), "exit status {status:?}\n{}", agent.log());
+    // Within a second with nothing but a watch in flight (1.5 s before: a graceful leave
+    // waited three gossip rounds with no peer to tell).
     assert!(
-        t0.elapsed() < Duration::from_secs(4),
+        t0.elapsed() < Duration::from_secs(1),
         "shutdown took {:?}",
         t0.elapsed()
     );
