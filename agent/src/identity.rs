@@ -14,6 +14,10 @@ use std::time::Duration;
 const LOCK_FILE: &str = "lock";
 /// The node id file in the data dir.
 const ID_FILE: &str = "node-id";
+/// Linux's "no locks available" and "operation not supported".
+const ENOLCK: i32 = 37;
+const EOPNOTSUPP: i32 = 95;
+
 /// How long a seed may take to say who is in the cluster.
 const SEED_WAIT: Duration = Duration::from_secs(3);
 
@@ -31,10 +35,25 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     #[error(
-        "node name {name} is already taken: the agent at {address} is alive with it; give this \
-         one another --name (or stop that one first)"
+        "node name {name} is already taken: the agent at {address} is alive with it (says the \
+         seed {seed}); give this one another --name (or stop that one first)"
     )]
-    NameTaken { name: String, address: String },
+    NameTaken {
+        name: String,
+        address: String,
+        seed: String,
+    },
+    #[error(
+        "node name {name} is still alive in the cluster at this node's own address {address} \
+         with another node id (says the seed {seed}): an earlier run of this node whose data \
+         dir was replaced? Wait until the cluster marks it down (about ten seconds), or put \
+         its <data dir>/node-id back"
+    )]
+    PastRunAlive {
+        name: String,
+        address: String,
+        seed: String,
+    },
 }
 
 /// Held for as long as the agent runs: the data dir's lock (released when the process ends,
@@ -62,6 +81,13 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock, IdentityError> {
         Err(std::fs::TryLockError::WouldBlock) => {
             Err(IdentityError::DataDirInUse(dir.to_path_buf()))
         }
+        // A file system without locks (NFS mounted nolock): go on, and say the guard is off.
+        Err(std::fs::TryLockError::Error(e))
+            if matches!(e.raw_os_error(), Some(ENOLCK | EOPNOTSUPP)) =>
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "the data dir cannot be locked: nothing stops a second agent from using it");
+            Ok(DataDirLock { _file: file })
+        }
         Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
     }
 }
@@ -75,8 +101,11 @@ pub fn node_id(dir: &Path) -> Result<String, IdentityError> {
     };
     match std::fs::read_to_string(&path) {
         Ok(s) if is_id(s.trim()) => return Ok(s.trim().to_owned()),
-        // Missing, or not one of ours (a torn file cannot be: it is written whole): a new one.
-        Ok(_) => {}
+        // Not one of ours (a torn file cannot be: it is written whole): a new one, said aloud,
+        // since the cluster will take this node for another.
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "the node id file holds no node id: making a new one")
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
@@ -119,8 +148,23 @@ pub async fn check_name(
     token: Option<&str>,
     name: &str,
     id: &str,
-    advertise: SocketAddr,
+    own: &[SocketAddr],
 ) -> Result<(), IdentityError> {
+    let advertise = own[0];
+    // Ourselves (a shared --join list names every node): not serving yet, so not a seed.
+    let seeds: Vec<&String> = seeds
+        .iter()
+        .filter(|s| {
+            !own.iter().any(|a| {
+                s.trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    == a.to_string()
+            })
+        })
+        .collect();
+    if seeds.is_empty() {
+        return Ok(());
+    }
     let asks = seeds.iter().map(|seed| async move {
         let ask = async {
             let mut client = berth_shared::client::connect(seed, token).await.ok()?;
@@ -130,13 +174,32 @@ pub async fn check_name(
                 .ok()
                 .map(|r| r.into_inner().nodes)
         };
-        tokio::time::timeout(SEED_WAIT, ask).await.ok().flatten()
+        let answer = tokio::time::timeout(SEED_WAIT, ask).await.ok().flatten();
+        answer.map(|nodes| (seed.to_string(), nodes))
     });
-    for nodes in futures::future::join_all(asks).await.into_iter().flatten() {
+    let answers: Vec<(String, Vec<pb::Node>)> = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if answers.is_empty() {
+        tracing::warn!(seeds = ?seeds, "no seed answered: cannot tell whether this node's name is already taken in the cluster");
+    }
+    for (seed, nodes) in answers {
         if let Some(n) = taken_by(&nodes, name, id, advertise) {
-            return Err(IdentityError::NameTaken {
-                name: name.to_owned(),
-                address: n.address.clone(),
+            let (name, address) = (name.to_owned(), n.address.clone());
+            return Err(if own.iter().any(|a| a.to_string() == n.address) {
+                IdentityError::PastRunAlive {
+                    name,
+                    address,
+                    seed,
+                }
+            } else {
+                IdentityError::NameTaken {
+                    name,
+                    address,
+                    seed,
+                }
             });
         }
     }

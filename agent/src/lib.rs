@@ -227,7 +227,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
             secrets.first().map(String::as_str),
             &config.name,
             &node_id,
-            advertise,
+            &[advertise, local_addr],
         )
         .await?;
     }

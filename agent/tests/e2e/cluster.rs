@@ -814,10 +814,6 @@ async fn a_second_agent_with_a_taken_data_dir_or_name_refuses_to_start() -> Resu
         stderr.contains(&a.addr.to_string()),
         "names who has it: {stderr}"
     );
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.87", port)).is_err(),
-        "nothing listens"
-    );
 
     // The first agent and its container are as they were.
     let after = find(&mut via_a, &c.name).await.expect("still there");
