@@ -25,7 +25,10 @@ fn main() -> Result<()> {
                     .try_init();
             }
         } else {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            let _ = builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr)
+                .try_init();
         }
     }
     // A command is one request and its answer (or one stream, for `logs -f`): on one thread, the

@@ -48,6 +48,8 @@ pub struct NodeJson {
     pub age_ms: u64,
     /// The named volumes berth made there: containers that mount one are placed there.
     pub volumes: Vec<String>,
+    /// The node's own id (kept in its data dir): two agents given one name differ here.
+    pub node_id: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -196,6 +198,7 @@ pub fn node_json(node: &pb::Node, containers: &[pb::ContainerSummary]) -> NodeJs
         updated: rfc3339_ms(node.updated_unix_ms),
         age_ms: node.last_seen_ms_ago,
         volumes: node.volumes.clone(),
+        node_id: node.node_id.clone(),
     }
 }
 
@@ -702,7 +705,7 @@ b       10.0.0.2:7070   suspect   4s    12.3%   1.5GiB / 8.0GiB   0/0          u
         let text = ps_table(&containers, &node_statuses(&nodes), false, now());
         let row = text.lines().nth(1).expect("row");
         assert!(
-            row.contains("running?") && row.contains("unknown: node down"),
+            row.contains("running?") && row.contains("node down?"),
             "{text}"
         );
         assert!(
@@ -785,6 +788,7 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
                 "updated": "2025-12-31T23:59:58.500Z",
                 "age_ms": 0,
                 "volumes": [],
+                "node_id": "",
             })
         );
     }

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 /// Where an embedded agent leaves its address in its data dir, for other consoles.
 const EMBEDDED_ADDRESS_FILE: &str = "embedded-agent";
+/// How many times (100 ms apart) a console looks for that address while another console's
+/// agent starts (it reaches Docker first, up to 10 s).
+const EMBEDDED_ADDRESS_WAIT_TRIES: u32 = 120;
 
 /// How long to wait for something on the default address before starting an embedded agent.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_millis(300);
@@ -23,7 +26,8 @@ pub struct Session {
     pub address: String,
     /// The token the session was opened with; `None` with an embedded agent (which takes none).
     pub token: Option<String>,
-    embedded: Option<berth_agent::RunningAgent>,
+    /// The embedded agent and the file in its data dir that gives its address.
+    embedded: Option<(berth_agent::RunningAgent, PathBuf)>,
 }
 
 impl Session {
@@ -62,8 +66,13 @@ impl Session {
             }
         };
         eprintln!("no agent on {DEFAULT_AGENT}; started an embedded agent for node {name}");
-        // For another console started meanwhile: this data dir's agent is here.
-        let _ = std::fs::write(data_dir.join(EMBEDDED_ADDRESS_FILE), running.url());
+        // For another console started meanwhile: this data dir's agent is here (written whole,
+        // removed when this console closes).
+        let file = data_dir.join(EMBEDDED_ADDRESS_FILE);
+        let tmp = data_dir.join(format!("{EMBEDDED_ADDRESS_FILE}.tmp"));
+        if std::fs::write(&tmp, running.url()).is_ok() {
+            let _ = std::fs::rename(&tmp, &file);
+        }
         let address = running.local_addr.to_string();
         // The embedded agent has no secret and speaks plaintext on loopback, in this process:
         // a token (say BERTH_TOKEN, meant for a cluster) has nothing to open there.
@@ -75,7 +84,7 @@ impl Session {
                 client,
                 address,
                 token: None,
-                embedded: Some(running),
+                embedded: Some((running, file)),
             }),
             Err(e) => {
                 running.shutdown().await;
@@ -84,25 +93,53 @@ impl Session {
         }
     }
 
-    /// Another console's embedded agent has `data_dir`: talk to it, at the address it left
-    /// there.
+    /// Another agent has `data_dir`: when it is another console's embedded agent (the
+    /// address it left there answers, as the node whose id the dir keeps), talk to it.
     async fn join_embedded(data_dir: &std::path::Path) -> Result<Self> {
-        let file = data_dir.join(EMBEDDED_ADDRESS_FILE);
-        let url = std::fs::read_to_string(&file)
-            .map(|s| s.trim().to_owned())
-            .map_err(|e| {
-                eyre!(
-                    "the data dir {} is in use by another agent, which left no address ({e})",
-                    data_dir.display()
-                )
-            })
-            .suggestion("give --embedded-data-dir, or start `berthd` and give --agent")?;
-        Self::connect(&url, None).await.wrap_err_with(|| {
-            format!(
-                "another console's embedded agent has {}",
+        let in_use = || {
+            eyre!(
+                "the data dir {} is in use by another agent that is not a console's embedded \
+                 agent (a berthd?)",
                 data_dir.display()
             )
-        })
+            .suggestion("give that agent's address with --agent, or another --embedded-data-dir")
+        };
+        // The other console may still be starting its agent: its address comes once it runs.
+        let file = data_dir.join(EMBEDDED_ADDRESS_FILE);
+        let mut url = None;
+        for _ in 0..EMBEDDED_ADDRESS_WAIT_TRIES {
+            if let Ok(s) = std::fs::read_to_string(&file) {
+                url = Some(s.trim().to_owned());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let Some(url) = url else {
+            return Err(in_use());
+        };
+        let id = std::fs::read_to_string(data_dir.join("node-id")).unwrap_or_default();
+        let id = id.trim();
+        let Ok(mut session) = Self::connect(&url, None).await else {
+            return Err(in_use());
+        };
+        let nodes = match session
+            .client
+            .cluster(berth_proto::v1::ClusterRequest {})
+            .await
+        {
+            Ok(r) => r.into_inner().nodes,
+            Err(_) => return Err(in_use()),
+        };
+        if id.is_empty() || !nodes.iter().any(|n| n.node_id == id) {
+            return Err(in_use());
+        }
+        eprintln!(
+            "another berth console's embedded agent has {}: using it (it stops when that \
+             console exits)",
+            data_dir.display()
+        );
+        session.address = url;
+        Ok(session)
     }
 
     async fn connect(agent: &str, token: Option<&str>) -> Result<Self> {
@@ -119,7 +156,8 @@ impl Session {
 
     /// Stops the embedded agent, if any. Containers keep running: Docker owns them.
     pub async fn close(self) {
-        if let Some(agent) = self.embedded {
+        if let Some((agent, file)) = self.embedded {
+            let _ = std::fs::remove_file(file);
             agent.shutdown().await;
         }
     }

@@ -613,6 +613,7 @@ mod json {
                 "memory_total_bytes",
                 "memory_used_bytes",
                 "name",
+                "node_id",
                 "runtime_available",
                 "status",
                 "updated",
@@ -621,6 +622,10 @@ mod json {
         );
         assert_eq!(node["status"], "alive");
         assert_eq!(node["runtime_available"], true);
+        assert!(
+            node["node_id"].as_str().is_some_and(|id| id.len() == 32),
+            "the node's own id: {node}"
+        );
         assert!(
             node["memory_total_bytes"].as_u64().is_some_and(|m| m > 0),
             "{node}"
@@ -2074,7 +2079,7 @@ mod stats {
             (row["node_status"] == "down").then_some(row)
         });
         assert_eq!(row["state"], "running", "the last state known: {row}");
-        assert_eq!(row["status"], "unknown: node down", "{row}");
+        assert_eq!(row["status"], "node down?", "{row}");
         let out = via_a().args(["ps"]).run().ok();
         let line = out
             .stdout
@@ -2082,7 +2087,7 @@ mod stats {
             .find(|l| l.contains(&name))
             .unwrap_or_else(|| panic!("{}", out.report("listed")));
         assert!(
-            line.contains("running?") && line.contains("unknown: node down"),
+            line.contains("running?") && line.contains("node down?"),
             "{}",
             out.report("not shown as running")
         );

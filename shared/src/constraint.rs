@@ -43,9 +43,8 @@ impl Constraint {
                 ),
             ));
         }
-        if v.is_empty() {
-            return Err(bad("the value is empty"));
-        }
+        // An empty value stays allowed (`zone==` matches a node whose zone is empty): services
+        // stored with one must still parse.
         if v.starts_with(['=', '!']) {
             return Err(bad("must be label==value or label!=value (one operator)"));
         }
@@ -133,9 +132,7 @@ mod tests {
         assert!(Constraint::parse("zone=east").is_err());
         assert!(Constraint::parse("==east").is_err());
         // One operator, between a label and a value.
-        for bad in [
-            "=!=!", "a===b", "a!=!b", "a=!=b", "zone==", "-x==y", "a b==c",
-        ] {
+        for bad in ["=!=!", "a===b", "a!=!b", "a=!=b", "-x==y", "a b==c"] {
             let e = Constraint::parse(bad).expect_err(bad);
             assert_eq!(e.field, "constraint", "{bad}");
         }

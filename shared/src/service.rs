@@ -321,11 +321,7 @@ impl ServiceSpec {
             .iter()
             .map(|c| Constraint::parse(c))
             .collect::<Result<Vec<_>, _>>()?;
-        let binpack = match pb::Strategy::try_from(p.strategy) {
-            Ok(pb::Strategy::Binpack) => true,
-            Ok(_) => false,
-            Err(_) => return Err(ValidationError::new("strategy", "unknown")),
-        };
+        let binpack = crate::constraint::strategy_of(p.strategy)? == pb::Strategy::Binpack;
         Ok(Self {
             name: p.name.clone(),
             mode,

@@ -124,7 +124,7 @@ pub fn state_word(
 }
 
 /// `ps`'s STATUS: as [`status_text`] while the node vouches for the container, else that its
-/// state is unknown and why (`unknown: node down`).
+/// state is unknown and why (`node down?`).
 pub fn status_on(
     c: &berth_proto::v1::ContainerSummary,
     node: Option<berth_proto::v1::NodeStatus>,
@@ -133,7 +133,7 @@ pub fn status_on(
     if node_vouches(node) {
         status_text(c, now)
     } else {
-        format!("unknown: node {}", node_status_word(node))
+        format!("node {}?", node_status_word(node))
     }
 }
 
@@ -263,9 +263,9 @@ mod tests {
         for (node, state, status) in [
             (Some(NodeStatus::Alive), "running", "Up"),
             (Some(NodeStatus::Suspect), "running", "Up"),
-            (Some(NodeStatus::Down), "running?", "unknown: node down"),
-            (Some(NodeStatus::Left), "running?", "unknown: node left"),
-            (None, "running?", "unknown: node gone"),
+            (Some(NodeStatus::Down), "running?", "node down?"),
+            (Some(NodeStatus::Left), "running?", "node left?"),
+            (None, "running?", "node gone?"),
         ] {
             assert_eq!(state_word(&c, node), state, "{node:?}");
             assert!(status_on(&c, node, now).starts_with(status), "{node:?}");

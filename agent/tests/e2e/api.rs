@@ -1070,6 +1070,10 @@ async fn sigterm_ends_open_streams_and_exits_cleanly() -> Result<()> {
     let t0 = std::time::Instant::now();
     let status = agent.sigterm().await?;
     assert!(status.success(), "exit status {status:?}\n{}", agent.log());
+    // Its log went to a file: plain text, no colour codes.
+    let log = agent.log();
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(!log.contains('\x1b'), "escape codes in a log file:\n{log}");
     // Within a second with nothing but a watch in flight (1.5 s before: a graceful leave
     // waited three gossip rounds with no peer to tell).
     assert!(

@@ -149,7 +149,7 @@ pub static CONTAINER_COLUMNS: [Column; 9] = [
     },
     Column {
         sort: Some(SortKey::State),
-        ..col("STATE", 9, 10, 1)
+        ..col("STATE", 11, 11, 1)
     },
     Column {
         sort: Some(SortKey::Age),

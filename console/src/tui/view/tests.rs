@@ -175,7 +175,8 @@ fn colour_marks_states() {
         "{:?}",
         buf[(x, y)].fg
     );
-    assert!(find("unknown: node").is_some(), "its status says why");
+    assert!(find("node down?").is_some(), "its status says why, whole");
+    assert!(find("restarting?").is_some(), "the mark is not cut off");
     let nodes = fixtures::small(true, 120, 40);
     let t = terminal(&nodes);
     let buf = t.backend().buffer();
