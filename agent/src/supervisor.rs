@@ -273,10 +273,11 @@ pub async fn stats_loop(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
                 .get(&id)
                 .map(|p| sample.cpu_percent_since(p))
                 .unwrap_or(0.0);
+            // Rounded as gossip rounds them, so every agent shows the owner's figures.
             usage.push(crate::state::Usage {
                 id: id.clone(),
-                cpu_percent: cpu,
-                memory_bytes: sample.memory_bytes,
+                cpu_percent: crate::cluster::gossip::round_container_cpu(cpu),
+                memory_bytes: crate::cluster::gossip::round_container_memory(sample.memory_bytes),
                 io: sample.io,
             });
             next.insert(id, sample);

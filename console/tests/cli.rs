@@ -1996,6 +1996,21 @@ mod stats {
             "no limit: the node's memory: {h}"
         );
 
+        // The idle container reads the same through its owner and through a peer (gossip once
+        // rounded a few hundred KiB to 0 B).
+        let mem = |agent: &AgentProcess| -> Option<u64> {
+            let out = Cmd::berth(&agent.url())
+                .args(["-o", "json", "ps"])
+                .run()
+                .ok();
+            let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).ok()?;
+            rows.iter().find(|r| r["name"] == idle.as_str())?["memory_bytes"].as_u64()
+        };
+        eventually("the same memory figure through A and B", || {
+            let (through_a, through_b) = (mem(&a)?, mem(&b)?);
+            (through_a > 0 && through_a == through_b).then_some(())
+        });
+
         // One sample as a table.
         let out = via_a().args(["stats", "--no-stream"]).run().ok();
         assert_contains(&out, "stdout", "NET I/O");

@@ -541,6 +541,25 @@ fn round_to(x: u64, step: u64) -> u64 {
     (x + step / 2) / step * step
 }
 
+/// A container's CPU % as every agent shows it: to 0.1 below 10 %, whole above (noise there
+/// would re-gossip the row every tick). The owner rounds its own figure the same way, so the
+/// same container reads the same through every agent.
+pub fn round_container_cpu(x: f64) -> f64 {
+    if x < 10.0 { round1(x) } else { x.round() }
+}
+
+/// A container's memory as every agent shows it: to a sixteenth of its binary unit (the
+/// consoles print a tenth: 328.0KiB, 1.5GiB), so small figures survive (328 KiB was 0 B when
+/// rounded to a MiB) and a byte's noise does not re-gossip the row. The owner rounds the same
+/// way; a rounded figure rounds to itself.
+pub fn round_container_memory(bytes: u64) -> u64 {
+    let mut unit = 1u64;
+    while unit <= bytes / 1024 {
+        unit *= 1024;
+    }
+    round_to(bytes, (unit / 16).max(1))
+}
+
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
@@ -582,8 +601,8 @@ fn container_info(c: &pb::ContainerSummary) -> ContainerInfo {
         fi: c.finished_unix_ms,
         x: c.exit_code,
         r: c.restart_count,
-        cpu: c.cpu_percent.round(),
-        mem: round_to(c.memory_bytes, MIB),
+        cpu: round_container_cpu(c.cpu_percent),
+        mem: round_container_memory(c.memory_bytes),
         lc: c.cpus,
         lm: c.memory_limit_bytes,
         p: c.ports
@@ -1223,6 +1242,34 @@ mod tests {
             node_info(&node(10.2, 1000 * MIB)),
             node_info(&node(30.0, 1000 * MIB))
         );
+    }
+
+    #[test]
+    fn a_container_s_figures_survive_the_trip_as_the_consoles_print_them() {
+        use berth_shared::quantity::format_bytes;
+        for bytes in [0, 1000, 335_872, 5 * MIB + 12_345, 3 * 1024 * MIB + 7] {
+            let once = round_container_memory(bytes);
+            assert_eq!(round_container_memory(once), once, "stable: {bytes}");
+            // Within a 32nd of the unit the consoles print in: the same figure to a tenth.
+            let off = once.abs_diff(bytes) as f64;
+            assert!(
+                off <= (bytes as f64 / 32.0).max(0.5),
+                "{bytes}: {}",
+                format_bytes(once)
+            );
+        }
+        assert_eq!(
+            round_container_memory(335_872),
+            335_872,
+            "328 KiB is not 0 B"
+        );
+        // A byte's noise does not change the row.
+        assert_eq!(
+            round_container_memory(5 * MIB),
+            round_container_memory(5 * MIB + 100)
+        );
+        assert_eq!(round_container_cpu(0.44), 0.4);
+        assert_eq!(round_container_cpu(37.6), 38.0);
     }
 
     #[test]
