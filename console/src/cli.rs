@@ -142,6 +142,32 @@ pub enum Command {
     /// Scoped console tokens: create, ls, revoke (with an admin token or the secret)
     #[command(subcommand)]
     Token(TokenCommand),
+    /// This console's version and commit, and the version of the agent it talks to
+    Version,
+    /// Print a shell completion script: `source <(berth completion bash)`
+    Completion(CompletionArgs),
+    /// Write man pages (berth.1 and one a command) to DIR, or print berth.1
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  source <(berth completion bash)\n  \
+                        berth completion zsh > \"${fpath[1]}/_berth\"\n  \
+                        berth completion fish > ~/.config/fish/completions/berth.fish")]
+pub struct CompletionArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  berth man --dir /usr/local/share/man/man1\n  berth man | man -l -"
+)]
+pub struct ManArgs {
+    /// Write every page here instead of printing berth.1
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -36,16 +36,27 @@ pub async fn run(cli: Cli) -> Result<()> {
         session.close().await;
         return result;
     };
-    // The one command that asks no agent.
-    if let cli::Command::Secret(cli::SecretCommand::New) = command {
-        return commands::tokens::new_secret(cli.global.output);
-    }
-    let plan = commands::Plan::prepare(command)?;
-    let mut session = session::Session::open(&cli.global, token.as_deref()).await?;
-    let result = plan
-        .execute(&mut session, cli.global.output, token.as_deref())
-        .await;
-    session.close().await;
+    // The commands that ask no agent.
+    let local = match &command {
+        cli::Command::Secret(cli::SecretCommand::New) => {
+            Some(commands::tokens::new_secret(cli.global.output))
+        }
+        cli::Command::Completion(a) => Some(commands::docs::completion(a)),
+        cli::Command::Man(a) => Some(commands::docs::man(a)),
+        _ => None,
+    };
+    let result = match local {
+        Some(result) => result,
+        None => {
+            let plan = commands::Plan::prepare(command)?;
+            let mut session = session::Session::open(&cli.global, token.as_deref()).await?;
+            let result = plan
+                .execute(&mut session, cli.global.output, token.as_deref())
+                .await;
+            session.close().await;
+            result
+        }
+    };
     match result {
         // `berth logs web | head`: the reader left; that is not our failure.
         Err(e) if is_broken_pipe(&e) => Ok(()),

@@ -2446,3 +2446,50 @@ mod volume_placement {
         );
     }
 }
+
+mod tool {
+    use super::*;
+
+    /// `berth version` names both sides; completions load in bash and know the commands; man
+    /// pages come out of the same definitions, one a command.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn version_completions_and_man_pages() {
+        let s = setup(AgentOptions::default()).await;
+        let version = env!("CARGO_PKG_VERSION");
+        let out = s.berth().arg("version").run().ok();
+        assert_contains(&out, "stdout", &format!("console: berth {version}"));
+        assert_contains(
+            &out,
+            "stdout",
+            &format!("agent:   berthd {version} (node {}", s.agent.name),
+        );
+        let out = s.berth().args(["-o", "json", "version"]).run().ok();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        assert_eq!(v["node"], s.agent.name.as_str(), "{v}");
+        assert_eq!(v["agent"], version, "{v}");
+
+        let bin = berth_testkit::bin_path("berth").expect("the berth binary");
+        let script = format!(
+            "source <('{}' completion bash) && complete -p berth",
+            bin.display()
+        );
+        let out = Cmd::new("bash").args(["-c", &script]).run().ok();
+        assert_contains(&out, "stdout", "-F _berth berth");
+        let out = s.berth().args(["completion", "bash"]).run().ok();
+        for word in ["cp", "exec", "stats", "--follow-link"] {
+            assert_contains(&out, "stdout", word);
+        }
+        let out = s.berth().args(["completion", "zsh"]).run().ok();
+        assert_contains(&out, "stdout", "#compdef berth");
+        let out = s.berth().args(["completion", "fish"]).run().ok();
+        assert_contains(&out, "stdout", "complete -c berth");
+
+        let dir = tempfile::tempdir().expect("tmp");
+        s.berth().args(["man", "--dir"]).arg(dir.path()).run().ok();
+        let page = std::fs::read_to_string(dir.path().join("berth-cp.1")).expect("berth-cp.1");
+        assert!(page.contains("follow\\-link"), "{page}");
+        assert!(dir.path().join("berth.1").is_file());
+        let out = s.berth().arg("man").run().ok();
+        assert_contains(&out, "stdout", ".TH berth 1");
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod containers;
 pub mod cp;
+pub mod docs;
 pub mod exec;
 pub mod inspect;
 pub mod logs;
@@ -38,6 +39,7 @@ pub enum Plan {
     Service(Box<service::ServicePlan>),
     Token(crate::cli::TokenCommand),
     Secret(crate::cli::SecretCommand),
+    Version,
 }
 
 impl Plan {
@@ -61,6 +63,11 @@ impl Plan {
             Command::Service(c) => Plan::Service(Box::new(service::prepare(c)?)),
             Command::Token(c) => Plan::Token(c),
             Command::Secret(c) => Plan::Secret(c),
+            Command::Version => Plan::Version,
+            // Answered in `crate::run` without an agent.
+            Command::Completion(_) | Command::Man(_) => {
+                return Err(color_eyre::eyre::eyre!("this command asks no agent"));
+            }
         })
     }
 
@@ -88,6 +95,7 @@ impl Plan {
             Plan::Service(p) => service::execute(session, output, *p).await,
             Plan::Token(c) => tokens::execute(session, output, c).await,
             Plan::Secret(c) => tokens::secret(session, output, c, token).await,
+            Plan::Version => docs::version(session, output).await,
         }
     }
 }
