@@ -445,7 +445,18 @@ pub struct ServiceLogsArgs {
     pub name: String,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default)]
+#[command(
+    after_help = "Filters (repeatable; all must hold, as docker ps): name=SUBSTRING, node=NODE, \
+                  state=STATE (or status=), label=KEY or label=KEY=VALUE, id=PREFIX, \
+                  health=starting|healthy|unhealthy, node_status=alive|suspect|down|left|gone.\n\n\
+                  --format is Go-template-like, as Docker's: {{.ID}} {{.Name}} {{.Image}} \
+                  {{.Node}} {{.State}} {{.Status}} {{.CPU}} {{.Memory}} {{.Ports}} \
+                  {{.Created}} {{.NodeStatus}} {{.Health}} {{.Label \"KEY\"}}, and \\t for a tab; \
+                  one line a container.\n\n\
+                  Examples:\n  berth ps -q\n  berth ps -a -f state=exited -f node=n2\n  \
+                  berth ps --format '{{.Name}}\\t{{.Node}}'"
+)]
 pub struct PsArgs {
     /// Show all containers (default shows only running ones)
     #[arg(short, long)]
@@ -453,6 +464,16 @@ pub struct PsArgs {
     /// Only containers on this node
     #[arg(long, value_name = "N", value_parser = parse_node)]
     pub node: Option<String>,
+    /// Only IDs, one a line (12 characters, as docker ps -q)
+    #[arg(short, long, conflicts_with = "format")]
+    pub quiet: bool,
+    /// Keep only containers that match KEY=VALUE (repeatable)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE",
+          value_parser = crate::commands::ps::Filter::parse)]
+    pub filter: Vec<crate::commands::ps::Filter>,
+    /// Print each container with this template instead of the table
+    #[arg(long, value_name = "TEMPLATE", value_parser = crate::commands::ps::Template::parse)]
+    pub format: Option<crate::commands::ps::Template>,
 }
 
 #[derive(Debug, Args)]

@@ -2450,6 +2450,73 @@ mod volume_placement {
 mod tool {
     use super::*;
 
+    /// `ps` for scripts: `-q` ids only, `-f` filters that all hold, `--format` fields.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn ps_quiet_filter_and_format() {
+        let s = setup(AgentOptions::default()).await;
+        let up = berth_testkit::unique("up");
+        let done = berth_testkit::unique("done");
+        s.berth()
+            .args(["run", "--name", &up, "--label", "tier=web", &s.image])
+            .args(["--forever", "--interval-ms", "1000"])
+            .run()
+            .ok();
+        s.berth()
+            .args(["run", "--name", &done, &s.image, "--exit", "0"])
+            .run()
+            .ok();
+        eventually("the short one to exit", || {
+            (s.ps_find(&done)?["state"] == "exited").then_some(())
+        });
+        let mine = ["-f", &format!("node={}", s.agent.name)];
+        let out = s.berth().args(["ps", "-q"]).args(mine).run().ok();
+        let id = s.ps_find(&up).expect("listed")["id"]
+            .as_str()
+            .unwrap_or_default()[..12]
+            .to_owned();
+        assert_eq!(
+            out.stdout,
+            format!("{id}\n"),
+            "{}",
+            out.report("the running one's id")
+        );
+        let out = s
+            .berth()
+            .args(["ps", "-a", "-f", "state=exited"])
+            .args(mine)
+            .args(["--format", "{{.Name}}\\t{{.State}}"])
+            .run()
+            .ok();
+        assert_eq!(
+            out.stdout,
+            format!("{done}\texited\n"),
+            "{}",
+            out.report("filtered")
+        );
+        let out = s
+            .berth()
+            .args([
+                "ps",
+                "-a",
+                "-f",
+                "label=tier=web",
+                "--format",
+                "{{.Name}} {{.Label \"tier\"}}",
+            ])
+            .run()
+            .ok();
+        assert_eq!(
+            out.stdout,
+            format!("{up} web\n"),
+            "{}",
+            out.report("by label")
+        );
+        let out = s.berth().args(["ps", "-f", "colour=red"]).run().fail();
+        assert_contains(&out, "stderr", "invalid filter");
+        let out = s.berth().args(["ps", "--format", "{{.Nope}}"]).run().fail();
+        assert_contains(&out, "stderr", "invalid format");
+    }
+
     /// `berth version` names both sides; completions load in bash and know the commands; man
     /// pages come out of the same definitions, one a command.
     #[tokio::test(flavor = "multi_thread")]

@@ -172,6 +172,28 @@ async fn replicas_survive_a_node_death_and_its_return() -> Result<()> {
         t0.elapsed()
     );
     assert_eq!(restored.iter().filter(|r| r.1 != names[2]).count(), 3);
+    // Every survivor's view shows the replacements running before the stale copy comes back:
+    // a copy the view still shows as created loses a duplicate to a running one, and on a
+    // loaded machine gossip can be that far behind Docker.
+    for a in &cluster.agents[..2] {
+        let c = a.client().await?;
+        let ids: Vec<String> = restored.iter().map(|r| r.2.clone()).collect();
+        wait_for(
+            &format!("{} to see the replacements running", a.name),
+            RESTORE,
+            || {
+                let mut c = c.clone();
+                let ids = ids.clone();
+                async move {
+                    let seen = crate::support::containers(&mut c).await;
+                    ids.iter()
+                        .all(|id| seen.iter().any(|s| &s.id == id && s.state == "running"))
+                        .then_some(())
+                }
+            },
+        )
+        .await?;
+    }
 
     // Back again with its stale copy: exactly 3 again, each slot once.
     cluster.agents[2].restart().await?;
