@@ -530,7 +530,12 @@ pub fn ps_table(
             mem,
         ];
         if wide {
-            let ports: Vec<String> = c.ports.iter().map(port_text).collect();
+            // A container that is not running publishes nothing, as `docker ps -a` shows it.
+            let ports: Vec<String> = if is_live(c) && vouched {
+                c.ports.iter().map(port_text).collect()
+            } else {
+                Vec::new()
+            };
             row.extend([ports.join(", "), ago(c.created_unix_ms, now)]);
         }
         table.row(row);
@@ -742,7 +747,8 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
             container_port: 53,
             protocol: "udp".into(),
         });
-        containers[1].ports.clear();
+        // The exited one keeps its mapping in the summary, but publishes nothing now.
+        assert!(!containers[1].ports.is_empty());
         assert_eq!(
             ps_table(&containers, &nodes, true, now()),
             "\

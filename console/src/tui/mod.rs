@@ -569,6 +569,9 @@ async fn follow_logs(
     {
         return;
     }
+    if !streams.is_empty() && tx.send(Msg::LogOpened { stream }).await.is_err() {
+        return;
+    }
     if streams.is_empty() {
         let _ = tx
             .send(ended(Some("no replica's logs could be opened".into())))

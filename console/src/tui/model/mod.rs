@@ -82,6 +82,10 @@ pub enum Msg {
         stream: u64,
         error: Option<String>,
     },
+    /// The log stream is open (lines may never come: a container that prints nothing).
+    LogOpened {
+        stream: u64,
+    },
     RunProgress(pb::run_event::Event),
     /// The run stream ended: the started container, or the error.
     RunFinished(Result<Option<pb::ContainerSummary>, String>),
@@ -586,6 +590,15 @@ impl Model {
             Msg::LogLines { stream, lines } => {
                 if let Some(logs) = self.logs.as_mut().filter(|l| l.stream == stream) {
                     logs.push(&lines);
+                }
+            }
+            Msg::LogOpened { stream } => {
+                if let Some(logs) = self
+                    .logs
+                    .as_mut()
+                    .filter(|l| l.stream == stream && l.status == StreamStatus::Opening)
+                {
+                    logs.status = StreamStatus::Streaming;
                 }
             }
             Msg::LogEnded { stream, error } => {

@@ -285,6 +285,30 @@ fn logs_follow_pause_resume_and_stay_bounded() {
 }
 
 #[test]
+fn a_container_that_prints_nothing_is_said_to_have_printed_nothing() {
+    let mut m = containers_view();
+    let effects = typed(&mut m, "l");
+    let Some(Effect::OpenLogs { stream, .. }) = effects.first().cloned() else {
+        panic!("no logs");
+    };
+    let logs = |m: &Model| m.logs.clone().expect("logs open");
+    assert_eq!(logs(&m).status, StreamStatus::Opening);
+    m.update(Msg::LogOpened { stream });
+    assert_eq!(
+        logs(&m).status,
+        StreamStatus::Streaming,
+        "open, with no lines"
+    );
+    // A late open of an older stream changes nothing.
+    m.update(Msg::LogEnded {
+        stream,
+        error: None,
+    });
+    m.update(Msg::LogOpened { stream });
+    assert_eq!(logs(&m).status, StreamStatus::Ended(None));
+}
+
+#[test]
 fn log_search_highlights_as_typed_and_n_goes_to_matches() {
     let mut m = containers_view();
     let effects = typed(&mut m, "l");

@@ -142,10 +142,14 @@ pub fn logs(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
     let vp = model.log_viewport();
     if l.buffer.is_empty() {
         let message = match &l.status {
-            StreamStatus::Opening => "opening the log stream…",
-            _ => "no log lines yet",
+            StreamStatus::Opening => "opening the log stream…".to_owned(),
+            StreamStatus::Streaming => {
+                "nothing printed yet: following, new lines show here as they come".to_owned()
+            }
+            StreamStatus::Ended(None) => "the container printed nothing".to_owned(),
+            StreamStatus::Ended(Some(e)) => format!("no log lines: {e}"),
         };
-        put(buf, text.x, text.y, message, text.width, theme.dim());
+        put(buf, text.x, text.y, &message, text.width, theme.dim());
         return;
     }
     let width = usize::from(text.width);

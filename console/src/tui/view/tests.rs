@@ -196,6 +196,25 @@ fn colour_marks_states() {
 }
 
 #[test]
+fn the_logs_of_a_container_that_printed_nothing_say_so() {
+    let mut m = containers(true, 100, 24);
+    let effects = key(&mut m, KeyCode::Char('l'));
+    let Some(Effect::OpenLogs { stream, .. }) = effects.first().cloned() else {
+        panic!("{effects:?}");
+    };
+    assert!(screen(&m).contains("opening the log stream"));
+    m.update(Msg::LogOpened { stream });
+    let open = screen(&m);
+    assert!(open.contains("nothing printed yet"), "{open}");
+    assert!(!open.contains("opening the log stream"), "{open}");
+    m.update(Msg::LogEnded {
+        stream,
+        error: None,
+    });
+    assert!(screen(&m).contains("the container printed nothing"));
+}
+
+#[test]
 fn logs_following_with_stderr_marked() {
     insta::assert_snapshot!("logs_follow", screen(&logs(100, 24, 60)));
 }
