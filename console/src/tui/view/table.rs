@@ -291,7 +291,15 @@ pub fn containers(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) 
                     cell(buf, x, y, w, column, &text, base);
                 }
                 // A container that is not running publishes nothing, as `docker ps -a` shows it.
-                _ => cell(buf, x, y, w, column, if live { &row.ports } else { "" }, base),
+                _ => cell(
+                    buf,
+                    x,
+                    y,
+                    w,
+                    column,
+                    if live { &row.ports } else { "" },
+                    base,
+                ),
             }
         }
         if list.offset + i == list.cursor {
