@@ -6,7 +6,7 @@
 //! what a directory is called) with `StatPath`. A container on another node is reached through
 //! [`super::forward::Hop`]: `CopyFrom`'s archive and `CopyTo`'s are relayed as they come.
 
-use super::{BoxStream, Owner, Service, tokens};
+use super::{BoxStream, Owner, Service, first_message, tokens};
 use crate::error::AgentError;
 use berth_proto::v1 as pb;
 use berth_shared::ValidationError;
@@ -17,8 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::{Request, Response, Status, Streaming};
 
-/// How long a caller may take to send `CopyTo`'s start message.
-const START_WAIT: Duration = Duration::from_secs(10);
 /// How long an upload may stall between two messages before it is given up: an idle
 /// connection holds a Docker request open.
 const IDLE_WAIT: Duration = Duration::from_secs(60);
@@ -96,15 +94,7 @@ impl Service {
     ) -> Result<Response<pb::CopyToResponse>, Status> {
         let gone = self.token_gone(&req);
         let (meta, _, mut input) = req.into_parts();
-        let first = tokio::time::timeout(START_WAIT, input.message())
-            .await
-            .map_err(|_| {
-                Status::from(ValidationError::new(
-                    "start",
-                    format!("not sent within {}s of the call", START_WAIT.as_secs()),
-                ))
-            })??
-            .ok_or_else(|| ValidationError::new("start", "the stream ended before it"))?;
+        let first = first_message(&mut input).await?;
         let Some(Input::Start(start)) = first.input else {
             return Err(ValidationError::new("start", "must be the first message").into());
         };

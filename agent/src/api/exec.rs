@@ -7,7 +7,7 @@
 //! The session ends when the command does, when the caller goes away (its stdin is closed and
 //! its terminal hung up), or when the agent shuts down.
 
-use super::{BoxStream, Owner, STREAM_BUFFER, Service, tokens};
+use super::{BoxStream, Owner, STREAM_BUFFER, Service, first_message, tokens};
 use crate::runtime::{ExecChunk, ExecControl, ExecSession};
 use berth_proto::v1 as pb;
 use berth_shared::ValidationError;
@@ -15,14 +15,11 @@ use berth_shared::exec::{ExecSpec, terminal_size};
 use futures::StreamExt;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-/// How long a caller may take to send the start message.
-const START_WAIT: Duration = Duration::from_secs(10);
 /// The most of a command line a log line shows.
 const LOGGED_COMMAND_CHARS: usize = 256;
 
@@ -35,15 +32,7 @@ impl Service {
     ) -> Result<Response<BoxStream<pb::ExecOutput>>, Status> {
         let gone = self.token_gone(&req);
         let (meta, _, mut input) = req.into_parts();
-        let first = tokio::time::timeout(START_WAIT, input.message())
-            .await
-            .map_err(|_| {
-                Status::from(ValidationError::new(
-                    "start",
-                    format!("not sent within {}s of the call", START_WAIT.as_secs()),
-                ))
-            })??
-            .ok_or_else(|| ValidationError::new("start", "the stream ended before it"))?;
+        let first = first_message(&mut input).await?;
         let Some(Input::Start(start)) = first.input else {
             return Err(ValidationError::new("start", "must be the first message").into());
         };

@@ -62,6 +62,26 @@ pub struct Service {
     pub keyring: Arc<crate::keyring::Keyring>,
 }
 
+/// How long a caller of a client-streaming call (Exec, CopyTo) may take to send its start
+/// message.
+const START_WAIT: Duration = Duration::from_secs(10);
+
+/// The first message of a caller's stream, which must come within [`START_WAIT`]; its
+/// absence is the caller's error, named `start`.
+async fn first_message<T>(input: &mut tonic::Streaming<T>) -> Result<T, Status> {
+    tokio::time::timeout(START_WAIT, input.message())
+        .await
+        .map_err(|_| {
+            Status::from(berth_shared::ValidationError::new(
+                "start",
+                format!("not sent within {}s of the call", START_WAIT.as_secs()),
+            ))
+        })??
+        .ok_or_else(|| {
+            berth_shared::ValidationError::new("start", "the stream ended before it").into()
+        })
+}
+
 fn validated_reference(field: &str, r: &str) -> Result<(), Status> {
     Ok(berth_shared::spec::validate_reference(field, r)?)
 }
