@@ -13,7 +13,7 @@ use std::time::Duration;
 /// The lock file in the data dir.
 const LOCK_FILE: &str = "lock";
 /// The node id file in the data dir.
-const ID_FILE: &str = "node-id";
+pub const ID_FILE: &str = "node-id";
 /// Linux's "no locks available" and "operation not supported".
 const ENOLCK: i32 = 37;
 const EOPNOTSUPP: i32 = 95;

@@ -117,7 +117,8 @@ impl Session {
         let Some(url) = url else {
             return Err(in_use());
         };
-        let id = std::fs::read_to_string(data_dir.join("node-id")).unwrap_or_default();
+        let id = std::fs::read_to_string(data_dir.join(berth_agent::identity::ID_FILE))
+            .unwrap_or_default();
         let id = id.trim();
         let Ok(mut session) = Self::connect(&url, None).await else {
             return Err(in_use());

@@ -73,6 +73,15 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The first word of a command's stdout (`sha256sum`'s digest), empty when there is none.
+fn first_word(out: &Output) -> String {
+    out.stdout
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
 }
@@ -1406,12 +1415,7 @@ mod exec {
     }
 
     fn sha256(bytes: &[u8]) -> String {
-        let out = Cmd::new("sha256sum").stdin(bytes.to_vec()).run().ok();
-        out.stdout
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned()
+        first_word(&Cmd::new("sha256sum").stdin(bytes.to_vec()).run().ok())
     }
 
     /// stdin piped, stdout and stderr apart, binary bytes intact, the command's exit status
@@ -2114,25 +2118,17 @@ mod cp {
     use std::path::Path;
 
     fn sha256_of(path: &Path) -> String {
-        let out = Cmd::new("sha256sum").arg(path).run().ok();
-        out.stdout
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned()
+        first_word(&Cmd::new("sha256sum").arg(path).run().ok())
     }
 
     /// `sha256sum PATH` run in the container, through A.
     fn sha256_in(a: &AgentProcess, name: &str, path: &str) -> String {
-        let out = Cmd::berth(&a.url())
-            .args(["exec", name, "sha256sum", path])
-            .run()
-            .ok();
-        out.stdout
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned()
+        first_word(
+            &Cmd::berth(&a.url())
+                .args(["exec", name, "sha256sum", path])
+                .run()
+                .ok(),
+        )
     }
 
     /// Both ways through another agent: a binary file (every byte value) into a directory, out
