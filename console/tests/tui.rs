@@ -157,16 +157,17 @@ impl Tmux {
 
     /// The shell's terminal settings are as a shell wants them: canonical mode and echo.
     fn assert_terminal_restored(&self) {
-        self.text("clear; stty -a | tr ';' '\\n' | grep -E -- '-?(icanon|echo)( |$)' | tr '\\n' ' '; echo; echo stty-done");
+        // The marker is computed, so the typed line (which may wrap) never shows it.
+        self.text("clear; stty -a | tr ';' '\\n' | grep -E -- '-?(icanon|echo)( |$)' | tr '\\n' ' '; echo; echo stty-$((40+2))-done");
         self.keys(&["Enter"]);
         let screen = self.wait_for("stty's answer", |s| {
-            s.lines().any(|l| l.trim() == "stty-done")
+            s.lines().any(|l| l.trim() == "stty-42-done")
         });
         // The line before the marker is stty's answer (the command line has the words too).
         let lines: Vec<&str> = screen.lines().collect();
         let answer = lines
             .iter()
-            .position(|l| l.trim() == "stty-done")
+            .position(|l| l.trim() == "stty-42-done")
             .and_then(|i| i.checked_sub(1))
             .map_or("", |i| lines[i]);
         let words: Vec<&str> = answer.split_whitespace().collect();
