@@ -1,7 +1,7 @@
 //! The command line, as clap types. Every value a user types is parsed here with `berth-shared`'s
 //! validators (clap `value_parser`s), so a bad flag is refused before anything is sent.
 
-use berth_shared::defaults::{DEFAULT_LISTEN, ENV_AGENT, ENV_TOKEN};
+use berth_shared::defaults::DEFAULT_LISTEN;
 use berth_shared::image::ImageRef;
 use berth_shared::port::PortSpec;
 use berth_shared::spec::{EnvArg, RestartPolicy};
@@ -62,19 +62,25 @@ const GLOBAL: &str = "Global Options";
 /// Flags every command takes (before or after the command's name).
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// The agent to talk to: `host:port` or `http://host:port` [default: 127.0.0.1:7070, or an
-    /// embedded agent when nothing answers there]
-    #[arg(long, global = true, help_heading = GLOBAL, env = ENV_AGENT, value_name = "URL")]
+    /// The agent to talk to: `host:port` or `http://host:port` [env: BERTH_AGENT] [default: the
+    /// context's agent, else 127.0.0.1:7070, else an embedded agent]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "URL")]
     pub agent: Option<String>,
 
-    /// The cluster token, sent with every call
-    #[arg(long, global = true, help_heading = GLOBAL, env = ENV_TOKEN, hide_env_values = true, value_name = "T")]
+    /// The cluster token, sent with every call [env: BERTH_TOKEN] [default: the context's token
+    /// file]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "T")]
     pub token: Option<String>,
 
     /// Read the cluster token from FILE (surrounding whitespace is ignored); wins over --token
     /// and BERTH_TOKEN
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+
+    /// Use this context's agent and token file (`berth context ls`); `default` uses none
+    /// [env: BERTH_CONTEXT] [default: the one `berth context use` chose]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "NAME")]
+    pub context: Option<String>,
 
     /// Output format
     #[arg(short, long, global = true, help_heading = GLOBAL, value_enum, default_value_t = OutputFormat::Table)]
@@ -142,6 +148,9 @@ pub enum Command {
     /// Scoped console tokens: create, ls, revoke (with an admin token or the secret)
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Named agents to talk to (an address and a token file): add, ls, use, rm, show
+    #[command(subcommand)]
+    Context(ContextCommand),
     /// This console's version and commit, and the version of the agent it talks to
     Version,
     /// Print a shell completion script: `source <(berth completion bash)`
@@ -168,6 +177,43 @@ pub struct ManArgs {
     /// Write every page here instead of printing berth.1
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// Keep an agent's address (give it with --agent) and, for a cluster with a secret, the
+    /// file holding its token (--token-file), under NAME
+    #[command(
+        after_help = "Examples:\n  berth context add home --agent 192.168.1.10:7070 \
+                            --token-file ~/.config/berth/home.token\n  \
+                            berth context use home"
+    )]
+    Add {
+        /// The context's name: a letter or digit, then letters, digits, `_ . + -`
+        name: String,
+        /// What it is for, shown by `context ls`
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        /// Make it the context in use
+        #[arg(long = "use")]
+        use_it: bool,
+    },
+    /// The contexts, the one in use marked with *
+    #[command(alias = "list")]
+    Ls,
+    /// Use NAME from now on (`default`: no context)
+    Use { name: String },
+    /// Forget contexts (not their token files)
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Also the one in use (berth goes back to `default`)
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// The name of the context a command would use now, and why
+    Show,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,10 @@ use color_eyre::eyre::{Report, eyre};
 use std::error::Error as _;
 use tonic::Code;
 
-const HINT_START_AGENT: &str = "start one with `berthd` or drop --agent to use an embedded agent";
+const HINT_START_AGENT: &str =
+    "start one with `berthd`, or drop --agent and BERTH_AGENT to use an embedded agent";
+const HINT_CONTEXT_AGENT: &str = "is that agent's berthd running? `berth context ls` lists the \
+     contexts; `berth context use default` stops using this one";
 const HINT_TOKEN: &str = "set --token or BERTH_TOKEN to the cluster token";
 const HINT_DOCKER: &str = "is Docker running? try `docker info`";
 
@@ -70,6 +73,22 @@ pub fn status_report(status: tonic::Status, agent: &str) -> Report {
 
 /// A connection that could not be made.
 pub fn connect_report(error: ConnectError) -> Report {
+    connect_report_via(error, None)
+}
+
+/// A connection that could not be made to the agent `context` names, if a context named it.
+pub fn connect_report_via(error: ConnectError, context: Option<&str>) -> Report {
+    match (&error, context) {
+        (ConnectError::Unreachable { address, .. }, Some(name)) => eyre!(
+            "cannot reach agent at {address} (context {name}): {}",
+            root_cause(&error)
+        )
+        .suggestion(HINT_CONTEXT_AGENT),
+        _ => connect_report_only(error),
+    }
+}
+
+fn connect_report_only(error: ConnectError) -> Report {
     match &error {
         ConnectError::Unreachable { address, .. } => {
             eyre!("cannot reach agent at {address}: {}", root_cause(&error))

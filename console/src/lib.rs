@@ -12,6 +12,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod context;
 pub mod errors;
 pub mod output;
 pub mod session;
@@ -19,44 +20,44 @@ pub mod tui;
 
 use cli::{Cli, GlobalArgs};
 use color_eyre::Section;
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::Result;
 use std::io::IsTerminal;
 
 /// Runs one command line to completion; with no command, the TUI until the user quits.
 pub async fn run(cli: Cli) -> Result<()> {
-    let token = token(&cli.global)?;
+    let env = |name: &str| std::env::var(name).ok();
+    // The commands that ask no agent, and so need no target.
+    let local = match &cli.command {
+        Some(cli::Command::Secret(cli::SecretCommand::New)) => {
+            Some(commands::tokens::new_secret(cli.global.output))
+        }
+        Some(cli::Command::Completion(a)) => Some(commands::docs::completion(a)),
+        Some(cli::Command::Man(a)) => Some(commands::docs::man(a)),
+        Some(cli::Command::Context(c)) => Some(commands::context::run(c, &cli.global, &env)),
+        _ => None,
+    };
+    if let Some(result) = local {
+        return result;
+    }
+    let target = context::resolve(&flags(&cli.global), &env)?;
+    let token = target.token.clone();
     let Some(command) = cli.command else {
         let options = tui::Options {
             color: !tui::monochrome(cli.tui.no_color),
             mouse: !cli.tui.no_mouse,
             log_lines: cli.tui.log_lines,
         };
-        let session = session::Session::open(&cli.global, token.as_deref()).await?;
+        let session = session::Session::open(&cli.global, &target).await?;
         let result = tui::run(&session, options).await;
         session.close().await;
         return result;
     };
-    // The commands that ask no agent.
-    let local = match &command {
-        cli::Command::Secret(cli::SecretCommand::New) => {
-            Some(commands::tokens::new_secret(cli.global.output))
-        }
-        cli::Command::Completion(a) => Some(commands::docs::completion(a)),
-        cli::Command::Man(a) => Some(commands::docs::man(a)),
-        _ => None,
-    };
-    let result = match local {
-        Some(result) => result,
-        None => {
-            let plan = commands::Plan::prepare(command)?;
-            let mut session = session::Session::open(&cli.global, token.as_deref()).await?;
-            let result = plan
-                .execute(&mut session, cli.global.output, token.as_deref())
-                .await;
-            session.close().await;
-            result
-        }
-    };
+    let plan = commands::Plan::prepare(command)?;
+    let mut session = session::Session::open(&cli.global, &target).await?;
+    let result = plan
+        .execute(&mut session, cli.global.output, token.as_deref())
+        .await;
+    session.close().await;
     match result {
         // `berth logs web | head`: the reader left; that is not our failure.
         Err(e) if is_broken_pipe(&e) => Ok(()),
@@ -64,19 +65,15 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The contents of --token-file, else --token / BERTH_TOKEN.
-fn token(global: &GlobalArgs) -> Result<Option<String>> {
-    if let Some(path) = &global.token_file {
-        let text = std::fs::read_to_string(path)
-            .wrap_err_with(|| format!("cannot read the token file {}", path.display()))?;
-        let token = text.trim();
-        if token.is_empty() {
-            return Err(eyre!("the token file {} is empty", path.display()))
-                .suggestion("write the cluster token into it, or use --token");
-        }
-        return Ok(Some(token.to_owned()));
+/// What the command line says about the agent and the token; [`context::resolve`] adds the
+/// environment and the config file.
+fn flags(global: &GlobalArgs) -> context::Flags {
+    context::Flags {
+        agent: global.agent.clone(),
+        token: global.token.clone(),
+        token_file: global.token_file.clone(),
+        context: global.context.clone(),
     }
-    Ok(global.token.clone().filter(|t| !t.is_empty()))
 }
 
 /// Whether the failure is only a closed stdout pipe.
@@ -126,10 +123,12 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    fn global(args: &[&str]) -> GlobalArgs {
-        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+    fn target(args: &[&str]) -> Result<context::Target> {
+        let global = Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
             .expect("parses")
-            .global
+            .global;
+        // No environment: the flags alone.
+        context::resolve(&flags(&global), &|_| None)
     }
 
     #[test]
@@ -139,16 +138,10 @@ mod tests {
         let path = dir.path().join("token");
         std::fs::write(&path, "  s3cret\n").expect("written");
         let path = path.to_str().expect("utf-8 path");
-        let t = token(&global(&[
-            "--token",
-            "other",
-            "--token-file",
-            path,
-            "nodes",
-        ]));
-        assert_eq!(t.expect("read").as_deref(), Some("s3cret"));
-        let t = token(&global(&["--token", "given", "nodes"]));
-        assert_eq!(t.expect("read").as_deref(), Some("given"));
+        let t = target(&["--token", "other", "--token-file", path, "nodes"]);
+        assert_eq!(t.expect("read").token.as_deref(), Some("s3cret"));
+        let t = target(&["--token", "given", "nodes"]);
+        assert_eq!(t.expect("read").token.as_deref(), Some("given"));
     }
 
     #[test]
@@ -158,14 +151,10 @@ mod tests {
         let path = dir.path().join("empty");
         std::fs::write(&path, "\n").expect("written");
         let path = path.to_str().expect("utf-8 path");
-        let e = token(&global(&["--token-file", path, "nodes"])).expect_err("refused");
+        let e = target(&["--token-file", path, "nodes"]).expect_err("refused");
         assert!(e.to_string().contains("is empty"), "{e}");
-        let e = token(&global(&[
-            "--token-file",
-            "/nonexistent/berth-token",
-            "nodes",
-        ]))
-        .expect_err("refused");
+        let e =
+            target(&["--token-file", "/nonexistent/berth-token", "nodes"]).expect_err("refused");
         assert!(e.to_string().contains("/nonexistent/berth-token"), "{e}");
     }
 }

@@ -2,7 +2,8 @@
 //! an embedded one started in this process when nothing answers there.
 
 use crate::cli::DEFAULT_AGENT;
-use crate::errors::connect_report;
+use crate::context::Target;
+use crate::errors::{connect_report, connect_report_via};
 use berth_shared::client::{self, Client};
 use color_eyre::Section;
 use color_eyre::eyre::{Result, WrapErr, eyre};
@@ -26,6 +27,8 @@ pub struct Session {
     pub address: String,
     /// The token the session was opened with; `None` with an embedded agent (which takes none).
     pub token: Option<String>,
+    /// The context that named the agent, if one did.
+    pub context: Option<String>,
     /// The embedded agent and the file in its data dir that gives its address.
     embedded: Option<(berth_agent::RunningAgent, PathBuf)>,
 }
@@ -34,9 +37,19 @@ impl Session {
     /// Connects to `--agent` when given (an unreachable agent is an error naming it), else to
     /// the default address, else to a freshly started embedded agent — or, when another
     /// console's embedded agent holds that data dir, to that one.
-    pub async fn open(global: &crate::cli::GlobalArgs, token: Option<&str>) -> Result<Self> {
-        if let Some(agent) = global.agent.as_deref() {
-            return Self::connect(agent, token).await;
+    pub async fn open(global: &crate::cli::GlobalArgs, target: &Target) -> Result<Self> {
+        let token = target.token.as_deref();
+        if let Some(agent) = target.agent.as_deref() {
+            let client = client::connect(agent, token)
+                .await
+                .map_err(|e| connect_report_via(e, target.context.as_deref()))?;
+            return Ok(Self {
+                client,
+                address: agent.to_owned(),
+                token: token.map(str::to_owned),
+                context: target.context.clone(),
+                embedded: None,
+            });
         }
         if default_agent_answers().await {
             return Self::connect(DEFAULT_AGENT, token).await;
@@ -84,6 +97,7 @@ impl Session {
                 client,
                 address,
                 token: None,
+                context: None,
                 embedded: Some((running, file)),
             }),
             Err(e) => {
@@ -151,6 +165,7 @@ impl Session {
             client,
             address: agent.to_owned(),
             token: token.map(str::to_owned),
+            context: None,
             embedded: None,
         })
     }

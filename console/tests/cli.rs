@@ -2556,3 +2556,192 @@ mod tool {
         assert_contains(&out, "stdout", ".TH berth 1");
     }
 }
+
+mod contexts {
+    use super::*;
+
+    /// The node that answered `berth nodes`: the one heard from 0 ms ago (itself).
+    fn answered(out: &Output) -> String {
+        let nodes: Vec<serde_json::Value> = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}\n{}", out.report("nodes -o json")));
+        nodes
+            .iter()
+            .find(|n| n["age_ms"] == 0)
+            .and_then(|n| n["name"].as_str())
+            .unwrap_or_else(|| panic!("{}", out.report("no node answered")))
+            .to_owned()
+    }
+
+    /// Contexts chosen by `context use`, BERTH_CONTEXT and --context, with the documented
+    /// precedence against --agent, BERTH_AGENT and BERTH_TOKEN; a context's token file opens
+    /// a cluster with a secret; bad uses are refused naming what is wrong and change nothing.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn contexts_choose_the_agent_and_its_token() {
+        let token = "context-secret-0123456789";
+        let a = AgentProcess::spawn(AgentOptions {
+            token: Some(token.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let b = AgentProcess::spawn(AgentOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let home = tempfile::tempdir().expect("temp dir");
+        let config_dir = home.path().join("conf");
+        let token_file = home.path().join("a.token");
+        std::fs::write(&token_file, format!("{token}\n")).expect("token file");
+        let berth = || {
+            Cmd::berth_without_agent()
+                .env("XDG_CONFIG_HOME", &config_dir)
+                .env("HOME", home.path())
+        };
+        let nodes = |cmd: Cmd| answered(&cmd.args(["-o", "json", "nodes"]).run().ok());
+
+        berth()
+            .args(["context", "add", "a", "--agent", &a.url(), "--token-file"])
+            .arg(&token_file)
+            .args(["--description", "has a secret"])
+            .run()
+            .ok();
+        berth()
+            .args(["context", "add", "b", "--agent", &b.url(), "--use"])
+            .run()
+            .ok();
+        let file = config_dir.join("berth/config.toml");
+        let text = std::fs::read_to_string(&file).expect("config written");
+        assert!(
+            text.contains("[contexts.a]") && text.contains("a.token"),
+            "{text}"
+        );
+        assert!(
+            !text.contains(token),
+            "the token itself is never written: {text}"
+        );
+
+        // The context in use, then BERTH_CONTEXT, then --context over BERTH_CONTEXT.
+        assert_eq!(nodes(berth()), b.name);
+        assert_eq!(nodes(berth().env("BERTH_CONTEXT", "a")), a.name);
+        assert_eq!(
+            nodes(berth().env("BERTH_CONTEXT", "a").args(["--context", "b"])),
+            b.name
+        );
+        // BERTH_AGENT (with BERTH_TOKEN) beats the context in use...
+        assert_eq!(
+            nodes(
+                berth()
+                    .env("BERTH_AGENT", a.url())
+                    .env("BERTH_TOKEN", token)
+            ),
+            a.name
+        );
+        // ...but not a --context typed on the command line.
+        assert_eq!(
+            nodes(
+                berth()
+                    .env("BERTH_AGENT", b.url())
+                    .env("BERTH_TOKEN", "meant-for-something-else")
+                    .args(["--context", "a"])
+            ),
+            a.name
+        );
+        // --agent beats everything, and the context's token does not go with it: A refuses a
+        // console without a token.
+        let out = berth()
+            .env("BERTH_CONTEXT", "a")
+            .args(["--agent", &a.url(), "nodes"])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "speaks only TLS");
+        let out = berth()
+            .args(["--agent", &a.url(), "--context", "a", "nodes"])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "give one of them");
+
+        // ls marks the one in use; show names it, and what chose it in JSON.
+        let out = berth().args(["context", "ls"]).run().ok();
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with("b *") && l.contains(&b.url())),
+            "{}",
+            out.report("b in use")
+        );
+        assert_contains(&out, "stdout", "has a secret");
+        let out = berth().args(["-o", "json", "context", "ls"]).run().ok();
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).expect("json");
+        let current: Vec<&str> = rows
+            .iter()
+            .filter(|r| r["current"] == true)
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(current, ["b"], "{}", out.report("one current"));
+        let out = berth().args(["context", "show"]).run().ok();
+        assert_eq!(out.stdout, "b\n");
+        let out = berth()
+            .env("BERTH_CONTEXT", "a")
+            .args(["-o", "json", "context", "show"])
+            .run()
+            .ok();
+        let shown: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        assert_eq!(shown["name"], "a");
+        assert_eq!(shown["from"], "BERTH_CONTEXT");
+
+        // Refusals that change nothing.
+        let before = std::fs::read_to_string(&file).expect("config");
+        let out = berth().args(["context", "rm", "b"]).run().fail();
+        assert_contains(&out, "stderr", "context b is in use");
+        let out = berth()
+            .args(["context", "add", "a", "--agent", &b.url()])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "already a context named a");
+        let out = berth().args(["context", "add", "c"]).run().fail();
+        assert_contains(&out, "stderr", "give --agent");
+        let out = berth()
+            .args(["context", "add", "c", "--agent", &b.url(), "--token", "t"])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "--token-file");
+        let out = berth()
+            .args(["context", "add", "c", "--agent", "no-port"])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "missing port");
+        let out = berth()
+            .args(["context", "add", "bad/name", "--agent", &b.url()])
+            .run()
+            .fail();
+        assert_contains(&out, "stderr", "invalid context name");
+        let out = berth().args(["context", "use", "nope"]).run().fail();
+        assert_contains(&out, "stderr", "no context named \"nope\"");
+        assert_contains(&out, "stderr", "a, b");
+        assert_eq!(std::fs::read_to_string(&file).expect("config"), before);
+
+        // A context whose token file went away is named.
+        let moved = home.path().join("moved.token");
+        std::fs::rename(&token_file, &moved).expect("moved");
+        let out = berth().args(["--context", "a", "nodes"]).run().fail();
+        assert_contains(&out, "stderr", "context a");
+        assert_contains(&out, "stderr", "a.token");
+
+        // Back to default: no context, so the default address (or an embedded agent) would
+        // be used; rm then forgets b, and naming it is an error.
+        berth().args(["context", "use", "default"]).run().ok();
+        berth().args(["context", "rm", "b"]).run().ok();
+        let out = berth().args(["context", "show"]).run().ok();
+        assert_eq!(out.stdout, "default\n");
+        let out = berth().args(["--context", "b", "nodes"]).run().fail();
+        assert_contains(&out, "stderr", "no context named \"b\"");
+        // An agent that does not answer is named with its context, and the hint is about
+        // contexts (not --agent, which was not given).
+        berth()
+            .args(["context", "add", "gone", "--agent", "127.0.0.1:1"])
+            .run()
+            .ok();
+        let out = berth().args(["--context", "gone", "nodes"]).run().fail();
+        assert_contains(&out, "stderr", "(context gone)");
+        assert_contains(&out, "stderr", "berth context use default");
+    }
+}

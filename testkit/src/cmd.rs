@@ -40,6 +40,13 @@ impl Cmd {
     /// [`env`](Cmd::env) when a test needs them). A missing binary is reported when the command
     /// runs.
     pub fn berth(agent_url: &str) -> Cmd {
+        Cmd::berth_without_agent().arg("--agent").arg(agent_url)
+    }
+
+    /// [`berth`](Cmd::berth) with no `--agent`: what the config file (contexts), the test's
+    /// own `BERTH_*` variables or the defaults choose. Set `XDG_CONFIG_HOME`, or the
+    /// developer's own contexts apply.
+    pub fn berth_without_agent() -> Cmd {
         let mut cmd = Cmd::new("berth");
         cmd.program = crate::bin_path("berth").map_err(|e| e.to_string());
         // `BERTH_AGENT`, `BERTH_TOKEN` and every other setting of the developer's shell would
@@ -48,7 +55,7 @@ impl Cmd {
             .map(|(key, _)| key)
             .filter(|key| key.to_string_lossy().starts_with("BERTH_"))
             .collect();
-        cmd.arg("--agent").arg(agent_url)
+        cmd
     }
 
     /// Adds one argument.

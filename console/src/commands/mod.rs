@@ -2,6 +2,7 @@
 //! before connecting) and an `execute` step against a connected [`Session`].
 
 pub mod containers;
+pub mod context;
 pub mod cp;
 pub mod docs;
 pub mod exec;
@@ -65,7 +66,7 @@ impl Plan {
             Command::Secret(c) => Plan::Secret(c),
             Command::Version => Plan::Version,
             // Answered in `crate::run` without an agent.
-            Command::Completion(_) | Command::Man(_) => {
+            Command::Completion(_) | Command::Man(_) | Command::Context(_) => {
                 return Err(color_eyre::eyre::eyre!("this command asks no agent"));
             }
         })

@@ -154,7 +154,11 @@ pub async fn run(session: &Session, options: Options) -> Result<()> {
             .suggestion("run a command instead, e.g. `berth ps` (see `berth --help`)");
     }
     let mut model = Model::new(Config {
-        agent: session.address.clone(),
+        // The header names the context too, when one chose the agent.
+        agent: match &session.context {
+            Some(name) => format!("{} (context {name})", session.address),
+            None => session.address.clone(),
+        },
         color: options.color,
         mouse: options.mouse,
         log_lines: options.log_lines,
@@ -291,7 +295,8 @@ async fn step_aside(session: &Session, target: &Target, command: &[String]) -> R
         .args(["exec", "-it", &target.id, "--"])
         .args(command)
         .env_remove(berth_shared::defaults::ENV_AGENT)
-        .env_remove(berth_shared::defaults::ENV_TOKEN);
+        .env_remove(berth_shared::defaults::ENV_TOKEN)
+        .env_remove(crate::context::ENV_CONTEXT);
     if let Some(token) = &session.token {
         child.env(berth_shared::defaults::ENV_TOKEN, token);
     }
