@@ -5,6 +5,7 @@
 //! from a string themselves.
 
 use berth_shared::ValidationError;
+use berth_shared::reason::Reason;
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +38,17 @@ pub enum AgentError {
     ImageNotFound { image: String, message: String },
     #[error("docker is unreachable ({0}): is Docker running? try `docker info` on node {1}")]
     DockerUnavailable(String, String),
-    #[error("cannot pull {image}: {message}")]
-    RegistryUnreachable { image: String, message: String },
+    /// A pull that failed before the registry could say whether it has the image.
+    #[error("cannot pull {image} on node {node}: {}: {message}", registry_failure(*.failure, .registry))]
+    RegistryUnreachable {
+        image: String,
+        node: String,
+        /// The registry's host (Docker Hub's is `docker.io`).
+        registry: String,
+        /// One of the `Registry*` reasons.
+        failure: Reason,
+        message: String,
+    },
     #[error("{0}")]
     Exhausted(String),
     #[error("docker refused the request: {0}")]
@@ -129,8 +139,44 @@ pub fn docker_status(err: &bollard::errors::Error) -> Option<u16> {
     }
 }
 
+/// What went wrong with a registry, in words, for [`AgentError::RegistryUnreachable`].
+fn registry_failure(failure: Reason, registry: &str) -> String {
+    match failure {
+        Reason::RegistryResolve => format!("the registry {registry} cannot be resolved (DNS)"),
+        Reason::RegistryConnect => format!("cannot connect to the registry {registry}"),
+        Reason::RegistryTls => format!("TLS with the registry {registry} failed"),
+        Reason::RegistryAuth => format!("the registry {registry} wants credentials"),
+        _ => format!("the registry {registry} failed"),
+    }
+}
+
+impl AgentError {
+    /// The reason the console picks its hint by, where the code alone is not enough.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            AgentError::DockerUnavailable(..) => Some(Reason::DockerUnavailable),
+            AgentError::RegistryUnreachable { failure, .. } => Some(*failure),
+            AgentError::ImageNotFound { .. } => Some(Reason::ImageNotFound),
+            AgentError::Exhausted(_) => Some(Reason::NoRoom),
+            AgentError::NameInUse(_) => Some(Reason::NameInUse),
+            _ => None,
+        }
+    }
+}
+
 impl From<AgentError> for Status {
     fn from(e: AgentError) -> Self {
+        let reason = e.reason();
+        let mut status = status_of(e);
+        if let Some(r) = reason {
+            r.attach(&mut status);
+        }
+        status
+    }
+}
+
+fn status_of(e: AgentError) -> Status {
+    {
         let msg = e.to_string();
         match e {
             AgentError::Invalid(_) | AgentError::DockerRefused(_) => Status::invalid_argument(msg),

@@ -426,7 +426,7 @@ pub fn nodes_table(nodes: &[pb::Node], containers: &[pb::ContainerSummary], wide
         "CONTAINERS",
     ];
     if wide {
-        header.extend(["DOCKER", "CORES", "LOAD", "UPTIME", "OS"]);
+        header.extend(["DOCKER", "CORES", "LOAD", "UPTIME", "OS", "LABELS"]);
     }
     let mut table = Table::new(&header);
     for node in nodes {
@@ -472,11 +472,22 @@ pub fn nodes_table(nodes: &[pb::Node], containers: &[pb::ContainerSummary], wide
                 format!("{:.2} {:.2} {:.2}", stats.load1, stats.load5, stats.load15),
                 human_duration(chrono::Duration::seconds(uptime_secs.min(i64::MAX / 1000))),
                 os,
+                node_labels(&node.labels),
             ]);
         }
         table.row(row);
     }
     table.render()
+}
+
+/// A node's labels as `k=v,k=v` in key order, or `-`.
+fn node_labels(labels: &std::collections::HashMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "-".to_owned();
+    }
+    let mut pairs: Vec<_> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.sort();
+    pairs.join(",")
 }
 
 /// The age of a node's data, short: `<1s`, `3s`, `2m`, `1h`.
@@ -691,13 +702,17 @@ b       10.0.0.2:7070   suspect   4s    12.3%   1.5GiB / 8.0GiB   0/0
 
     #[test]
     fn nodes_wide_table_adds_runtime_and_host_columns() {
-        let (nodes, containers) = fixture();
+        let (mut nodes, containers) = fixture();
+        nodes[0].labels = [("zone", "a"), ("disk", "ssd")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         assert_eq!(
             nodes_table(&nodes, &containers, true),
             "\
-NAME    ADDRESS         STATUS    AGE   CPU %   MEMORY            CONTAINERS   DOCKER                            CORES   LOAD             UPTIME   OS
-alpha   10.0.0.1:7070   alive     <1s   12.3%   1.5GiB / 8.0GiB   1/2          docker 27.3.1                     4       0.50 0.25 0.12   3 days   Debian GNU/Linux 12 6.1.0
-b       10.0.0.2:7070   suspect   4s    12.3%   1.5GiB / 8.0GiB   0/0          unavailable: connection refused   4       0.50 0.25 0.12   3 days   Debian GNU/Linux 12 6.1.0
+NAME    ADDRESS         STATUS    AGE   CPU %   MEMORY            CONTAINERS   DOCKER                            CORES   LOAD             UPTIME   OS                          LABELS
+alpha   10.0.0.1:7070   alive     <1s   12.3%   1.5GiB / 8.0GiB   1/2          docker 27.3.1                     4       0.50 0.25 0.12   3 days   Debian GNU/Linux 12 6.1.0   disk=ssd,zone=a
+b       10.0.0.2:7070   suspect   4s    12.3%   1.5GiB / 8.0GiB   0/0          unavailable: connection refused   4       0.50 0.25 0.12   3 days   Debian GNU/Linux 12 6.1.0   zone=a
 "
         );
     }

@@ -494,7 +494,33 @@ mod pull {
         let missing = format!("{}/{repo}-missing:1", registry.host());
         let out = s.berth().args(["run", &missing]).run().fail();
         assert_contains(&out, "stderr", &format!("{repo}-missing"));
+        assert_contains(
+            &out,
+            "stderr",
+            &format!("registry {} has no such image", registry.host()),
+        );
+        assert_contains(&out, "stderr", "berth images");
         assert!(out.stdout.is_empty(), "{}", out.report("nothing on stdout"));
+
+        // A registry that refuses the connection is neither Docker's fault nor a missing image.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap_or_else(|e| panic!("cannot find a free port: {e}"));
+        let gone = format!("{closed}/{repo}:1");
+        let out = s.berth().args(["run", &gone]).run().fail();
+        assert_contains(
+            &out,
+            "stderr",
+            &format!("cannot connect to the registry {closed}"),
+        );
+        assert_contains(&out, "stderr", "reachable from that node");
+        for wrong in ["docker info", "Docker is unreachable", "no such image"] {
+            assert!(
+                !out.stderr.contains(wrong),
+                "{}",
+                out.report(&format!("not {wrong:?}"))
+            );
+        }
     }
 
     /// `berth pull --all` on two nodes through one, `berth images` across them, and the run's

@@ -19,6 +19,7 @@ pub mod labels;
 pub mod options;
 pub mod port;
 pub mod quantity;
+pub mod reason;
 pub mod request;
 pub mod service;
 pub mod spec;

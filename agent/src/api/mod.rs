@@ -459,10 +459,12 @@ impl Berth for Service {
             && let Ok(c) = self.state.resolve(name)
             && &c.name == name
         {
-            return Err(Status::already_exists(format!(
+            let mut status = Status::already_exists(format!(
                 "container name {name:?} is already in use on node {}",
                 c.node
-            )));
+            ));
+            berth_shared::reason::Reason::NameInUse.attach(&mut status);
+            return Err(status);
         }
         let request = scheduler::Request {
             cpus: spec.cpus,

@@ -13,11 +13,12 @@ use crate::cluster::peers::{PeerPool, forwarded, peer_error};
 use crate::error::AgentError;
 use crate::placement::ledger::{Ledger, Pending};
 use crate::placement::requests::Requests;
-use crate::placement::scheduler::{self, NoPlacement, Strategy};
+use crate::placement::scheduler::{self, NoPlacement, Rejection, Strategy};
 use crate::runtime::{Progress, Runtime};
 use crate::state::{Change, State};
 use berth_proto::v1 as pb;
 use berth_shared::client::{Transport, transport_failure};
+use berth_shared::reason::Reason;
 use berth_shared::spec::ContainerSpec;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -41,7 +42,12 @@ pub enum PlaceError {
     Local(AgentError),
     /// A peer failed to run it, with the status it answered.
     #[error("{message}")]
-    Peer { code: tonic::Code, message: String },
+    Peer {
+        code: tonic::Code,
+        message: String,
+        /// The reason the peer's status carried, passed on.
+        reason: Option<Reason>,
+    },
     /// The connection to the node it was offered to broke once the request may have been
     /// sent: it may have started there. A retry with the same request id asks that node first.
     #[error("{0}")]
@@ -57,9 +63,23 @@ impl From<PlaceError> for Status {
         match e {
             PlaceError::UnknownNode(_) => Status::not_found(msg),
             PlaceError::NothingUp(_) => Status::unavailable(msg),
-            PlaceError::Exhausted(_) => Status::resource_exhausted(msg),
+            PlaceError::Exhausted(np) => {
+                let mut s = Status::resource_exhausted(msg);
+                np.reason().attach(&mut s);
+                s
+            }
             PlaceError::Local(e) => e.into(),
-            PlaceError::Peer { code, message } => Status::new(code, message),
+            PlaceError::Peer {
+                code,
+                message,
+                reason,
+            } => {
+                let mut s = Status::new(code, message);
+                if let Some(r) = reason {
+                    r.attach(&mut s);
+                }
+                s
+            }
             PlaceError::Lost(_) => {
                 let mut s = Status::unavailable(msg);
                 s.metadata_mut().insert(
@@ -76,8 +96,9 @@ impl From<PlaceError> for Status {
 /// How one offer to one node ended.
 enum Offer {
     Started(Box<pb::ContainerSummary>),
-    /// The node refused before creating anything: try the next one.
-    Refused(String),
+    /// The node refused before creating anything: try the next one. True when it was only
+    /// short of room.
+    Refused(String, bool),
     Failed(PlaceError),
 }
 
@@ -159,7 +180,7 @@ impl Placer {
             constraints: request.constraints.iter().map(|c| c.to_string()).collect(),
             request_id: spec.request.as_deref(),
         };
-        let mut refused: Vec<(String, String)> = Vec::new();
+        let mut refused: Vec<Rejection> = Vec::new();
         let total = ranked.len();
         for (i, name) in ranked.into_iter().enumerate() {
             let reason = if request.node.is_some() {
@@ -187,7 +208,7 @@ impl Placer {
             } else {
                 match self.state.peer(&name) {
                     Some(node) => self.offer_peer(&node, &forward, meta, events, key).await,
-                    None => Offer::Refused("left the view".into()),
+                    None => Offer::Refused("left the view".into(), false),
                 }
             };
             match outcome {
@@ -201,10 +222,14 @@ impl Placer {
                     self.pending.remove(key);
                     return Err(e);
                 }
-                Offer::Refused(why) => {
+                Offer::Refused(why, short_of_room) => {
                     self.pending.remove(key);
                     tracing::info!(node = %name, reason = %why, "node refused the container; trying the next");
-                    refused.push((name, why));
+                    refused.push(Rejection {
+                        node: name,
+                        why,
+                        short_of_room,
+                    });
                 }
             }
         }
@@ -236,7 +261,7 @@ impl Placer {
     async fn offer_here(&self, spec: &ContainerSpec, events: &Progress) -> Offer {
         match self.run_here(spec, events).await {
             Ok(c) => Offer::Started(Box::new(c)),
-            Err(AgentError::Exhausted(why)) => Offer::Refused(why),
+            Err(AgentError::Exhausted(why)) => Offer::Refused(why, true),
             Err(e) => {
                 tracing::info!(error = %e, image = %spec.image, "run failed");
                 Offer::Failed(PlaceError::Local(e))
@@ -261,6 +286,7 @@ impl Placer {
             Offer::Failed(PlaceError::Peer {
                 code: s.code(),
                 message: s.message().to_owned(),
+                reason: Reason::of(&s),
             })
         };
         let lost = || {
@@ -273,24 +299,27 @@ impl Placer {
         // How a failure before `Created` ends this offer.
         let before_created = |s: Status| match transport_failure(&s) {
             Some(Transport::NotConnected) => {
-                Offer::Refused(peer_error(node, s).message().to_owned())
+                Offer::Refused(peer_error(node, s).message().to_owned(), false)
             }
             Some(Transport::Lost) if request_id.is_some() => lost(),
             // The node is busy with an earlier try of this id: the retry asks it again.
             None if request_id.is_some() && berth_shared::request::asks_for_retry(&s) => lost(),
             _ => {
+                let reason = Reason::of(&s);
                 let s = peer_error(node, s);
                 match s.code() {
                     tonic::Code::ResourceExhausted
                     | tonic::Code::Unavailable
-                    | tonic::Code::FailedPrecondition => Offer::Refused(s.message().to_owned()),
+                    | tonic::Code::FailedPrecondition => {
+                        Offer::Refused(s.message().to_owned(), reason == Some(Reason::NoRoom))
+                    }
                     _ => failed(s),
                 }
             }
         };
         let mut client = match self.peers.client(node) {
             Ok(c) => c,
-            Err(s) => return Offer::Refused(s.message().to_owned()),
+            Err(s) => return Offer::Refused(s.message().to_owned(), false),
         };
         let req = pb::RunRequest {
             spec: Some(forward.spec.clone()),

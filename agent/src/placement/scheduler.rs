@@ -104,7 +104,38 @@ fn holders(candidates: &[Candidate], req: &Request, volume: &str) -> String {
 /// Why no node could take the container: one reason per node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoPlacement {
-    pub rejected: Vec<(String, String)>,
+    pub rejected: Vec<Rejection>,
+}
+
+/// One node that cannot take it, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub node: String,
+    pub why: String,
+    /// Short of CPU or memory (and nothing else stood in the way).
+    pub short_of_room: bool,
+}
+
+impl Rejection {
+    pub fn new(node: impl Into<String>, why: impl Into<String>) -> Self {
+        Self {
+            node: node.into(),
+            why: why.into(),
+            short_of_room: false,
+        }
+    }
+}
+
+impl NoPlacement {
+    /// Why, as the console's hint needs it: room when every node is only short of room.
+    pub fn reason(&self) -> berth_shared::reason::Reason {
+        use berth_shared::reason::Reason;
+        if !self.rejected.is_empty() && self.rejected.iter().all(|r| r.short_of_room) {
+            Reason::NoRoom
+        } else {
+            Reason::NoMatch
+        }
+    }
 }
 
 impl fmt::Display for NoPlacement {
@@ -113,11 +144,11 @@ impl fmt::Display for NoPlacement {
             return f.write_str("no node can run it: the cluster has no nodes");
         }
         f.write_str("no node can run it: ")?;
-        for (i, (node, why)) in self.rejected.iter().enumerate() {
+        for (i, r) in self.rejected.iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "{node}: {why}")?;
+            write!(f, "{}: {}", r.node, r.why)?;
         }
         Ok(())
     }
@@ -176,24 +207,31 @@ pub fn rank(candidates: &[Candidate], req: &Request) -> Result<Vec<String>, NoPl
             if let Some(pin) = &req.node
                 && pin != &c.name
             {
-                return Err(format!("not the requested node {pin}"));
+                return Err((format!("not the requested node {pin}"), false));
             }
             if let Some(v) = pinning.iter().find(|v| !req.pinned_by(c, v)) {
-                return Err(format!(
-                    "volume {v} is on {} (to start afresh on another node, pin it there: --node \
-                     NAME, or the constraint node==NAME)",
-                    holders(candidates, req, v)
+                return Err((
+                    format!(
+                        "volume {v} is on {} (to start afresh on another node, pin it there: \
+                         --node NAME, or the constraint node==NAME)",
+                        holders(candidates, req, v)
+                    ),
+                    false,
                 ));
             }
-            c.schedulable.clone()?;
+            c.schedulable.clone().map_err(|why| (why, false))?;
             if let Some(k) = req.constraints.iter().find(|k| !holds(k, c)) {
-                return Err(format!("constraint {k} not met"));
+                return Err((format!("constraint {k} not met"), false));
             }
-            fits(c, req)
+            fits(c, req).map_err(|why| (why, true))
         })();
         match verdict {
             Ok(()) => ok.push(c),
-            Err(why) => rejected.push((c.name.clone(), why)),
+            Err((why, short_of_room)) => rejected.push(Rejection {
+                node: c.name.clone(),
+                why,
+                short_of_room,
+            }),
         }
     }
     if ok.is_empty() {
@@ -201,12 +239,12 @@ pub fn rank(candidates: &[Candidate], req: &Request) -> Result<Vec<String>, NoPl
             && !candidates.iter().any(|c| &c.name == pin)
         {
             return Err(NoPlacement {
-                rejected: vec![(pin.clone(), "no such node in the cluster".into())],
+                rejected: vec![Rejection::new(pin.clone(), "no such node in the cluster")],
             });
         }
         // Only the pinned node's reason matters when one was pinned.
         if let Some(pin) = &req.node {
-            rejected.retain(|(n, _)| n == pin);
+            rejected.retain(|r| &r.node == pin);
         }
         return Err(NoPlacement { rejected });
     }
@@ -406,6 +444,30 @@ mod tests {
         assert!(text.contains("a: down"), "{text}");
         assert!(text.contains("b: constraint zone==east not met"), "{text}");
         assert!(text.contains("c: needs 1 CPUs, 0.5 of 4 free"), "{text}");
+        // Mixed reasons: lowering --cpus would not help a and b.
+        assert_eq!(err.reason(), berth_shared::reason::Reason::NoMatch);
+    }
+
+    #[test]
+    fn no_room_is_the_reason_only_when_every_node_is_short_of_room() {
+        use berth_shared::reason::Reason;
+        let mut a = node("a");
+        a.reserved_cpus = 3.5;
+        let mut b = node("b");
+        b.reserved_memory = 8 * GIB;
+        let req = Request {
+            cpus: 1.0,
+            memory: GIB,
+            ..Default::default()
+        };
+        let err = rank(&[a.clone(), b.clone()], &req).expect_err("full");
+        assert_eq!(err.reason(), Reason::NoRoom, "{err}");
+        let mut down = node("c");
+        down.schedulable = Err("down".into());
+        let err = rank(&[a, b, down], &req).expect_err("full or down");
+        assert_eq!(err.reason(), Reason::NoMatch, "{err}");
+        let err = rank(&[], &req).expect_err("no nodes");
+        assert_eq!(err.reason(), Reason::NoMatch, "{err}");
     }
 
     #[test]
@@ -438,5 +500,7 @@ mod tests {
                 .starts_with("no node can run it: a: needs 1.0GiB"),
             "{err}"
         );
+        // Only the pinned node counts: it is short of room.
+        assert_eq!(err.reason(), berth_shared::reason::Reason::NoRoom);
     }
 }

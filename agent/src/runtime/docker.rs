@@ -1137,26 +1137,76 @@ fn classify_pull_error(
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
         _ => return AgentError::from_docker(e, node),
     };
-    let lower = message.to_lowercase();
-    let missing = [
-        "not found",
-        "manifest unknown",
-        "does not exist",
-        "pull access denied",
-        "repository name not known",
-    ];
-    if missing.iter().any(|m| lower.contains(m)) {
-        AgentError::ImageNotFound {
+    let registry = image.domain.as_deref().unwrap_or("docker.io");
+    match pull_failure(&message) {
+        None => AgentError::ImageNotFound {
             image: image.to_string(),
-            message,
-        }
-    } else {
-        let _ = node;
-        AgentError::RegistryUnreachable {
+            message: format!("registry {registry} has no such image: {message}"),
+        },
+        Some(failure) => AgentError::RegistryUnreachable {
             image: image.to_string(),
+            node: node.to_owned(),
+            registry: registry.to_owned(),
+            failure,
             message,
-        }
+        },
     }
+}
+
+/// What Docker's pull error says failed: `None` when the registry answered that it has no such
+/// image. Docker gives only text (the registry client's error, wrapped), so this is the one
+/// place it is read; everything after goes by the [`Reason`] it returns.
+fn pull_failure(message: &str) -> Option<berth_shared::reason::Reason> {
+    use berth_shared::reason::Reason;
+    let lower = message.to_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
+    // Name resolution first: Go's resolver error also says "dial tcp".
+    if has(&[
+        "no such host",
+        "server misbehaving",
+        "temporary failure in name resolution",
+    ]) {
+        return Some(Reason::RegistryResolve);
+    }
+    if has(&[
+        "x509:",
+        "tls:",
+        "certificate",
+        "server gave http response to https client",
+    ]) {
+        return Some(Reason::RegistryTls);
+    }
+    if has(&[
+        "connection refused",
+        "i/o timeout",
+        "no route to host",
+        "network is unreachable",
+        "connection reset",
+        "context deadline exceeded",
+        "request canceled while waiting for connection",
+    ]) {
+        return Some(Reason::RegistryConnect);
+    }
+    if has(&[
+        "manifest unknown",
+        "not found",
+        "does not exist",
+        "repository name not known",
+        "name unknown",
+    ]) {
+        return None;
+    }
+    // Docker Hub says this for a private repository and for one that does not exist alike.
+    if has(&[
+        "pull access denied",
+        "unauthorized",
+        "authentication required",
+        "no basic auth credentials",
+        "denied",
+    ]) {
+        return Some(Reason::RegistryAuth);
+    }
+    Some(Reason::RegistryOther)
 }
 
 /// Docker's create body for a validated spec, with Berth's labels.
@@ -1431,7 +1481,7 @@ pub fn owned_by(c: &ContainerInspectResponse, node: &str) -> bool {
 
 #[cfg(test)]
 mod exec_tests {
-    use super::{Io, sample_of, start_failure_code};
+    use super::{Io, pull_failure, sample_of, start_failure_code};
 
     #[test]
     fn a_sample_reads_rx_tx_and_block_io_of_cgroup_v1_and_v2() {
@@ -1497,5 +1547,61 @@ mod exec_tests {
         // A program's own 126, with no message of Docker's, is its own.
         assert_eq!(start_failure_code(126, None), 126);
         assert_eq!(start_failure_code(3, Some(missing)), 3);
+    }
+
+    /// Docker's own words for each failure (20.10's registry client), read the one way.
+    #[test]
+    fn pull_failures_are_told_apart_by_what_failed() {
+        use berth_shared::reason::Reason;
+        let cases = [
+            (
+                "Get \"https://nosuch.example/v2/\": dial tcp: lookup nosuch.example on \
+                 127.0.0.11:53: no such host",
+                Some(Reason::RegistryResolve),
+            ),
+            (
+                "Get \"http://127.0.0.1:5999/v2/\": dial tcp 127.0.0.1:5999: connect: \
+                 connection refused",
+                Some(Reason::RegistryConnect),
+            ),
+            (
+                "Get \"https://10.1.1.1/v2/\": dial tcp 10.1.1.1:443: i/o timeout",
+                Some(Reason::RegistryConnect),
+            ),
+            (
+                "Get \"https://127.0.0.1:5000/v2/\": http: server gave HTTP response to HTTPS \
+                 client",
+                Some(Reason::RegistryTls),
+            ),
+            (
+                "Get \"https://reg:5000/v2/\": x509: certificate signed by unknown authority",
+                Some(Reason::RegistryTls),
+            ),
+            (
+                "Head \"https://reg:5000/v2/app/manifests/1\": no basic auth credentials",
+                Some(Reason::RegistryAuth),
+            ),
+            (
+                "unauthorized: authentication required",
+                Some(Reason::RegistryAuth),
+            ),
+            (
+                "manifest for 127.0.0.1:5000/app:nope not found: manifest unknown: manifest \
+                 unknown",
+                None,
+            ),
+            (
+                "pull access denied for nosuch, repository does not exist or may require \
+                 'docker login': denied: requested access to the resource is denied",
+                None,
+            ),
+            (
+                "received unexpected HTTP status: 500 Internal Server Error",
+                Some(Reason::RegistryOther),
+            ),
+        ];
+        for (message, want) in cases {
+            assert_eq!(pull_failure(message), want, "{message}");
+        }
     }
 }
