@@ -10,6 +10,7 @@ pub mod error;
 mod files;
 pub mod identity;
 pub mod keyring;
+pub mod metrics;
 pub mod placement;
 pub mod runtime;
 pub mod services;
@@ -60,6 +61,8 @@ pub struct Config {
     /// What containers on this node may have beyond the defaults (bind mounts, privileged,
     /// capabilities): nothing unless told.
     pub allowed: berth_shared::options::Allowed,
+    /// Where to serve Prometheus metrics (`--metrics-listen`); `None`: not at all.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `--runtime`.
@@ -115,6 +118,7 @@ impl Config {
             services: Default::default(),
             max_connections: api::listen::DEFAULT_MAX_CONNECTIONS,
             allowed: Default::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -244,6 +248,17 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         None => Arc::new(runtime::sim::SimRuntime::new(&config.name)),
     };
     let ctx_counters = Arc::new(std::sync::Mutex::new(None));
+    let metrics = Arc::new(metrics::Metrics::new(state.clone(), ctx_counters.clone()));
+    // Bound now, so a taken port fails the start rather than the first scrape.
+    let metrics_listener = match config.metrics_listen {
+        None => None,
+        Some(addr) => {
+            let listener = metrics::bind(addr)
+                .await
+                .map_err(|source| StartError::MetricsBind { addr, source })?;
+            Some(listener)
+        }
+    };
     let ctx = Arc::new(supervisor::Ctx {
         state: state.clone(),
         runtime: runtime.clone(),
@@ -252,6 +267,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         data_dir: config.data_dir.clone(),
         stats_interval: config.stats_interval,
         gossip_counters: ctx_counters.clone(),
+        metrics: metrics.clone(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(supervisor::stats_loop(
@@ -362,11 +378,24 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
                 pending: placer.pending,
                 services,
                 keyring: keyring.clone(),
+                metrics: metrics.clone(),
             })
             .max_decoding_message_size(MAX_REQUEST_BYTES),
         ),
         api::TokenCheck::new(keyring.subscribe(), Some(store)),
     );
+    if let Some(listener) = metrics_listener {
+        let addr = listener.local_addr().ok();
+        if addr.is_some_and(|a| !a.ip().is_loopback()) {
+            tracing::warn!(listen = ?addr, "metrics are served without authentication off loopback");
+        }
+        tracing::info!(listen = ?addr, "serving metrics at /metrics");
+        tasks.push(tokio::spawn(metrics::serve(
+            listener,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     let mut stop = shutdown_rx;
     let incoming = api::listen::incoming(
         listener,
@@ -378,6 +407,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
             // A peer that stops answering pings is dropped: 30 s between pings, 20 s to answer.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .layer(metrics::CallsLayer(metrics))
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -412,6 +442,12 @@ pub enum StartError {
     Gossip(SocketAddr, String),
     #[error("cannot listen on {addr}")]
     Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serve metrics on {addr}")]
+    MetricsBind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,

@@ -129,6 +129,13 @@ struct Args {
           value_parser = parse_allow_cap)]
     allow_cap: Vec<String>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (no authentication: keep it on
+    /// loopback or a private network). Off unless given; alone, it listens on
+    /// 127.0.0.1:9470.
+    #[arg(long, env = "BERTH_METRICS_LISTEN", value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = berth_agent::metrics::DEFAULT_METRICS_LISTEN)]
+    metrics_listen: Option<SocketAddr>,
+
     /// CPUs the scheduler may reserve on this node [default: its cores].
     #[arg(long, env = "BERTH_ALLOCATABLE_CPUS", value_parser = parse_cpus)]
     allocatable_cpus: Option<f64>,
@@ -317,6 +324,7 @@ async fn run() -> Result<(), Failure> {
     config.services.reschedule_after = args.reschedule_after;
     config.services.workers = args.placement_workers as usize;
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    config.metrics_listen = args.metrics_listen;
     config.allowed = berth_shared::options::Allowed {
         bind_prefixes: args.allow_bind.clone(),
         privileged: args.allow_privileged,
@@ -354,6 +362,9 @@ async fn run() -> Result<(), Failure> {
                 Some("is another berthd already running? pick another port with --listen")
             }
             berth_agent::StartError::DataDir { .. } => Some("choose a writable --data-dir"),
+            berth_agent::StartError::MetricsBind { .. } => {
+                Some("is something else on that port? pick another with --metrics-listen")
+            }
             berth_agent::StartError::AdvertiseRequired(_) => Some(
                 "listening on every interface: set --advertise to this node's reachable address",
             ),

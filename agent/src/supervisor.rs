@@ -32,6 +32,7 @@ pub struct Ctx {
     pub stats_interval: Duration,
     /// Gossip traffic counters, once gossip runs (it starts after this context).
     pub gossip_counters: Arc<std::sync::Mutex<Option<Arc<crate::cluster::gossip::GossipCounters>>>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn now_ms() -> i64 {
@@ -49,6 +50,7 @@ pub async fn docker_loop(
     let mut backoff = MIN_RECONNECT_BACKOFF;
     let mut last_error = String::new();
     let mut first = true;
+    let mut connected_before = false;
     loop {
         if *shutdown.borrow() {
             return;
@@ -77,6 +79,9 @@ pub async fn docker_loop(
                         tracing::info!(containers = list.len(), "rebuilt state from docker");
                         ctx.state.apply(Change::Resync(list));
                         runtime.set_conn(conn);
+                        if std::mem::replace(&mut connected_before, true) {
+                            ctx.metrics.docker_reconnected();
+                        }
                         publish_node(&ctx, None, None);
                         backoff = MIN_RECONNECT_BACKOFF;
                         last_error.clear();

@@ -2771,3 +2771,132 @@ mod contexts {
         assert_contains(&out, "stderr", "berth context use default");
     }
 }
+
+mod metrics {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A whole HTTP/1.1 exchange over a plain socket: the status line's code and the body.
+    fn http(addr: &str, request_line: &str) -> (u16, String) {
+        let mut stream = std::net::TcpStream::connect(addr)
+            .unwrap_or_else(|e| panic!("cannot connect to metrics at {addr}: {e}"));
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        write!(
+            stream,
+            "{request_line} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap_or_else(|e| panic!("cannot send: {e}"));
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .unwrap_or_else(|e| panic!("cannot read the answer: {e}"));
+        let code = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (code, body)
+    }
+
+    /// The value of the sample whose line starts with `series` (name and labels), if any.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    }
+
+    /// `--metrics-listen`: a Prometheus scrape names the node's and its containers' figures,
+    /// gRPC calls by method and code with latency, gossip, Docker and watch subscribers.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_agent_serves_prometheus_metrics() {
+        use futures::StreamExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let s = setup(AgentOptions {
+            extra_args: vec!["--metrics-listen".into(), addr.clone()],
+            ..Default::default()
+        })
+        .await;
+        let name = berth_testkit::unique("metered");
+        s.berth()
+            .args(["run", "--name", &name, &s.image, "--forever"])
+            .run()
+            .ok();
+        let missing = s.berth().args(["stop", "no-such-container"]).run().fail();
+        assert!(missing.stderr.contains("no-such-container"));
+        let mut client = s
+            .agent
+            .client()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect: {e}"));
+        let mut watch = client
+            .watch(berth_proto::v1::WatchRequest::default())
+            .await
+            .unwrap_or_else(|e| panic!("cannot watch: {e}"))
+            .into_inner();
+        let _snapshot = watch.next().await;
+
+        let text = eventually("the container's memory in the metrics", || {
+            let (code, body) = http(&addr, "GET /metrics");
+            assert_eq!(code, 200, "{body}");
+            let series = "berth_container_memory_bytes{id=\"";
+            body.lines()
+                .any(|l| l.starts_with(series) && l.contains(&format!("name=\"{name}\"")))
+                .then_some(body)
+        });
+        assert!(
+            text.trim_end().ends_with("# EOF"),
+            "OpenMetrics text: {text}"
+        );
+        for (series, at_least) in [
+            ("berth_containers{state=\"running\"}", 1.0),
+            ("berth_docker_up", 1.0),
+            ("berth_watch_subscribers", 1.0),
+            ("berth_cluster_nodes{status=\"alive\"}", 1.0),
+            ("berth_node_memory_total_bytes", 1.0),
+            ("berth_grpc_requests_total{method=\"Run\",code=\"OK\"}", 1.0),
+            (
+                "berth_grpc_requests_total{method=\"Stop\",code=\"NOT_FOUND\"}",
+                1.0,
+            ),
+            (
+                "berth_grpc_request_duration_seconds_count{method=\"Run\"}",
+                1.0,
+            ),
+            ("berth_gossip_sent_bytes_total", 0.0),
+            ("berth_gossip_exchanges_total", 0.0),
+            (
+                "berth_gossip_rejected_datagrams_total{reason=\"forged\"}",
+                0.0,
+            ),
+            ("berth_docker_reconnects_total", 0.0),
+            ("berth_node_cpu_percent", 0.0),
+        ] {
+            let value = sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+            assert!(
+                value >= at_least,
+                "{series} is {value}, want ≥ {at_least}:\n{text}"
+            );
+        }
+        let running = sample(&text, "berth_containers{state=\"running\"}");
+        assert_eq!(running, Some(1.0), "only this agent's container:\n{text}");
+
+        drop(watch);
+        eventually("the watch stream to be counted closed", || {
+            let (_, body) = http(&addr, "GET /metrics");
+            (sample(&body, "berth_watch_subscribers") == Some(0.0)).then_some(())
+        });
+        let (code, _) = http(&addr, "POST /metrics");
+        assert_eq!(code, 405);
+        let (code, body) = http(&addr, "GET /");
+        assert_eq!(code, 404);
+        assert!(body.contains("/metrics"), "{body}");
+    }
+}

@@ -60,6 +60,7 @@ pub struct Service {
     pub services: Arc<crate::services::Services>,
     /// The cluster secrets; the CA of the one in use is what scoped tokens carry.
     pub keyring: Arc<crate::keyring::Keyring>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How long a caller of a client-streaming call (Exec, CopyTo) may take to send its start
@@ -336,7 +337,9 @@ impl Berth for Service {
         let state = self.state.clone();
         let mut shutdown = self.shutdown.clone();
         let (tx, out) = mpsc::channel(STREAM_BUFFER);
+        let watching = self.metrics.watching();
         tokio::spawn(async move {
+            let _watching = watching;
             let snap = pb::WatchEvent {
                 event: Some(pb::watch_event::Event::Snapshot(snapshot)),
             };

@@ -87,6 +87,9 @@ pub struct GossipCounters {
     pub rejected: [AtomicU64; 6],
     /// Datagrams chitchat made that were too large to seal and send.
     pub oversize: AtomicU64,
+    /// Gossip exchanges this node started: a Syn sent (chitchat sends one to each peer it
+    /// picks in a round).
+    pub syns: AtomicU64,
 }
 
 impl GossipCounters {
@@ -95,6 +98,12 @@ impl GossipCounters {
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .sum()
+    }
+}
+
+fn count_syn(counters: &GossipCounters, envelope: &ChitchatEnvelope) {
+    if matches!(envelope.message, chitchat::ChitchatMessage::Syn { .. }) {
+        counters.syns.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -313,6 +322,7 @@ impl Socket for SealedSocket {
         to: SocketAddr,
         envelope: ChitchatEnvelope,
     ) -> anyhow::Result<SendOutcome> {
+        count_syn(&self.counters, &envelope);
         // Anything left from a send that was cancelled half-way is not this message.
         while self.relay.try_recv_from(&mut self.buf).is_ok() {}
         self.inner.send(self.relay_addr, envelope).await?;
@@ -429,6 +439,7 @@ impl Socket for CountingSocket {
         to: SocketAddr,
         envelope: ChitchatEnvelope,
     ) -> anyhow::Result<SendOutcome> {
+        count_syn(&self.counters, &envelope);
         let out = self.inner.send(to, envelope).await?;
         self.counters
             .sent
