@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cluster;
 pub mod error;
+pub mod events;
 mod files;
 pub mod identity;
 pub mod keyring;
@@ -336,6 +337,12 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
             shutdown_rx.clone(),
         )));
     }
+    let events = Arc::new(events::EventLog::default());
+    tasks.push(tokio::spawn(events::follow(
+        events.clone(),
+        state.clone(),
+        shutdown_rx.clone(),
+    )));
     let placer = placement::placer::Placer {
         state: state.clone(),
         runtime: runtime.clone(),
@@ -343,6 +350,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         ledger: Arc::default(),
         pending: Arc::default(),
         requests: Arc::default(),
+        events: events.clone(),
     };
     let store = Arc::new(services::store::Store::open(
         &config.data_dir,
@@ -379,6 +387,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
                 services,
                 keyring: keyring.clone(),
                 metrics: metrics.clone(),
+                events,
             })
             .max_decoding_message_size(MAX_REQUEST_BYTES),
         ),

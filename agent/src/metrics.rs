@@ -47,6 +47,7 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 pub const METHODS: &[&str] = &[
     "Cluster",
     "Watch",
+    "Events",
     "Run",
     "Stop",
     "Remove",

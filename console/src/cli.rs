@@ -133,6 +133,9 @@ pub enum Command {
     Images(ImagesArgs),
     /// Live CPU, memory, network and block I/O of running containers across the cluster
     Stats(StatsArgs),
+    /// Stream what happens in the cluster: nodes joining, down, left; containers created,
+    /// started, died, removed; placement decisions (like `docker events`)
+    Events(EventsArgs),
     /// Named volumes berth made on the cluster's nodes: ls, rm
     #[command(subcommand)]
     Volume(ObjectCommand),
@@ -706,6 +709,22 @@ pub struct StatsArgs {
     /// Containers by name or id prefix [default: every running container]
     #[arg(value_name = "NAME|ID")]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Events since a time the agent still keeps (its last 1000): a duration ago (10m) or
+    /// RFC 3339 [default: only new ones]
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Stop at this time (a duration ago, 0s for now, or RFC 3339) [default: stream until
+    /// interrupted]
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Only matching events: type=node|container|placement, event=ACTION, node=NODE,
+    /// name=CONTAINER (repeatable: different keys must all match, one key any of its values)
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -2900,3 +2900,116 @@ mod metrics {
         assert!(body.contains("/metrics"), "{body}");
     }
 }
+
+mod events {
+    use super::*;
+    use std::io::BufRead;
+
+    /// `berth events`: a container's life (created, started, died with its code, removed) and
+    /// the placement, read back with --since/--until, filtered, as JSON, and followed live.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn events_tell_a_containers_life_and_follow_new_ones() {
+        let s = setup(AgentOptions::default()).await;
+        // Followed from before anything happens: the live stream must see it too.
+        let berth = berth_testkit::bin_path("berth").unwrap_or_else(|e| panic!("{e}"));
+        let mut follower = std::process::Command::new(berth)
+            .args(["--agent", &s.agent.url(), "events", "-f", "event=died"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start berth events: {e}"));
+        let stdout = follower
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("no stdout"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        // Let the follower's stream open before the container exits.
+        std::thread::sleep(Duration::from_millis(500));
+
+        let name = berth_testkit::unique("evented");
+        s.berth()
+            .args([
+                "run", "--name", &name, &s.image, "--sleep", "2", "--exit", "3",
+            ])
+            .run()
+            .ok();
+        eventually("the container to exit", || {
+            let ps = s.ps_json();
+            ps.iter()
+                .any(|c| c["name"] == name.as_str() && c["state"] == "exited")
+                .then_some(())
+        });
+        s.berth().args(["rm", &name]).run().ok();
+
+        let all = eventually("the removal among the events", || {
+            let out = s
+                .berth()
+                .args(["events", "--since", "5m", "--until", "0s"])
+                .run()
+                .ok();
+            out.stdout
+                .lines()
+                .any(|l| l.contains("container removed") && l.contains(&name))
+                .then_some(out)
+        });
+        let ours: Vec<&str> = all.stdout.lines().filter(|l| l.contains(&name)).collect();
+        let actions: Vec<&str> = ours
+            .iter()
+            .filter(|l| l.split_whitespace().nth(1) == Some("container"))
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .collect();
+        assert_eq!(
+            actions,
+            ["created", "started", "died", "removed"],
+            "{}",
+            all.report("one event per change, in order")
+        );
+        assert!(
+            ours.iter()
+                .any(|l| l.contains("container died") && l.contains("exit=3")),
+            "{}",
+            all.report("the exit code")
+        );
+        assert!(
+            ours.iter().any(|l| l.starts_with(char::is_numeric)
+                && l.contains("placement placed")
+                && l.contains(&format!("node={}", s.agent.name))),
+            "{}",
+            all.report("the placement names the node")
+        );
+
+        let json = s
+            .berth()
+            .args(["-o", "json", "events", "--since", "5m", "--until", "0s"])
+            .args(["-f", &format!("name={name}"), "-f", "type=container"])
+            .args(["-f", "event=died"])
+            .run()
+            .ok();
+        let lines: Vec<serde_json::Value> = json
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{}", json.report("one died event"));
+        assert_eq!(lines[0]["exit_code"], 3);
+        assert_eq!(lines[0]["node"], s.agent.name.as_str());
+
+        let live = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("the follower saw nothing: {e}"));
+        assert!(live.contains(&name) && live.contains("died"), "{live}");
+        let _ = follower.kill();
+        let _ = follower.wait();
+
+        let bad = s.berth().args(["events", "-f", "colour=red"]).run().fail();
+        assert_contains(&bad, "stderr", "filter");
+    }
+}

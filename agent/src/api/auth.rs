@@ -77,8 +77,8 @@ pub enum Need {
 impl Need {
     pub fn of(method: &str) -> Need {
         match method {
-            "Cluster" | "Watch" | "Inspect" | "Logs" | "ListServices" | "ListObjects"
-            | "ContainerStats" => Need::Read,
+            "Cluster" | "Watch" | "Events" | "Inspect" | "Logs" | "ListServices"
+            | "ListObjects" | "ContainerStats" => Need::Read,
             // A container's files are as private as a shell in it.
             "Run" | "Stop" | "Remove" | "Exec" | "StatPath" | "CopyFrom" | "CopyTo"
             | "RemoveObject" | "Pull" | "CreateService" | "UpdateService" | "RemoveService" => {
@@ -471,6 +471,7 @@ mod tests {
         for m in [
             "Cluster",
             "Watch",
+            "Events",
             "Inspect",
             "Logs",
             "ListServices",

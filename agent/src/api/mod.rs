@@ -61,6 +61,7 @@ pub struct Service {
     /// The cluster secrets; the CA of the one in use is what scoped tokens carry.
     pub keyring: Arc<crate::keyring::Keyring>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub events: Arc<crate::events::EventLog>,
 }
 
 /// How long a caller of a client-streaming call (Exec, CopyTo) may take to send its start
@@ -216,6 +217,7 @@ impl Service {
             ledger: self.ledger.clone(),
             pending: self.pending.clone(),
             requests: self.requests.clone(),
+            events: self.events.clone(),
         }
     }
 }
@@ -366,6 +368,60 @@ impl Berth for Service {
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
                 if tx.send(Ok(ev)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(tokens::until_revoked(
+            Box::pin(ReceiverStream::new(out)),
+            gone,
+        )))
+    }
+
+    type EventsStream = BoxStream<pb::ClusterEvent>;
+
+    async fn events(
+        &self,
+        req: Request<pb::EventsRequest>,
+    ) -> Result<Response<Self::EventsStream>, Status> {
+        let gone = self.token_gone(&req);
+        let pb::EventsRequest {
+            since_unix_ms,
+            follow,
+        } = req.into_inner();
+        let (old, mut rx) = self.events.since(since_unix_ms);
+        let mut shutdown = self.shutdown.clone();
+        let (tx, out) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            for e in old {
+                if tx.send(Ok(e)).await.is_err() {
+                    return;
+                }
+            }
+            if !follow {
+                return;
+            }
+            loop {
+                let item = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = tx.closed() => return,
+                    _ = shutdown.wait_for(|s| *s) => return,
+                };
+                let e = match item {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        // Too slow to follow: say so rather than skip events silently.
+                        let _ = tx
+                            .send(Err(Status::data_loss(format!(
+                                "{n} events were missed: the reader was too slow; ask again \
+                                 with --since to read what is kept"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if tx.send(Ok(e)).await.is_err() {
                     return;
                 }
             }

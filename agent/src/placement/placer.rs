@@ -122,6 +122,8 @@ pub struct Placer {
     pub ledger: Arc<Ledger>,
     pub pending: Arc<Pending>,
     pub requests: Arc<Requests>,
+    /// Where placement decisions are told (`berth events`).
+    pub events: Arc<crate::events::EventLog>,
 }
 
 impl Placer {
@@ -156,7 +158,13 @@ impl Placer {
         meta: &MetadataMap,
         events: &Progress,
     ) -> Result<pb::ContainerSummary, PlaceError> {
-        let ranked = self.rank(request)?;
+        let ranked = match self.rank(request) {
+            Ok(r) => r,
+            Err(e) => {
+                self.events.placement(None, &spec.image, e.to_string());
+                return Err(e);
+            }
+        };
         self.offer(spec, request, ranked, meta, events).await
     }
 
@@ -190,7 +198,7 @@ impl Placer {
             };
             let placed = pb::Placed {
                 node: name.clone(),
-                reason,
+                reason: reason.clone(),
             };
             if events
                 .send(event(pb::run_event::Event::Placed(placed)))
@@ -216,6 +224,11 @@ impl Placer {
                     if name == self.me() {
                         self.pending.remove(key);
                     }
+                    let mut why = reason;
+                    for r in &refused {
+                        why.push_str(&format!("; {} refused: {}", r.node, r.why));
+                    }
+                    self.events.placement(Some(&c), &spec.image, why);
                     return Ok(*c);
                 }
                 Offer::Failed(e) => {
@@ -233,7 +246,9 @@ impl Placer {
                 }
             }
         }
-        Err(PlaceError::Exhausted(NoPlacement { rejected: refused }))
+        let e = PlaceError::Exhausted(NoPlacement { rejected: refused });
+        self.events.placement(None, &spec.image, e.to_string());
+        Err(e)
     }
 
     /// Admits against this node's ledger, then pulls, creates and starts; announces `Started`.

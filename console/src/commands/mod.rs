@@ -5,6 +5,7 @@ pub mod containers;
 pub mod context;
 pub mod cp;
 pub mod docs;
+pub mod events;
 pub mod exec;
 pub mod inspect;
 pub mod logs;
@@ -37,6 +38,7 @@ pub enum Plan {
     Pull(crate::cli::PullArgs),
     Images(crate::cli::ImagesArgs),
     Stats(stats::StatsPlan),
+    Events(events::EventsPlan),
     Service(Box<service::ServicePlan>),
     Token(crate::cli::TokenCommand),
     Secret(crate::cli::SecretCommand),
@@ -59,6 +61,7 @@ impl Plan {
             Command::Pull(a) => Plan::Pull(a),
             Command::Images(a) => Plan::Images(a),
             Command::Stats(a) => Plan::Stats(stats::prepare(a)?),
+            Command::Events(a) => Plan::Events(events::prepare(a, chrono::Utc::now())?),
             Command::Volume(c) => Plan::Objects(berth_proto::v1::ObjectKind::Volume, c),
             Command::Network(c) => Plan::Objects(berth_proto::v1::ObjectKind::Network, c),
             Command::Service(c) => Plan::Service(Box::new(service::prepare(c)?)),
@@ -93,6 +96,7 @@ impl Plan {
             Plan::Pull(a) => objects::pull(session, a).await,
             Plan::Images(a) => objects::images(session, output, a).await,
             Plan::Stats(a) => stats::execute(session, output, a).await,
+            Plan::Events(p) => events::execute(session, output, p).await,
             Plan::Service(p) => service::execute(session, output, *p).await,
             Plan::Token(c) => tokens::execute(session, output, c).await,
             Plan::Secret(c) => tokens::secret(session, output, c, token).await,
