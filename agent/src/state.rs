@@ -499,7 +499,19 @@ fn apply_peer(
         }
     }
     view.last_seen = last_seen;
+    // Gossip carries no time for a row: it is stamped when it changes here, so a console can
+    // tell one CPU sample from the next (a row stamped 0 for ever was one sample).
+    let mut node = node;
+    let stamped = node.updated_unix_ms == 0;
+    if stamped {
+        node.updated_unix_ms = view.node.updated_unix_ms;
+    }
     if view.node != node {
+        if stamped {
+            node.updated_unix_ms = chrono::Utc::now()
+                .timestamp_millis()
+                .max(view.node.updated_unix_ms + 1);
+        }
         view.node = node;
         let row = ev(pb::watch_event::Event::NodeUpdated(peer_row(view)));
         out.insert(row_at, row);
@@ -759,5 +771,26 @@ mod tests {
             .collect();
         s.apply(peer(PeerContainers::All(all), 2.0));
         assert_eq!(drain(&mut rx), ["rm a"]);
+    }
+
+    /// Gossip rows carry no time: each change is stamped here, later than the one before, and
+    /// an unchanged row keeps its stamp (a console's CPU history tells samples apart by it).
+    #[test]
+    fn a_peer_row_is_stamped_when_it_changes() {
+        let s = state();
+        let empty = || PeerContainers::All(BTreeMap::new());
+        s.apply(peer(empty(), 1.0));
+        let first = s.peer("n2").expect("known").updated_unix_ms;
+        assert!(first > 0, "stamped");
+        s.apply(peer(empty(), 1.0));
+        assert_eq!(
+            s.peer("n2").expect("known").updated_unix_ms,
+            first,
+            "unchanged"
+        );
+        s.apply(peer(empty(), 40.0));
+        let second = s.peer("n2").expect("known");
+        assert!(second.updated_unix_ms > first, "a new sample");
+        assert_eq!(second.stats.map(|st| st.cpu_percent), Some(40.0));
     }
 }
