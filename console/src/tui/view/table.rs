@@ -153,7 +153,7 @@ pub static CONTAINER_COLUMNS: [Column; 9] = [
     },
     Column {
         sort: Some(SortKey::Age),
-        ..col("STATUS", 14, 24, 4)
+        ..col("STATUS", 14, 32, 4)
     },
     Column {
         sort: Some(SortKey::Cpu),
@@ -260,7 +260,7 @@ pub fn containers(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) 
                     column,
                     &berth_shared::time::state_word(s, node),
                     if vouched {
-                        theme.container_state(&s.state)
+                        theme.container_health(&s.state, &s.health)
                     } else {
                         theme.dim()
                     },
@@ -272,7 +272,13 @@ pub fn containers(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) 
                     w,
                     column,
                     &berth_shared::time::status_on(s, node, now),
-                    if vouched { base } else { theme.dim() },
+                    match (vouched, s.health.as_str()) {
+                        (false, _) => theme.dim(),
+                        (true, "unhealthy" | "starting") => {
+                            theme.container_health(&s.state, &s.health)
+                        }
+                        (true, _) => base,
+                    },
                 ),
                 "CPU%" => {
                     let text = if live {

@@ -524,3 +524,31 @@ fn scale_prompt_and_service_removal_confirmation() {
     insta::assert_snapshot!("confirm_remove_service", s);
     assert!(s.contains("Remove service web and its 2 replicas?"), "{s}");
 }
+
+/// Health shows as Docker's ps writes it, and running but unhealthy is not green.
+#[test]
+fn an_unhealthy_container_is_not_shown_healthy() {
+    let mut m = containers(true, 200, 40);
+    let mut sick = fixtures::container(1, "web-1", "alpha", "running", 12.5);
+    sick.health = "unhealthy".into();
+    m.update(Msg::Watch(pb::WatchEvent {
+        event: Some(pb::watch_event::Event::ContainerUpdated(sick)),
+    }));
+    m.settle();
+    let t = terminal(&m);
+    let buf = t.backend().buffer();
+    let (y, line) = (0..buf.area.height)
+        .map(|y| {
+            let line: String = (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_owned())
+                .collect();
+            (y, line)
+        })
+        .find(|(_, l)| l.contains("web-1 "))
+        .expect("web-1's row");
+    assert!(line.contains("(unhealthy)"), "{line}");
+    let x = line[..line.find("running").expect("its state")]
+        .chars()
+        .count() as u16;
+    assert_eq!(buf[(x, y)].fg, Color::Red, "{line}");
+}

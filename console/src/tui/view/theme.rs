@@ -172,6 +172,16 @@ impl Theme {
         }
     }
 
+    /// A container's state, coloured by its health too: running but unhealthy is not green.
+    pub fn container_health(&self, state: &str, health: &str) -> Style {
+        match (state, health) {
+            ("running", "unhealthy") if self.color => Style::default().fg(Color::Red),
+            ("running", "unhealthy") => self.bold(),
+            ("running", "starting") if self.color => Style::default().fg(Color::Yellow),
+            _ => self.container_state(state),
+        }
+    }
+
     pub fn container_state(&self, state: &str) -> Style {
         if !self.color {
             return match state {
