@@ -358,6 +358,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
         config.services.tombstone_ttl,
     ));
     state.apply(state::Change::ServicesDigest(store.digest()));
+    state.apply(state::Change::NodeRecords(store.node_records()));
     let services = Arc::new(services::Services::new(
         store,
         placer.clone(),

@@ -70,6 +70,7 @@ pub const METHODS: &[&str] = &[
     "ListTokens",
     "RevokeToken",
     "Keyring",
+    "UpdateNode",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

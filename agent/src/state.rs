@@ -49,6 +49,9 @@ pub enum Change {
     ServicesDigest(String),
     /// Live usage of running containers, from the stats loop.
     Usage(Vec<Usage>),
+    /// The service store's node records changed (`berth node drain|activate|rm`): rows are
+    /// marked drained, and forgotten nodes leave the view.
+    NodeRecords(BTreeMap<String, pb::NodeRecord>),
     /// What gossip shows of the other nodes since the last time: rows that changed, nodes that
     /// are gone, and when each remaining node was last heard from.
     Peers {
@@ -141,6 +144,7 @@ struct Inner {
     node: pb::Node,
     containers: BTreeMap<String, pb::ContainerSummary>,
     peers: BTreeMap<String, PeerView>,
+    records: BTreeMap<String, pb::NodeRecord>,
 }
 
 pub struct State {
@@ -160,6 +164,7 @@ impl State {
                 node,
                 containers: BTreeMap::new(),
                 peers: BTreeMap::new(),
+                records: BTreeMap::new(),
             }),
             tx,
         }
@@ -325,6 +330,7 @@ impl State {
                 // The digest is the service store's to set (`ServicesDigest`), not the row's
                 // writer's: a stats tick must not put back an old one.
                 node.services_digest = inner.node.services_digest.clone();
+                node.drained = inner.records.get(&node.name).is_some_and(|r| r.drained);
                 if inner.node != node {
                     inner.node = node;
                 }
@@ -386,28 +392,55 @@ impl State {
                     out.push(ev(pb::watch_event::Event::ContainerUpdated(c)));
                 }
             }
+            Change::NodeRecords(records) => {
+                let drained = records.get(&inner.node.name).is_some_and(|r| r.drained);
+                if inner.node.drained != drained {
+                    inner.node.drained = drained;
+                    out.push(ev(pb::watch_event::Event::NodeUpdated(with_counts(
+                        &inner.node,
+                        &inner.containers,
+                    ))));
+                }
+                let Inner { peers, .. } = &mut *inner;
+                let forgotten: Vec<String> = peers
+                    .iter()
+                    .filter(|(name, p)| hidden(records.get(*name), &p.node, p.last_seen))
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in forgotten {
+                    forget_peer(peers, name, &mut out);
+                }
+                for (name, p) in peers.iter_mut() {
+                    let drained = records.get(name).is_some_and(|r| r.drained);
+                    if p.node.drained != drained {
+                        p.node.drained = drained;
+                        out.push(ev(pb::watch_event::Event::NodeUpdated(peer_row(p))));
+                    }
+                }
+                inner.records = records;
+            }
             Change::Peers {
                 changed,
                 gone,
                 seen,
             } => {
                 for name in gone {
-                    if let Some(old) = inner.peers.remove(&name) {
-                        for (id, c) in old.containers {
-                            out.push(ev(pb::watch_event::Event::ContainerRemoved(
-                                pb::ContainerRemoved { id, node: c.node },
-                            )));
-                        }
-                        out.push(ev(pb::watch_event::Event::NodeRemoved(name)));
-                    }
+                    forget_peer(&mut inner.peers, name, &mut out);
                 }
                 for (name, at) in seen {
                     if let Some(p) = inner.peers.get_mut(&name) {
                         p.last_seen = at;
                     }
                 }
-                for (name, update) in changed {
-                    apply_peer(&mut inner.peers, name, update, &mut out);
+                let Inner { peers, records, .. } = &mut *inner;
+                for (name, mut update) in changed {
+                    let record = records.get(&name);
+                    if hidden(record, &update.node, update.last_seen) {
+                        forget_peer(peers, name, &mut out);
+                        continue;
+                    }
+                    update.node.drained = record.is_some_and(|r| r.drained);
+                    apply_peer(peers, name, update, &mut out);
                 }
             }
             Change::Usage(samples) => {
@@ -435,6 +468,38 @@ impl State {
 }
 
 /// One peer's update into the view, with the events it makes.
+/// Takes a peer out of the view, telling watchers its containers and then it are gone.
+fn forget_peer(
+    peers: &mut BTreeMap<String, PeerView>,
+    name: String,
+    out: &mut Vec<pb::WatchEvent>,
+) {
+    if let Some(old) = peers.remove(&name) {
+        for (id, c) in old.containers {
+            out.push(ev(pb::watch_event::Event::ContainerRemoved(
+                pb::ContainerRemoved { id, node: c.node },
+            )));
+        }
+        out.push(ev(pb::watch_event::Event::NodeRemoved(name)));
+    }
+}
+
+/// Whether `berth node rm` hides this row: forgotten, not alive, the same node (by id), and
+/// not heard from since it was forgotten (a node that comes back is shown again).
+fn hidden(record: Option<&pb::NodeRecord>, node: &pb::Node, last_seen: Instant) -> bool {
+    let Some(r) = record.filter(|r| r.forgotten_unix_ms > 0) else {
+        return false;
+    };
+    let away = matches!(
+        pb::NodeStatus::try_from(node.status),
+        Ok(pb::NodeStatus::Down | pb::NodeStatus::Left)
+    );
+    let same = r.node_id.is_empty() || node.node_id.is_empty() || r.node_id == node.node_id;
+    let heard_ms = chrono::Utc::now().timestamp_millis()
+        - i64::try_from(last_seen.elapsed().as_millis()).unwrap_or(i64::MAX);
+    away && same && heard_ms <= r.forgotten_unix_ms
+}
+
 fn apply_peer(
     peers: &mut BTreeMap<String, PeerView>,
     name: String,

@@ -142,6 +142,9 @@ pub enum Command {
     /// Docker networks berth made on the cluster's nodes: ls, rm
     #[command(subcommand)]
     Network(ObjectCommand),
+    /// A node's availability: drain it, make it active again, or forget one that is gone
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Services: replicas the cluster keeps running (create, ls, ps, scale, update, rm, …)
     #[command(subcommand)]
     Service(ServiceCommand),
@@ -302,6 +305,27 @@ fn parse_ttl(s: &str) -> Result<std::time::Duration, ValidationError> {
         return Err(ValidationError::new("ttl", "must be at most ten years"));
     }
     Ok(d)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Place nothing new on the node (what runs there keeps running)
+    Drain {
+        #[arg(value_name = "NODE", value_parser = parse_node)]
+        name: String,
+    },
+    /// Place on the node again (after a drain)
+    Activate {
+        #[arg(value_name = "NODE", value_parser = parse_node)]
+        name: String,
+    },
+    /// Forget a node that is down or has left: it and its containers leave every agent's view
+    /// (refused for a node that is alive; one that comes back is shown again)
+    #[command(visible_alias = "remove")]
+    Rm {
+        #[arg(value_name = "NODE", value_parser = parse_node)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -50,6 +50,8 @@ pub struct NodeJson {
     pub volumes: Vec<String>,
     /// The node's own id (kept in its data dir): two agents given one name differ here.
     pub node_id: String,
+    /// Drained with `berth node drain`: nothing new is placed there.
+    pub drained: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -199,6 +201,7 @@ pub fn node_json(node: &pb::Node, containers: &[pb::ContainerSummary]) -> NodeJs
         age_ms: node.last_seen_ms_ago,
         volumes: node.volumes.clone(),
         node_id: node.node_id.clone(),
+        drained: node.drained,
     }
 }
 
@@ -447,7 +450,11 @@ pub fn nodes_table(nodes: &[pb::Node], containers: &[pb::ContainerSummary], wide
         let mut row = vec![
             node.name.clone(),
             node.address.clone(),
-            node_status_word(node.status).to_owned(),
+            if node.drained {
+                format!("{} (drained)", node_status_word(node.status))
+            } else {
+                node_status_word(node.status).to_owned()
+            },
             age(node.last_seen_ms_ago),
             percent(stats.cpu_percent),
             memory,

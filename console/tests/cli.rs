@@ -3013,3 +3013,135 @@ mod events {
         assert_contains(&bad, "stderr", "filter");
     }
 }
+
+mod node_admin {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// `berth node drain|activate|rm` through one agent holds on every agent: a drained node
+    /// gets nothing new, an active one does again, an alive one cannot be forgotten, and a
+    /// down one that is forgotten leaves every view with its containers.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn drain_activate_and_forget_a_node_cluster_wide() {
+        let image = berth_testkit::workload_image()
+            .await
+            .unwrap_or_else(|e| panic!("cannot build the workload image: {e}"));
+        let spawn = |last: u8, join: Option<String>| {
+            AgentProcess::spawn(AgentOptions {
+                ip: Some(Ipv4Addr::new(127, 0, 0, last)),
+                extra_args: join
+                    .map(|j| vec!["--join".to_owned(), j])
+                    .unwrap_or_default(),
+                ..Default::default()
+            })
+        };
+        let a = spawn(101, None)
+            .await
+            .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let b = spawn(102, Some(a.addr.to_string()))
+            .await
+            .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let c = spawn(103, Some(a.addr.to_string()))
+            .await
+            .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let _guards = [
+            ContainerGuard::node(&a.name),
+            ContainerGuard::node(&b.name),
+            ContainerGuard::node(&c.name),
+        ];
+        let (a_url, c_url, b_name) = (a.url(), c.url(), b.name.clone());
+        let via_a = || Cmd::berth(&a_url);
+        let via_c = || Cmd::berth(&c_url);
+        // A node's JSON row as C shows it.
+        let on_c = |name: &str| -> Option<serde_json::Value> {
+            let out = Cmd::berth(&c_url).args(["-o", "json", "nodes"]).run().ok();
+            let nodes: Vec<serde_json::Value> =
+                serde_json::from_str(&out.stdout).unwrap_or_default();
+            nodes.into_iter().find(|n| n["name"] == name)
+        };
+        eventually("three nodes alive through C", || {
+            let out = via_c().args(["nodes"]).run().ok();
+            (out.stdout.lines().filter(|l| l.contains(" alive ")).count() == 3).then_some(())
+        });
+
+        let drained = via_a().args(["node", "drain", &b_name]).run().ok();
+        assert_eq!(drained.stdout.trim(), b_name);
+        eventually("C to see B drained", || {
+            on_c(&b_name).filter(|n| n["drained"] == true).map(|_| ())
+        });
+        let table = via_c().args(["nodes"]).run().ok();
+        assert!(
+            table
+                .stdout
+                .lines()
+                .any(|l| l.starts_with(&b_name) && l.contains("alive (drained)")),
+            "{}",
+            table.report("the table says drained")
+        );
+        for i in 0..3 {
+            let name = berth_testkit::unique(&format!("spread{i}"));
+            let run = via_c()
+                .args(["run", "--name", &name, &image, "--forever"])
+                .run()
+                .ok();
+            assert!(
+                !run.stderr.contains(&format!("placed on {b_name}")),
+                "{}",
+                run.report("nothing new on a drained node")
+            );
+        }
+        let pinned = via_c()
+            .args(["run", "--node", &b_name, &image, "--forever"])
+            .run()
+            .fail();
+        assert_contains(&pinned, "stderr", "drained");
+        assert_contains(&pinned, "stderr", "berth node activate");
+
+        via_c().args(["node", "activate", &b_name]).run().ok();
+        eventually("A to see B active", || {
+            let out = via_a().args(["-o", "json", "nodes"]).run().ok();
+            let nodes: Vec<serde_json::Value> =
+                serde_json::from_str(&out.stdout).unwrap_or_default();
+            nodes
+                .iter()
+                .any(|n| n["name"] == b_name.as_str() && n["drained"] == false)
+                .then_some(())
+        });
+        let on_b = berth_testkit::unique("onb");
+        let run = via_a()
+            .args([
+                "run",
+                "--name",
+                &on_b,
+                "--node",
+                &b_name,
+                &image,
+                "--forever",
+            ])
+            .run()
+            .ok();
+        assert_contains(&run, "stderr", &format!("placed on {b_name}"));
+
+        let refused = via_a().args(["node", "rm", &b_name]).run().fail();
+        assert_contains(&refused, "stderr", "only a node that is down or has left");
+        let missing = via_a().args(["node", "rm", "no-such-node"]).run().fail();
+        assert_contains(&missing, "stderr", "no node named");
+
+        drop(b);
+        eventually("A to see B down", || {
+            let out = via_a().args(["nodes"]).run().ok();
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with(&b_name) && l.contains(" down "))
+                .then_some(())
+        });
+        via_a().args(["node", "rm", &b_name]).run().ok();
+        for (who, url) in [("A", &a_url), ("C", &c_url)] {
+            eventually(&format!("{who} to forget B and its container"), || {
+                let nodes = Cmd::berth(url).args(["nodes"]).run().ok();
+                let ps = Cmd::berth(url).args(["ps", "-a"]).run().ok();
+                (!nodes.stdout.contains(&b_name) && !ps.stdout.contains(&on_b)).then_some(())
+            });
+        }
+    }
+}

@@ -81,9 +81,8 @@ impl Need {
             | "ListObjects" | "ContainerStats" => Need::Read,
             // A container's files are as private as a shell in it.
             "Run" | "Stop" | "Remove" | "Exec" | "StatPath" | "CopyFrom" | "CopyTo"
-            | "RemoveObject" | "Pull" | "CreateService" | "UpdateService" | "RemoveService" => {
-                Need::Operate
-            }
+            | "RemoveObject" | "Pull" | "CreateService" | "UpdateService" | "RemoveService"
+            | "UpdateNode" => Need::Operate,
             "SyncServices" => Need::Agent,
             "Keyring" => Need::Secret,
             // The token calls, and any method added later until it is put above.
@@ -110,6 +109,7 @@ impl Need {
                 | "CreateToken"
                 | "RevokeToken"
                 | "Keyring"
+                | "UpdateNode"
         )
     }
 
@@ -493,6 +493,7 @@ mod tests {
             "CreateService",
             "UpdateService",
             "RemoveService",
+            "UpdateNode",
         ] {
             assert!(!read.may(Need::of(m)), "{m}");
             assert!(operate.may(Need::of(m)), "{m}");

@@ -11,6 +11,7 @@ mod exec;
 mod forward;
 pub mod keyring;
 pub mod listen;
+mod nodes;
 mod objects;
 mod services;
 pub mod tokens;
@@ -723,6 +724,13 @@ impl Berth for Service {
         req: Request<pb::KeyringRequest>,
     ) -> Result<Response<pb::KeyringResponse>, Status> {
         self.keyring_impl(req).await.map(Response::new)
+    }
+
+    async fn update_node(
+        &self,
+        req: Request<pb::UpdateNodeRequest>,
+    ) -> Result<Response<pb::UpdateNodeResponse>, Status> {
+        self.update_node_impl(req).await.map(Response::new)
     }
 
     async fn revoke_token(

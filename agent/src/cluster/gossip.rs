@@ -1182,6 +1182,8 @@ fn node_row(name: &str, d: &Decoded, status: pb::NodeStatus) -> pb::Node {
         reserved_memory_bytes: i.res_mem,
         volumes: d.volumes.clone(),
         node_id: i.id.chars().take(64).collect(),
+        // The service store's to say (`state::Change::NodeRecords`), not the row's.
+        drained: false,
     }
 }
 

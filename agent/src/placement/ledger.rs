@@ -165,6 +165,12 @@ fn schedulable(n: &pb::Node) -> Result<(), String> {
         pb::NodeStatus::Left => return Err("left the cluster".into()),
         pb::NodeStatus::Unspecified => return Err("status unknown".into()),
     }
+    if n.drained {
+        return Err(format!(
+            "drained (`berth node activate {}` places on it again)",
+            n.name
+        ));
+    }
     match &n.runtime {
         Some(r) if r.available => Ok(()),
         Some(r) => Err(format!("docker unavailable ({})", r.error)),

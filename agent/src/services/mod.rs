@@ -348,6 +348,8 @@ impl Services {
             }
             self.state
                 .apply(Change::ServicesDigest(self.store.digest()));
+            self.state
+                .apply(Change::NodeRecords(self.store.node_records()));
             self.round();
         }
     }
@@ -378,7 +380,7 @@ impl Services {
                 .retain(|_, e| e.until.elapsed() < MAX_BACKOFF * 4);
         }
         for entry in self.store.all() {
-            if entry.token.is_some() {
+            if !store::is_service(&entry) {
                 continue;
             }
             let Some(owner) = reconcile::responsible(&entry.name, ready_names(&health)) else {
@@ -715,7 +717,8 @@ impl Services {
         let mem = self.memory();
         let mut out = Vec::new();
         for entry in self.store.all() {
-            if entry.deleted || entry.token.is_some() || name.is_some_and(|n| n != entry.name) {
+            if entry.deleted || !store::is_service(&entry) || name.is_some_and(|n| n != entry.name)
+            {
                 continue;
             }
             let Some(Ok(spec)) = entry.spec.as_ref().map(ServiceSpec::from_proto) else {

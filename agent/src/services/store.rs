@@ -92,6 +92,56 @@ pub fn token_key(id: &str) -> String {
     format!("{TOKEN_PREFIX}{id}")
 }
 
+/// Entries named `node/<name>` are the store's third kind: a node's availability (drained,
+/// forgotten). Never deleted: activating a node writes `drained: false`.
+pub const NODE_PREFIX: &str = "node/";
+/// The most node entries, counted apart.
+pub const MAX_NODES: usize = 10_000;
+
+/// The name of node `name`'s entry.
+pub fn node_key(name: &str) -> String {
+    format!("{NODE_PREFIX}{name}")
+}
+
+/// Whether an entry is a service's (not a token's or a node's).
+pub fn is_service(e: &pb::ServiceEntry) -> bool {
+    e.token.is_none() && e.node_record.is_none()
+}
+
+/// Checks a node entry: the name, its record, and nothing else.
+fn validate_node_entry(e: &pb::ServiceEntry, name: &str) -> Result<(), ValidationError> {
+    validate_stamp(e)?;
+    berth_shared::constraint::validate_node_name("name", name)?;
+    let r = e
+        .node_record
+        .as_ref()
+        .ok_or_else(|| ValidationError::new("node_record", "is missing from a node entry"))?;
+    if r.node_id.len() > 64
+        || !r
+            .node_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(ValidationError::new(
+            "node_record.node_id",
+            "must be at most 64 letters, digits or dashes",
+        ));
+    }
+    if r.forgotten_unix_ms < 0 {
+        return Err(ValidationError::new(
+            "node_record.forgotten_unix_ms",
+            "is negative",
+        ));
+    }
+    if e.spec.is_some() || e.previous.is_some() || e.token.is_some() || e.deleted {
+        return Err(ValidationError::new(
+            "node_record",
+            "a node entry has no spec or token and is never deleted",
+        ));
+    }
+    Ok(())
+}
+
 fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -156,8 +206,17 @@ pub fn validate_entry(e: &pb::ServiceEntry) -> Result<(), ValidationError> {
     if let Some(id) = e.name.strip_prefix(TOKEN_PREFIX) {
         return validate_token_entry(e, id);
     }
+    if let Some(name) = e.name.strip_prefix(NODE_PREFIX) {
+        return validate_node_entry(e, name);
+    }
     if e.token.is_some() {
         return Err(ValidationError::new("token", "a service entry has none"));
+    }
+    if e.node_record.is_some() {
+        return Err(ValidationError::new(
+            "node_record",
+            "a service entry has none",
+        ));
     }
     validate_service_id(&e.id)?;
     validate_service_name(&e.name)?;
@@ -183,17 +242,26 @@ pub fn validate_entry(e: &pb::ServiceEntry) -> Result<(), ValidationError> {
 
 /// `Some` when the store holds as many entries of `name`'s kind as it may.
 fn full(entries: &BTreeMap<String, pb::ServiceEntry>, name: &str) -> Option<StoreError> {
-    let tokens = entries
-        .range(TOKEN_PREFIX.to_owned()..)
-        .take_while(|(k, _)| k.starts_with(TOKEN_PREFIX))
-        .count();
+    let count = |prefix: &str| {
+        entries
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .count()
+    };
+    let tokens = count(TOKEN_PREFIX);
+    let nodes = count(NODE_PREFIX);
     if name.starts_with(TOKEN_PREFIX) {
         (tokens >= MAX_TOKENS).then_some(StoreError::Full {
             kind: "tokens",
             max: MAX_TOKENS,
         })
+    } else if name.starts_with(NODE_PREFIX) {
+        (nodes >= MAX_NODES).then_some(StoreError::Full {
+            kind: "nodes",
+            max: MAX_NODES,
+        })
     } else {
-        (entries.len() - tokens >= MAX_SERVICES).then_some(StoreError::Full {
+        (entries.len() - tokens - nodes >= MAX_SERVICES).then_some(StoreError::Full {
             kind: "services",
             max: MAX_SERVICES,
         })
@@ -315,6 +383,19 @@ impl Store {
             .collect()
     }
 
+    /// Every node record, by node name.
+    pub fn node_records(&self) -> BTreeMap<String, pb::NodeRecord> {
+        self.lock()
+            .entries
+            .range(NODE_PREFIX.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(NODE_PREFIX))
+            .filter_map(|(k, e)| {
+                let name = k.strip_prefix(NODE_PREFIX)?;
+                Some((name.to_owned(), e.node_record.clone()?))
+            })
+            .collect()
+    }
+
     /// Every entry, tombstones included.
     pub fn all(&self) -> Vec<pb::ServiceEntry> {
         self.lock().entries.values().cloned().collect()
@@ -405,10 +486,7 @@ impl Store {
                 tracing::debug!(error = %err, "dropping an invalid service entry from a peer");
                 continue;
             }
-            if e.deleted
-                && e.token.is_none()
-                && (e.updated_unix_ms.max(0) as u64) < oldest_tombstone
-            {
+            if e.deleted && is_service(&e) && (e.updated_unix_ms.max(0) as u64) < oldest_tombstone {
                 continue;
             }
             if e.stamp
@@ -583,6 +661,66 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    fn node_entry(name: &str, hlc: u64, record: pb::NodeRecord) -> pb::ServiceEntry {
+        pb::ServiceEntry {
+            name: node_key(name),
+            stamp: Some(pb::Stamp {
+                hlc,
+                node: "n1".into(),
+            }),
+            updated_unix_ms: now_ms() as i64,
+            node_record: Some(record),
+            ..Default::default()
+        }
+    }
+
+    /// Node records are their own kind: merged by stamp, never services, and a peer's bad one
+    /// (a spec, a deletion, a bad id or name) is dropped whole.
+    #[test]
+    fn node_records_merge_apart_from_services_and_bad_ones_are_dropped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(dir.path(), "n2", DEFAULT_TOMBSTONE_TTL);
+        let drained = pb::NodeRecord {
+            node_id: "abc-1".into(),
+            drained: true,
+            forgotten_unix_ms: 0,
+        };
+        let mut with_spec = node_entry("b", 5, drained.clone());
+        with_spec.spec = Some(spec("b", 1));
+        let mut deleted = node_entry("c", 5, drained.clone());
+        deleted.deleted = true;
+        let bad_id = node_entry(
+            "d",
+            5,
+            pb::NodeRecord {
+                node_id: "no spaces".into(),
+                ..drained.clone()
+            },
+        );
+        let bad_name = node_entry("two words", 5, drained.clone());
+        let changed = s
+            .merge(vec![
+                node_entry("a", 5, drained.clone()),
+                with_spec,
+                deleted,
+                bad_id,
+                bad_name,
+            ])
+            .expect("merged");
+        assert_eq!(changed, [node_key("a")]);
+        assert_eq!(s.node_records().get("a"), Some(&drained));
+        assert!(s.all().iter().all(|e| !is_service(e)));
+        // A newer write wins; an older one does not come back.
+        let active = pb::NodeRecord {
+            drained: false,
+            ..drained.clone()
+        };
+        s.merge(vec![node_entry("a", 9, active.clone())])
+            .expect("merged");
+        s.merge(vec![node_entry("a", 7, drained)]).expect("merged");
+        assert_eq!(s.node_records().get("a"), Some(&active));
     }
 
     #[test]

@@ -35,3 +35,30 @@ pub async fn cluster(session: &mut Session) -> Result<pb::ClusterSnapshot> {
         .map(tonic::Response::into_inner)
         .map_err(|s| status_report(s, &session.address))
 }
+
+/// `berth node drain|activate|rm NAME`: prints the node's name (its row with `-o json`).
+pub async fn update(
+    session: &mut Session,
+    output: OutputFormat,
+    command: crate::cli::NodeCommand,
+) -> Result<()> {
+    use crate::cli::NodeCommand;
+    let (name, action) = match command {
+        NodeCommand::Drain { name } => (name, pb::NodeAction::Drain),
+        NodeCommand::Activate { name } => (name, pb::NodeAction::Activate),
+        NodeCommand::Rm { name } => (name, pb::NodeAction::Forget),
+    };
+    let answer = session
+        .client
+        .update_node(pb::UpdateNodeRequest {
+            name: name.clone(),
+            action: action as i32,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| status_report(s, &session.address))?;
+    match (output, answer.node) {
+        (OutputFormat::Json, Some(node)) => print(&to_json(&node_json(&node, &[]))?),
+        _ => print(&format!("{name}\n")),
+    }
+}

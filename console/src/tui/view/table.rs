@@ -673,8 +673,17 @@ pub fn nodes(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
                     y,
                     w,
                     column,
-                    crate::output::node_status_word(n.status),
-                    theme.node_status(status),
+                    // A drained node that is alive says so; one that is not says what it is.
+                    if n.drained && status == pb::NodeStatus::Alive {
+                        "drained"
+                    } else {
+                        crate::output::node_status_word(n.status)
+                    },
+                    if n.drained && status == pb::NodeStatus::Alive {
+                        theme.node_status(pb::NodeStatus::Suspect)
+                    } else {
+                        theme.node_status(status)
+                    },
                 ),
                 "CPU%" => cell(
                     buf,
