@@ -817,6 +817,7 @@ fedcba987654   old    nginx:1   alpha   exited    Exited (137) 2 minutes ago   -
                 "age_ms": 0,
                 "volumes": [],
                 "node_id": "",
+                "drained": false,
             })
         );
     }
