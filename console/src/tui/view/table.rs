@@ -38,10 +38,42 @@ const fn col(title: &'static str, min: u16, pref: u16, drop_order: u8) -> Column
 const GAP: u16 = 1;
 
 /// Which columns fit in `width`, and how wide each is: drops the columns with the highest
-/// `drop_order` until the minimum widths fit, then grows every column towards its preferred
-/// width in proportion to how much it wants, and gives what is left to the last one.
+/// `drop_order` until the minimum widths fit, then grows each column to its preferred width,
+/// the most important (lowest `drop_order`) first, and gives what is left to the last one.
 pub fn fit(columns: &[Column], width: u16) -> Vec<(usize, u16)> {
+    fit_among(columns, (0..columns.len()).collect(), width)
+}
+
+/// [`fit`] for columns fitted to their content: when the most important column (the name)
+/// would still be cut, the least important columns make way for it, one at a time, as long as
+/// that shows more of it.
+pub fn fit_content(columns: &[Column], width: u16) -> Vec<(usize, u16)> {
     let mut kept: Vec<usize> = (0..columns.len()).collect();
+    let mut best = fit_among(columns, kept.clone(), width);
+    let first = |fitted: &[(usize, u16)]| {
+        fitted
+            .iter()
+            .find(|(i, _)| columns[*i].drop_order == 0)
+            .map(|&(i, w)| (i, w))
+    };
+    while let Some((i, w)) = first(&best) {
+        if w >= columns[i].pref || kept.len() <= 2 {
+            break;
+        }
+        let Some(pos) = (0..kept.len())
+            .filter(|&p| kept[p] != i)
+            .max_by_key(|&p| columns[kept[p]].drop_order)
+        else {
+            break;
+        };
+        kept.remove(pos);
+        let next = fit_among(columns, kept.clone(), width);
+        best = next;
+    }
+    best
+}
+
+fn fit_among(columns: &[Column], mut kept: Vec<usize>, width: u16) -> Vec<(usize, u16)> {
     let need = |kept: &[usize]| -> u32 {
         kept.iter().map(|&i| u32::from(columns[i].min)).sum::<u32>()
             + u32::from(GAP) * (kept.len().saturating_sub(1) as u32)
@@ -53,35 +85,52 @@ pub fn fit(columns: &[Column], width: u16) -> Vec<(usize, u16)> {
     }
     let mut widths: Vec<u16> = kept.iter().map(|&i| columns[i].min).collect();
     let mut spare = u32::from(width).saturating_sub(need(&kept));
-    let wants: Vec<u32> = kept
-        .iter()
-        .map(|&i| u32::from(columns[i].pref.saturating_sub(columns[i].min)))
-        .collect();
-    let total_want: u32 = wants.iter().sum();
-    if total_want > 0 {
-        let budget = spare.min(total_want);
-        for (p, want) in wants.iter().enumerate() {
-            let add = budget * want / total_want;
-            widths[p] += add as u16;
-            spare -= add;
-        }
-        // Rounding leftovers, most important columns first.
-        let mut by_importance: Vec<usize> = (0..kept.len()).collect();
-        by_importance.sort_by_key(|&p| columns[kept[p]].drop_order);
-        for p in by_importance {
-            if spare == 0 || total_want <= budget {
-                break;
-            }
-            if u32::from(widths[p]) < u32::from(columns[kept[p]].pref) {
-                widths[p] += 1;
-                spare -= 1;
-            }
-        }
+    // The most important columns grow to their preferred width first: a name is shown whole
+    // before an image's tag is.
+    let mut by_importance: Vec<usize> = (0..kept.len()).collect();
+    by_importance.sort_by_key(|&p| columns[kept[p]].drop_order);
+    for p in by_importance {
+        let want = u32::from(columns[kept[p]].pref.saturating_sub(widths[p]));
+        let add = want.min(spare);
+        widths[p] += add as u16;
+        spare -= add;
     }
     if let Some(last) = widths.last_mut() {
         *last = last.saturating_add(spare as u16);
     }
     kept.into_iter().zip(widths).collect()
+}
+
+/// The widest a column grows to show its content whole.
+const MAX_CONTENT_WIDTH: u16 = 64;
+
+/// The columns with their widths fitted to what they show: `content[i]` is the widest cell of
+/// column `i` on screen (`None`: keep its defaults). A column wants its content's width
+/// (at least its title's, at most [`MAX_CONTENT_WIDTH`]), and needs no more than that either,
+/// so an empty column gives its room to one whose content would be cut.
+pub fn fitted_to_content(columns: &[Column], content: &[Option<u16>]) -> Vec<Column> {
+    columns
+        .iter()
+        .zip(content.iter().chain(std::iter::repeat(&None)))
+        .map(|(c, w)| match w {
+            None => *c,
+            Some(w) => {
+                let title = width(c.title) as u16 + 1;
+                let pref = (*w).max(title).min(MAX_CONTENT_WIDTH.max(c.pref));
+                Column {
+                    pref,
+                    min: c.min.min(pref),
+                    ..*c
+                }
+            }
+        })
+        .collect()
+}
+
+/// Widens `content[i]` to hold `text` (see [`fitted_to_content`]).
+fn measure(content: &mut [Option<u16>], i: usize, text: &str) {
+    let w = u16::try_from(width(text)).unwrap_or(u16::MAX);
+    content[i] = Some(content[i].unwrap_or(0).max(w));
 }
 
 /// Draws the header row of a table and returns the x of each kept column.
@@ -199,7 +248,30 @@ pub fn containers(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) 
     let inner = layout::body_inner(screen);
     let rows = layout::table_rows(screen);
     let table_width = inner.width.saturating_sub(MARK_WIDTH);
-    let fitted = fit(&CONTAINER_COLUMNS, table_width);
+    let now = model.clock.now();
+    let list = model.container_list;
+    // What the rows on screen show in the columns whose content varies, to fit them to it.
+    let mut content: Vec<Option<u16>> = vec![None; CONTAINER_COLUMNS.len()];
+    for row in c.visible_rows(list.offset, usize::from(rows.height)) {
+        let s = &row.summary;
+        let node = model.nodes.get(&s.node).map(|n| n.status());
+        let vouched = berth_shared::time::node_vouches(node);
+        let live = vouched && matches!(s.state.as_str(), "running" | "restarting" | "paused");
+        for (i, column) in CONTAINER_COLUMNS.iter().enumerate() {
+            let text = match column.title {
+                "NAME" => s.name.clone(),
+                "IMAGE" => s.image.clone(),
+                "NODE" => s.node.clone(),
+                "STATUS" => berth_shared::time::status_on(s, node, now),
+                "PORTS" if live => row.ports.clone(),
+                "PORTS" => String::new(),
+                _ => continue,
+            };
+            measure(&mut content, i, &text);
+        }
+    }
+    let columns = fitted_to_content(&CONTAINER_COLUMNS, &content);
+    let fitted = fit_content(&columns, table_width);
     let header = Rect {
         x: inner.x + MARK_WIDTH,
         ..inner
@@ -207,7 +279,7 @@ pub fn containers(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) 
     let xs = header_row(
         buf,
         header,
-        &CONTAINER_COLUMNS,
+        &columns,
         &fitted,
         Some((key, descending)),
         theme,
@@ -228,8 +300,6 @@ pub fn containers(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) 
         );
         return;
     }
-    let now = model.clock.now();
-    let list = model.container_list;
     for (i, row) in c
         .visible_rows(list.offset, usize::from(rows.height))
         .enumerate()
@@ -245,7 +315,7 @@ pub fn containers(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) 
         let vouched = berth_shared::time::node_vouches(node);
         let live = vouched && matches!(s.state.as_str(), "running" | "restarting" | "paused");
         for (&(ci, w), &x) in fitted.iter().zip(&xs) {
-            let column = &CONTAINER_COLUMNS[ci];
+            let column = &columns[ci];
             let base = theme.base();
             match column.title {
                 "ID" => cell(buf, x, y, w, column, row.short_id(), theme.dim()),
@@ -366,8 +436,22 @@ pub fn services(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
     body_block(buf, screen, title, theme);
     let inner = layout::body_inner(screen);
     let rows = layout::table_rows(screen);
-    let fitted = fit(&SERVICE_COLUMNS, inner.width);
-    let xs = header_row(buf, inner, &SERVICE_COLUMNS, &fitted, None, theme);
+    let list = model.service_list;
+    let mut content: Vec<Option<u16>> = vec![None; SERVICE_COLUMNS.len()];
+    for st in s.rows(list.offset, usize::from(rows.height)) {
+        let entry = st.entry.clone().unwrap_or_default();
+        for (i, column) in SERVICE_COLUMNS.iter().enumerate() {
+            match column.title {
+                "NAME" => measure(&mut content, i, &entry.name),
+                "IMAGE" => measure(&mut content, i, services::image(st)),
+                "NOTE" => measure(&mut content, i, &entry.message),
+                _ => {}
+            }
+        }
+    }
+    let columns = fitted_to_content(&SERVICE_COLUMNS, &content);
+    let fitted = fit_content(&columns, inner.width);
+    let xs = header_row(buf, inner, &columns, &fitted, None, theme);
     if s.is_empty() {
         let style = if s.error.is_some() {
             theme.error()
@@ -385,12 +469,11 @@ pub fn services(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
         return;
     }
     let now = model.clock.wall_ms;
-    let list = model.service_list;
     for (i, st) in s.rows(list.offset, usize::from(rows.height)).enumerate() {
         let y = rows.y + i as u16;
         let entry = st.entry.clone().unwrap_or_default();
         for (&(ci, w), &x) in fitted.iter().zip(&xs) {
-            let column = &SERVICE_COLUMNS[ci];
+            let column = &columns[ci];
             let base = theme.base();
             match column.title {
                 "NAME" => cell(buf, x, y, w, column, &entry.name, theme.bold()),
@@ -469,8 +552,27 @@ pub fn slots(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
     body_block(buf, screen, title, theme);
     let inner = layout::body_inner(screen);
     let rows = layout::table_rows(screen);
-    let fitted = fit(&SLOT_COLUMNS, inner.width);
-    let xs = header_row(buf, inner, &SLOT_COLUMNS, &fitted, None, theme);
+    let list = model.slot_list;
+    let mut content: Vec<Option<u16>> = vec![None; SLOT_COLUMNS.len()];
+    for slot in status
+        .iter()
+        .flat_map(|st| st.slots.iter())
+        .skip(list.offset)
+        .take(usize::from(rows.height))
+    {
+        for (i, column) in SLOT_COLUMNS.iter().enumerate() {
+            match column.title {
+                "SLOT" => measure(&mut content, i, &slot.slot),
+                "CONTAINER" => measure(&mut content, i, &slot.container_name),
+                "NODE" => measure(&mut content, i, &slot.node),
+                "ERROR" => measure(&mut content, i, &slot.error),
+                _ => {}
+            }
+        }
+    }
+    let columns = fitted_to_content(&SLOT_COLUMNS, &content);
+    let fitted = fit_content(&columns, inner.width);
+    let xs = header_row(buf, inner, &columns, &fitted, None, theme);
     let Some(st) = status else {
         let text = if model.services.loaded {
             format!("no service named {name}: it was removed, or has not reached this agent")
@@ -491,7 +593,6 @@ pub fn slots(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
         );
         return;
     }
-    let list = model.slot_list;
     for (i, slot) in st
         .slots
         .iter()
@@ -501,7 +602,7 @@ pub fn slots(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
     {
         let y = rows.y + i as u16;
         for (&(ci, w), &x) in fitted.iter().zip(&xs) {
-            let column = &SLOT_COLUMNS[ci];
+            let column = &columns[ci];
             let base = theme.base();
             match column.title {
                 "SLOT" => cell(buf, x, y, w, column, &slot.slot, theme.bold()),

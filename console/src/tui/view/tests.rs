@@ -552,3 +552,47 @@ fn an_unhealthy_container_is_not_shown_healthy() {
         .count() as u16;
     assert_eq!(buf[(x, y)].fg, Color::Red, "{line}");
 }
+
+/// Columns fit what they show before anything is cut: in 120 columns a 30-character name is
+/// whole, and a column with nothing in it takes no more than its title.
+#[test]
+fn columns_fit_their_content_before_they_cut_it() {
+    let mut m = containers(true, 120, 40);
+    let long = "a-thirty-character-name-here-x";
+    assert_eq!(long.len(), 30);
+    let mut c = fixtures::container(7, long, "alpha", "running", 1.0);
+    c.ports.clear();
+    m.update(Msg::Watch(pb::WatchEvent {
+        event: Some(pb::watch_event::Event::ContainerUpdated(c)),
+    }));
+    m.settle();
+    let s = screen(&m);
+    assert!(s.contains(&format!("{long} ")), "the name is whole:\n{s}");
+
+    let widths = |content: &[Option<u16>]| -> Vec<u16> {
+        let columns = table::fitted_to_content(&table::CONTAINER_COLUMNS, content);
+        table::fit_content(&columns, 118)
+            .into_iter()
+            .map(|(_, w)| w)
+            .collect()
+    };
+    // NAME 30 wide, PORTS empty everywhere: NAME is whole, and PORTS, the least important,
+    // makes way for it rather than keep its 14 columns.
+    let mut content = vec![None; table::CONTAINER_COLUMNS.len()];
+    content[1] = Some(30);
+    content[8] = Some(0);
+    let w = widths(&content);
+    assert_eq!(w[1], 30, "{w:?}");
+    assert!(
+        w.len() < table::CONTAINER_COLUMNS.len() || w[8] <= 6,
+        "{w:?}"
+    );
+    // With room to spare, nothing is dropped and an empty PORTS is no wider than its title
+    // plus what is left over at the end.
+    let wide = {
+        let columns = table::fitted_to_content(&table::CONTAINER_COLUMNS, &content);
+        table::fit_content(&columns, 200)
+    };
+    assert_eq!(wide.len(), table::CONTAINER_COLUMNS.len(), "{wide:?}");
+    assert_eq!(wide[1].1, 30, "{wide:?}");
+}
