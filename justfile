@@ -17,6 +17,10 @@ run *ARGS:
 agent *ARGS:
     cargo run --release -p berth-agent --bin berthd -- {{ARGS}}
 
+# A static berthd in a FROM scratch image, tagged berth/berthd:<version> and :latest or TAGS.
+image *TAGS:
+    bash packaging/image.sh {{TAGS}}
+
 # Format and lint as CI does.
 lint:
     cargo fmt --all --check
