@@ -101,6 +101,13 @@ pub enum Action {
     Submit,
     ClearInput,
     Backspace,
+    /// `delete`: the character under the cursor (form fields).
+    DeleteForward,
+    /// Cursor moves in a form field.
+    CursorLeft,
+    CursorRight,
+    LineStart,
+    LineEnd,
     Complete,
     Accept,
     Cancel,
@@ -580,8 +587,43 @@ pub static FORM: &[Binding] = &[
     b(
         &[Key::code(KeyCode::Backspace)],
         "backspace",
-        "delete a character",
+        "delete the character before the cursor",
         Action::Backspace,
+        None,
+    ),
+    b(
+        &[Key::code(KeyCode::Delete), Key::ctrl('d')],
+        "delete/ctrl-d",
+        "delete the character under the cursor",
+        Action::DeleteForward,
+        None,
+    ),
+    b(
+        &[Key::code(KeyCode::Left)],
+        "←",
+        "cursor left",
+        Action::CursorLeft,
+        None,
+    ),
+    b(
+        &[Key::code(KeyCode::Right)],
+        "→",
+        "cursor right",
+        Action::CursorRight,
+        None,
+    ),
+    b(
+        &[Key::code(KeyCode::Home), Key::ctrl('a')],
+        "home/ctrl-a",
+        "to the start of the field",
+        Action::LineStart,
+        None,
+    ),
+    b(
+        &[Key::code(KeyCode::End), Key::ctrl('e')],
+        "end/ctrl-e",
+        "to the end of the field",
+        Action::LineEnd,
         None,
     ),
     b(

@@ -128,6 +128,18 @@ pub struct RunForm {
     pub checked: bool,
     /// An error about the whole run (from the agent).
     pub error: Option<String>,
+    /// Where the focused field is edited, as a byte offset in its value; `None`: at its end
+    /// (where focusing a field puts it).
+    pub cursor: Option<usize>,
+}
+
+/// A cursor move in the focused field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    Left,
+    Right,
+    Start,
+    End,
 }
 
 impl Default for RunForm {
@@ -213,6 +225,7 @@ impl Default for RunForm {
             phase: Phase::Editing,
             checked: false,
             error: None,
+            cursor: None,
         }
     }
 }
@@ -296,7 +309,8 @@ impl RunForm {
         self.fields.get(self.focus)
     }
 
-    /// Moves the focus to the next (or previous) field, wrapping around.
+    /// Moves the focus to the next (or previous) field, wrapping around; the cursor goes to
+    /// the end of its text.
     pub fn move_focus(&mut self, forward: bool) {
         let n = self.fields.len();
         self.focus = if forward {
@@ -304,6 +318,60 @@ impl RunForm {
         } else {
             (self.focus + n - 1) % n
         };
+        self.cursor = None;
+    }
+
+    /// The cursor's byte offset in the focused field, on a character boundary.
+    pub fn cursor(&self) -> usize {
+        let value = self.focused().map_or("", |f| f.value.as_str());
+        let mut at = self.cursor.unwrap_or(value.len()).min(value.len());
+        while !value.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+
+    pub fn move_cursor(&mut self, to: Move) {
+        let at = self.cursor();
+        let value = self.focused().map_or("", |f| f.value.as_str());
+        self.cursor = Some(match to {
+            Move::Start => 0,
+            Move::End => value.len(),
+            Move::Left => value[..at]
+                .chars()
+                .next_back()
+                .map_or(0, |c| at - c.len_utf8()),
+            Move::Right => value[at..].chars().next().map_or(at, |c| at + c.len_utf8()),
+        });
+    }
+
+    /// Types `text` at the cursor, which moves past it.
+    pub fn insert(&mut self, text: &str) {
+        let at = self.cursor();
+        self.edit(|v| v.insert_str(at, text));
+        self.cursor = Some(at + text.len());
+    }
+
+    /// Deletes the character before the cursor (backspace) or under it (delete).
+    pub fn delete(&mut self, before: bool) {
+        let at = self.cursor();
+        let value = self.focused().map_or("", |f| f.value.as_str());
+        let range = if before {
+            match value[..at].chars().next_back() {
+                Some(c) => at - c.len_utf8()..at,
+                None => return,
+            }
+        } else {
+            match value[at..].chars().next() {
+                Some(c) => at..at + c.len_utf8(),
+                None => return,
+            }
+        };
+        let start = range.start;
+        self.edit(|v| {
+            v.replace_range(range, "");
+        });
+        self.cursor = Some(start);
     }
 
     pub fn edit(&mut self, f: impl FnOnce(&mut String)) {

@@ -833,6 +833,11 @@ impl Model {
             | Action::Submit
             | Action::ClearInput
             | Action::Backspace
+            | Action::DeleteForward
+            | Action::CursorLeft
+            | Action::CursorRight
+            | Action::LineStart
+            | Action::LineEnd
             | Action::Complete
             | Action::Accept
             | Action::Cancel
@@ -1385,10 +1390,16 @@ impl Model {
             _ if running => {}
             Some(Action::NextField) => form.move_focus(true),
             Some(Action::PrevField) => form.move_focus(false),
-            Some(Action::ClearInput) => form.edit(String::clear),
-            Some(Action::Backspace) => form.edit(|v| {
-                v.pop();
-            }),
+            Some(Action::ClearInput) => {
+                form.edit(String::clear);
+                form.cursor = None;
+            }
+            Some(Action::Backspace) => form.delete(true),
+            Some(Action::DeleteForward) => form.delete(false),
+            Some(Action::CursorLeft) => form.move_cursor(form::Move::Left),
+            Some(Action::CursorRight) => form.move_cursor(form::Move::Right),
+            Some(Action::LineStart) => form.move_cursor(form::Move::Start),
+            Some(Action::LineEnd) => form.move_cursor(form::Move::End),
             Some(Action::Submit) => {
                 form.error = None;
                 match form.validate(|k| std::env::var(k).ok()) {
@@ -1405,7 +1416,7 @@ impl Model {
             }
             _ => {
                 if let Some(c) = key.text() {
-                    form.edit(|v| v.push(c));
+                    form.insert(c.encode_utf8(&mut [0; 4]));
                 }
             }
         }
@@ -1431,7 +1442,7 @@ impl Model {
                 if let Some(form) = self.form.as_mut()
                     && form.phase == Phase::Editing
                 {
-                    form.edit(|v| v.push_str(&text));
+                    form.insert(&text);
                 }
             }
             _ => {}

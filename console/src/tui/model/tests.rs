@@ -506,6 +506,11 @@ fn a_refused_run_goes_back_to_the_form_with_the_agents_message() {
     assert_eq!(form.phase, Phase::Editing);
     assert_eq!(form.error.as_deref(), Some("no node has room for it"));
     assert_eq!(m.view, View::Run);
+    // Submitted again, the old error goes: it was about the last try.
+    let effects = key(&mut m, KeyCode::Enter);
+    assert_eq!(effects.len(), 1, "{effects:?}");
+    assert_eq!(m.form.as_ref().and_then(|f| f.error.clone()), None);
+    m.update(Msg::RunFinished(Err("no node has room for it".into())));
     key(&mut m, KeyCode::Esc);
     assert_eq!(m.view, View::Containers);
     // From the logs to the detail and back: the logs closed, so back goes past them.
@@ -1018,4 +1023,48 @@ fn x_offers_sh_runs_what_is_typed_and_refuses_a_stopped_container() {
     typed(&mut m, ":exec web-1");
     key(&mut m, KeyCode::Enter);
     assert!(matches!(&m.mode, Mode::Exec(p) if p.target.name == "web-1"));
+}
+
+/// A form field edits in place: ←/→, home/end (ctrl-a/ctrl-e), backspace before the cursor and
+/// delete under it, pasting at it; another field's cursor starts at its end.
+#[test]
+fn form_fields_edit_at_the_cursor() {
+    let mut m = containers_view();
+    typed(&mut m, "r");
+    typed(&mut m, "img");
+    let value = |m: &Model| {
+        m.form
+            .as_ref()
+            .and_then(|f| f.focused())
+            .map(|f| f.value.clone())
+            .unwrap_or_default()
+    };
+    key(&mut m, KeyCode::Left);
+    key(&mut m, KeyCode::Left);
+    typed(&mut m, "X");
+    assert_eq!(value(&m), "iXmg");
+    key(&mut m, KeyCode::Home);
+    key(&mut m, KeyCode::Delete);
+    assert_eq!(value(&m), "Xmg");
+    key(&mut m, KeyCode::End);
+    key(&mut m, KeyCode::Backspace);
+    assert_eq!(value(&m), "Xm");
+    ctrl(&mut m, 'a');
+    key(&mut m, KeyCode::Right);
+    m.update(Msg::Paste("é:1".into()));
+    assert_eq!(value(&m), "Xé:1m");
+    key(&mut m, KeyCode::Backspace);
+    assert_eq!(value(&m), "Xé:m", "a whole character, not a byte");
+    // Left at the start and right at the end stay put.
+    key(&mut m, KeyCode::Home);
+    key(&mut m, KeyCode::Left);
+    ctrl(&mut m, 'e');
+    key(&mut m, KeyCode::Right);
+    typed(&mut m, "!");
+    assert_eq!(value(&m), "Xé:m!");
+    // Away and back: the cursor is at the end again.
+    key(&mut m, KeyCode::Tab);
+    key(&mut m, KeyCode::BackTab);
+    typed(&mut m, "?");
+    assert_eq!(value(&m), "Xé:m!?");
 }

@@ -109,6 +109,32 @@ fn input_width(inner: Rect) -> u16 {
 }
 
 /// The text of a field as shown: its end when it is longer than the box.
+/// The part of `value` a box `w` wide shows with the cursor at byte `cursor` in view (the
+/// text scrolls as little as it must), and the cursor's column in it.
+fn window_at(value: &str, cursor: usize, w: u16) -> (&str, u16) {
+    let w = usize::from(w.saturating_sub(1));
+    let cursor = cursor.min(value.len());
+    // Start as late as needed for the cursor to fit.
+    let mut start = 0;
+    while width(&value[start..cursor]) > w {
+        match value[start..].chars().next() {
+            Some(c) => start += c.len_utf8(),
+            None => break,
+        }
+    }
+    let mut end = cursor;
+    for c in value[cursor..].chars() {
+        if width(&value[start..end + c.len_utf8()]) > w {
+            break;
+        }
+        end += c.len_utf8();
+    }
+    (
+        &value[start..end],
+        u16::try_from(width(&value[start..cursor])).unwrap_or(0),
+    )
+}
+
 fn visible_value(value: &str, w: u16) -> &str {
     let w = usize::from(w.saturating_sub(1));
     let mut start = 0;
@@ -178,11 +204,16 @@ pub fn form(buf: &mut Buffer, screen: Rect, model: &Model, theme: &Theme) {
         if field.value.is_empty() && !focused {
             put(buf, box_x, y, &"·".repeat(usize::from(iw)), iw, theme.dim());
         } else {
+            let shown = if focused {
+                window_at(&field.value, f.cursor(), iw).0
+            } else {
+                visible_value(&field.value, iw)
+            };
             put(
                 buf,
                 box_x,
                 y,
-                visible_value(&field.value, iw),
+                shown,
                 iw,
                 if focused { box_style } else { theme.base() },
             );
@@ -313,7 +344,7 @@ fn paragraph(
     y
 }
 
-/// Where the cursor blinks in the form: after the focused field's text.
+/// Where the cursor blinks in the form: at the focused field's cursor.
 pub fn form_cursor(model: &Model, screen: Rect) -> Option<(u16, u16)> {
     let f: &RunForm = model.form.as_ref()?;
     if !matches!(f.phase, Phase::Editing) {
@@ -326,7 +357,7 @@ pub fn form_cursor(model: &Model, screen: Rect) -> Option<(u16, u16)> {
     if y >= inner.y + inner.height {
         return None;
     }
-    let x = inner.x + 1 + LABEL_WIDTH + 1 + width(visible_value(&field.value, iw)) as u16;
+    let x = inner.x + 1 + LABEL_WIDTH + 1 + window_at(&field.value, f.cursor(), iw).1;
     Some((x, y))
 }
 

@@ -596,3 +596,16 @@ fn columns_fit_their_content_before_they_cut_it() {
     assert_eq!(wide.len(), table::CONTAINER_COLUMNS.len(), "{wide:?}");
     assert_eq!(wide[1].1, 30, "{wide:?}");
 }
+
+/// The terminal's cursor stands where the form edits, not always after the text.
+#[test]
+fn the_form_cursor_follows_the_edit_point() {
+    let mut m = containers(true, 100, 30);
+    typed(&mut m, "r");
+    typed(&mut m, "img");
+    let at_end = panels::form_cursor(&m, m.size).expect("a cursor");
+    key(&mut m, KeyCode::Left);
+    key(&mut m, KeyCode::Left);
+    let moved = panels::form_cursor(&m, m.size).expect("a cursor");
+    assert_eq!((moved.0 + 2, moved.1), at_end);
+}
