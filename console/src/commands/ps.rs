@@ -2,6 +2,7 @@
 
 use super::nodes::cluster;
 use super::print;
+use super::template;
 use crate::cli::{OutputFormat, PsArgs};
 use crate::output::{container_json, node_statuses, ps_table, shown_by_default, to_json};
 use crate::session::Session;
@@ -125,16 +126,9 @@ impl Filter {
     }
 }
 
-/// `--format`: Docker's Go-template fields (`{{.Name}}`), nothing more.
+/// `ps --format`: [`template::Template`] over a container's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template(Vec<Part>);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Field(&'static str),
-    Label(String),
-}
+pub struct Template(template::Template);
 
 const FIELDS: [&str; 12] = [
     "ID",
@@ -153,33 +147,7 @@ const FIELDS: [&str; 12] = [
 
 impl Template {
     pub fn parse(s: &str) -> Result<Self, berth_shared::ValidationError> {
-        let bad = |m: String| berth_shared::ValidationError::new("format", m);
-        let mut parts = Vec::new();
-        let mut rest = s;
-        while let Some(start) = rest.find("{{") {
-            parts.push(Part::Text(unescape(&rest[..start])));
-            let after = &rest[start + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| bad("a {{ is not closed".into()))?;
-            let action = after[..end].trim();
-            let field = action
-                .strip_prefix('.')
-                .ok_or_else(|| bad(format!("{{{{{action}}}}}: a field starts with a dot")))?;
-            if let Some(key) = field.strip_prefix("Label ") {
-                let key = key.trim().trim_matches('"');
-                parts.push(Part::Label(key.to_owned()));
-            } else {
-                let known = FIELDS
-                    .iter()
-                    .find(|f| **f == field)
-                    .ok_or_else(|| bad(format!("no field {field:?}: {}", FIELDS.join(", "))))?;
-                parts.push(Part::Field(known));
-            }
-            rest = &after[end + 2..];
-        }
-        parts.push(Part::Text(unescape(rest)));
-        Ok(Template(parts))
+        template::Template::parse(s, &FIELDS).map(Template)
     }
 
     pub fn render(
@@ -188,39 +156,29 @@ impl Template {
         node: Option<pb::NodeStatus>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> String {
-        let mut out = String::new();
-        for part in &self.0 {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Label(k) => out.push_str(c.labels.get(k).map_or("", String::as_str)),
-                Part::Field(f) => out.push_str(&match *f {
-                    "ID" => crate::output::short_id(&c.id).to_owned(),
-                    "Name" => c.name.clone(),
-                    "Image" => c.image.clone(),
-                    "Node" => c.node.clone(),
-                    "State" => berth_shared::time::state_word(c, node),
-                    "Status" => berth_shared::time::status_on(c, node, now),
-                    "CPU" => format!("{:.1}%", c.cpu_percent),
-                    "Memory" => berth_shared::quantity::format_bytes(c.memory_bytes),
-                    "Ports" => c
-                        .ports
-                        .iter()
-                        .map(crate::output::port_text)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    "Created" => crate::output::rfc3339_ms(c.created_unix_ms).unwrap_or_default(),
-                    "NodeStatus" => berth_shared::time::node_status_word(node).to_owned(),
-                    _ => c.health.clone(),
-                }),
-            }
-        }
-        out
+        self.0.render(
+            |f| match f {
+                "ID" => crate::output::short_id(&c.id).to_owned(),
+                "Name" => c.name.clone(),
+                "Image" => c.image.clone(),
+                "Node" => c.node.clone(),
+                "State" => berth_shared::time::state_word(c, node),
+                "Status" => berth_shared::time::status_on(c, node, now),
+                "CPU" => format!("{:.1}%", c.cpu_percent),
+                "Memory" => berth_shared::quantity::format_bytes(c.memory_bytes),
+                "Ports" => c
+                    .ports
+                    .iter()
+                    .map(crate::output::port_text)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                "Created" => crate::output::rfc3339_ms(c.created_unix_ms).unwrap_or_default(),
+                "NodeStatus" => berth_shared::time::node_status_word(node).to_owned(),
+                _ => c.health.clone(),
+            },
+            |k| c.labels.get(k).cloned().unwrap_or_default(),
+        )
     }
-}
-
-/// `\t` and `\n` as Docker's --format takes them.
-fn unescape(s: &str) -> String {
-    s.replace("\\t", "\t").replace("\\n", "\n")
 }
 
 #[cfg(test)]
