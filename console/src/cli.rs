@@ -110,7 +110,7 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the cluster's nodes
-    Nodes,
+    Nodes(NodesArgs),
     /// List containers (running ones unless -a)
     Ps(PsArgs),
     /// Place, create and start a container (detached, like `docker run -d`)
@@ -305,6 +305,18 @@ fn parse_ttl(s: &str) -> Result<std::time::Duration, ValidationError> {
         return Err(ValidationError::new("ttl", "must be at most ten years"));
     }
     Ok(d)
+}
+
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    /// Only names, one a line
+    #[arg(short, long, conflicts_with = "format")]
+    pub quiet: bool,
+    /// Print each node with this template instead of the table: {{.Name}} {{.Address}}
+    /// {{.Status}} {{.CPU}} {{.Memory}} {{.Containers}} {{.Labels}} {{.Label "k"}} {{.ID}}
+    /// {{.Version}} {{.Docker}} {{.Age}} {{.Drained}}; \t and \n as in Docker's
+    #[arg(long, value_name = "TEMPLATE", value_parser = crate::commands::nodes::Template::parse)]
+    pub format: Option<crate::commands::nodes::Template>,
 }
 
 #[derive(Debug, Subcommand)]

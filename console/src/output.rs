@@ -488,7 +488,7 @@ pub fn nodes_table(nodes: &[pb::Node], containers: &[pb::ContainerSummary], wide
 }
 
 /// A node's labels as `k=v,k=v` in key order, or `-`.
-fn node_labels(labels: &std::collections::HashMap<String, String>) -> String {
+pub fn node_labels(labels: &std::collections::HashMap<String, String>) -> String {
     if labels.is_empty() {
         return "-".to_owned();
     }

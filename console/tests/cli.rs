@@ -2490,6 +2490,31 @@ mod tool {
         eventually("the short one to exit", || {
             (s.ps_find(&done)?["state"] == "exited").then_some(())
         });
+
+        // nodes speaks the same: -q for names, --format for fields.
+        let names = s.berth().args(["nodes", "-q"]).run().ok();
+        assert_eq!(names.stdout, format!("{}\n", s.agent.name));
+        let fmt = s
+            .berth()
+            .args([
+                "nodes",
+                "--format",
+                "{{.Name}}\\t{{.Status}} {{.Containers}}",
+            ])
+            .run()
+            .ok();
+        assert_eq!(
+            fmt.stdout,
+            format!("{}\talive 1/2\n", s.agent.name),
+            "{}",
+            fmt.report("one running of two")
+        );
+        let bad = s
+            .berth()
+            .args(["nodes", "--format", "{{.Nope}}"])
+            .run()
+            .fail();
+        assert_contains(&bad, "stderr", "format");
         let mine = ["-f", &format!("node={}", s.agent.name)];
         let out = s.berth().args(["ps", "-q"]).args(mine).run().ok();
         let id = s.ps_find(&up).expect("listed")["id"]

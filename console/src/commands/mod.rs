@@ -26,7 +26,7 @@ use std::io::Write;
 /// A command whose input has been checked, ready to send.
 #[derive(Debug)]
 pub enum Plan {
-    Nodes,
+    Nodes(crate::cli::NodesArgs),
     Ps(crate::cli::PsArgs),
     Run(Box<run::RunPlan>),
     Stop(crate::cli::StopArgs),
@@ -51,7 +51,7 @@ impl Plan {
     /// Everything that can be refused without an agent is refused here.
     pub fn prepare(command: Command) -> Result<Self> {
         Ok(match command {
-            Command::Nodes => Plan::Nodes,
+            Command::Nodes(a) => Plan::Nodes(a),
             Command::Ps(a) => Plan::Ps(a),
             Command::Run(a) => Plan::Run(Box::new(run::prepare(*a, |k| std::env::var(k).ok())?)),
             Command::Stop(a) => Plan::Stop(a),
@@ -86,7 +86,7 @@ impl Plan {
         token: Option<&str>,
     ) -> Result<()> {
         match self {
-            Plan::Nodes => nodes::execute(session, output).await,
+            Plan::Nodes(a) => nodes::execute(session, output, a).await,
             Plan::Ps(a) => ps::execute(session, output, a).await,
             Plan::Run(p) => run::execute(session, output, *p).await,
             Plan::Stop(a) => containers::stop(session, output, a).await,

@@ -8,10 +8,87 @@ use crate::session::Session;
 use berth_proto::v1 as pb;
 use color_eyre::eyre::Result;
 
-pub async fn execute(session: &mut Session, output: OutputFormat) -> Result<()> {
+/// `nodes --format`: [`super::template::Template`] over a node's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(super::template::Template);
+
+const FIELDS: [&str; 12] = [
+    "Name",
+    "Address",
+    "Status",
+    "CPU",
+    "Memory",
+    "Containers",
+    "Labels",
+    "ID",
+    "Version",
+    "Docker",
+    "Age",
+    "Drained",
+];
+
+impl Template {
+    pub fn parse(s: &str) -> Result<Self, berth_shared::ValidationError> {
+        super::template::Template::parse(s, &FIELDS).map(Template)
+    }
+
+    pub fn render(&self, n: &pb::Node, containers: &[pb::ContainerSummary]) -> String {
+        let stats = n.stats.clone().unwrap_or_default();
+        self.0.render(
+            |f| match f {
+                "Name" => n.name.clone(),
+                "Address" => n.address.clone(),
+                "Status" => crate::output::node_status_word(n.status).to_owned(),
+                "CPU" => format!("{:.1}%", stats.cpu_percent),
+                "Memory" => format!(
+                    "{}/{}",
+                    berth_shared::quantity::format_bytes(stats.memory_used_bytes),
+                    berth_shared::quantity::format_bytes(stats.memory_total_bytes)
+                ),
+                "Containers" => {
+                    let mine = containers.iter().filter(|c| c.node == n.name);
+                    let running = mine.clone().filter(|c| c.state == "running").count();
+                    format!("{running}/{}", mine.count())
+                }
+                "Labels" => crate::output::node_labels(&n.labels),
+                "ID" => n.node_id.clone(),
+                "Version" => n.agent_version.clone(),
+                "Docker" => match &n.runtime {
+                    Some(r) if r.available => r.version.clone(),
+                    _ => "unavailable".to_owned(),
+                },
+                "Age" => crate::output::age(n.last_seen_ms_ago),
+                _ => n.drained.to_string(),
+            },
+            |k| n.labels.get(k).cloned().unwrap_or_default(),
+        )
+    }
+}
+
+pub async fn execute(
+    session: &mut Session,
+    output: OutputFormat,
+    args: crate::cli::NodesArgs,
+) -> Result<()> {
     let snapshot = cluster(session).await?;
     let mut nodes = snapshot.nodes;
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    if args.quiet {
+        return print(
+            &nodes
+                .iter()
+                .map(|n| format!("{}\n", n.name))
+                .collect::<String>(),
+        );
+    }
+    if let Some(template) = &args.format {
+        return print(
+            &nodes
+                .iter()
+                .map(|n| format!("{}\n", template.render(n, &snapshot.containers)))
+                .collect::<String>(),
+        );
+    }
     let text = match output {
         OutputFormat::Json => to_json(
             &nodes
@@ -60,5 +137,35 @@ pub async fn update(
     match (output, answer.node) {
         (OutputFormat::Json, Some(node)) => print(&to_json(&node_json(&node, &[]))?),
         _ => print(&format!("{name}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_template_prints_the_fields_named() {
+        let n = pb::Node {
+            name: "n1".into(),
+            address: "10.0.0.1:7070".into(),
+            status: pb::NodeStatus::Alive as i32,
+            labels: [("zone".to_owned(), "a".to_owned())].into_iter().collect(),
+            drained: true,
+            ..Default::default()
+        };
+        let running = pb::ContainerSummary {
+            node: "n1".into(),
+            state: "running".into(),
+            ..Default::default()
+        };
+        let t = Template::parse(
+            r#"{{.Name}}\t{{.Status}} {{.Label "zone"}} {{.Containers}} {{.Drained}}"#,
+        )
+        .expect("valid");
+        assert_eq!(t.render(&n, &[running]), "n1\talive a 1/1 true");
+        let e = Template::parse("{{.Nope}}").expect_err("unknown field");
+        assert_eq!(e.field, "format");
+        assert!(e.message.contains("Address"), "{}", e.message);
     }
 }
