@@ -1,7 +1,6 @@
 //! The command line, as clap types. Every value a user types is parsed here with `berth-shared`'s
 //! validators (clap `value_parser`s), so a bad flag is refused before anything is sent.
 
-use berth_shared::defaults::DEFAULT_LISTEN;
 use berth_shared::image::ImageRef;
 use berth_shared::port::PortSpec;
 use berth_shared::spec::{EnvArg, RestartPolicy};
@@ -42,12 +41,19 @@ pub struct TuiArgs {
 
     /// Log lines kept per log view; older ones are dropped
     #[arg(long, help_heading = TUI, value_name = "N", value_parser = parse_log_lines,
-          default_value_t = crate::tui::DEFAULT_LOG_LINES)]
+          default_value_t = DEFAULT_LOG_LINES)]
     pub log_lines: usize,
 }
 
+/// Lines kept per log view unless `--log-lines` says otherwise: enough to scroll back through a
+/// few minutes of a busy container, small enough (a few MiB) that a chatty one cannot grow the
+/// console without limit.
+pub const DEFAULT_LOG_LINES: usize = 10_000;
+/// The most `--log-lines` accepts.
+pub const MAX_LOG_LINES: usize = 1_000_000;
+
 fn parse_log_lines(s: &str) -> Result<usize, ValidationError> {
-    let max = crate::tui::MAX_LOG_LINES;
+    let max = MAX_LOG_LINES;
     match s.parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(ValidationError::new(
@@ -315,8 +321,8 @@ pub struct NodesArgs {
     /// Print each node with this template instead of the table: {{.Name}} {{.Address}}
     /// {{.Status}} {{.CPU}} {{.Memory}} {{.Containers}} {{.Labels}} {{.Label "k"}} {{.ID}}
     /// {{.Version}} {{.Docker}} {{.Age}} {{.Drained}}; \t and \n as in Docker's
-    #[arg(long, value_name = "TEMPLATE", value_parser = crate::commands::nodes::Template::parse)]
-    pub format: Option<crate::commands::nodes::Template>,
+    #[arg(long, value_name = "TEMPLATE", value_parser = crate::format::nodes::Template::parse)]
+    pub format: Option<crate::format::nodes::Template>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -348,12 +354,12 @@ pub enum ServiceCommand {
     Ls,
     /// List a service's slots and the containers that fill them
     Ps {
-        #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
+        #[arg(value_name = "NAME", value_parser = parse_service_name)]
         name: String,
     },
     /// Show a service as JSON
     Inspect {
-        #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
+        #[arg(value_name = "NAME", value_parser = parse_service_name)]
         name: String,
     },
     /// Set the replica count of one or more services: NAME=N …
@@ -365,12 +371,12 @@ pub enum ServiceCommand {
     Update(Box<ServiceUpdateArgs>),
     /// Go back to the spec before the last update
     Rollback {
-        #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
+        #[arg(value_name = "NAME", value_parser = parse_service_name)]
         name: String,
     },
     /// Remove services and every one of their containers
     Rm {
-        #[arg(value_name = "NAME", required = true, value_parser = crate::commands::service::parse_service_name)]
+        #[arg(value_name = "NAME", required = true, value_parser = parse_service_name)]
         names: Vec<String>,
     },
     /// Print the logs of every replica, each line prefixed with NAME.SLOT@NODE
@@ -441,7 +447,7 @@ fn parse_update_wait(s: &str) -> Result<std::time::Duration, ValidationError> {
 pub struct ServiceCreateArgs {
     /// The service's name (replicas are named NAME.SLOT.SUFFIX)
     #[arg(long, value_name = "N", required = true, allow_hyphen_values = true,
-          value_parser = crate::commands::service::parse_service_name)]
+          value_parser = parse_service_name)]
     pub name: String,
     /// How many replicas [default: 1]
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = berth_shared::service::parse_replicas)]
@@ -483,7 +489,7 @@ pub struct ServiceUpdateArgs {
     #[command(flatten)]
     pub update: UpdateFlags,
     /// The service
-    #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
+    #[arg(value_name = "NAME", value_parser = parse_service_name)]
     pub name: String,
 }
 
@@ -526,7 +532,7 @@ pub struct ServiceLogsArgs {
     #[arg(short = 'n', long, value_name = "N")]
     pub tail: Option<u32>,
     /// The service
-    #[arg(value_name = "NAME", value_parser = crate::commands::service::parse_service_name)]
+    #[arg(value_name = "NAME", value_parser = parse_service_name)]
     pub name: String,
 }
 
@@ -554,11 +560,11 @@ pub struct PsArgs {
     pub quiet: bool,
     /// Keep only containers that match KEY=VALUE (repeatable)
     #[arg(short, long = "filter", value_name = "KEY=VALUE",
-          value_parser = crate::commands::ps::Filter::parse)]
-    pub filter: Vec<crate::commands::ps::Filter>,
+          value_parser = crate::format::ps::Filter::parse)]
+    pub filter: Vec<crate::format::ps::Filter>,
     /// Print each container with this template instead of the table
-    #[arg(long, value_name = "TEMPLATE", value_parser = crate::commands::ps::Template::parse)]
-    pub format: Option<crate::commands::ps::Template>,
+    #[arg(long, value_name = "TEMPLATE", value_parser = crate::format::ps::Template::parse)]
+    pub format: Option<crate::format::ps::Template>,
 }
 
 #[derive(Debug, Args)]
@@ -977,6 +983,10 @@ fn parse_stop_timeout(s: &str) -> Result<u32, ValidationError> {
 }
 
 /// `--node`: a node name, by the rule `--name` follows.
+fn parse_service_name(s: &str) -> Result<String, ValidationError> {
+    berth_shared::service::validate_service_name(s).map(|()| s.to_owned())
+}
+
 fn parse_node(s: &str) -> Result<String, ValidationError> {
     berth_shared::constraint::validate_node_name("node", s).map(|()| s.to_owned())
 }
@@ -1021,9 +1031,6 @@ fn parse_name(s: &str) -> Result<String, ValidationError> {
 fn parse_image(s: &str) -> Result<ImageRef, ValidationError> {
     ImageRef::parse(s)
 }
-
-/// The address `berth` tries when neither --agent nor BERTH_AGENT is given.
-pub const DEFAULT_AGENT: &str = DEFAULT_LISTEN;
 
 #[cfg(test)]
 mod tests {
@@ -1221,7 +1228,7 @@ mod tests {
     fn tui_flags_have_defaults_and_bounds() {
         let c = parse(&[]).expect("accepted");
         assert!(c.command.is_none());
-        assert_eq!(c.tui.log_lines, crate::tui::DEFAULT_LOG_LINES);
+        assert_eq!(c.tui.log_lines, DEFAULT_LOG_LINES);
         assert!(!c.tui.no_color && !c.tui.no_mouse);
         let c = parse(&["--no-color", "--no-mouse", "--log-lines", "50"]).expect("accepted");
         assert!(c.tui.no_color && c.tui.no_mouse);

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod context;
 pub mod errors;
+pub mod format;
 pub mod output;
 pub mod session;
 pub mod tui;
@@ -40,6 +41,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         return result;
     }
     let target = context::resolve(&flags(&cli.global), &env)?;
+    let embedded = session::Embedded {
+        name: cli.global.embedded_name.clone(),
+        data_dir: cli.global.embedded_data_dir.clone(),
+    };
     let token = target.token.clone();
     let Some(command) = cli.command else {
         let options = tui::Options {
@@ -47,13 +52,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             mouse: !cli.tui.no_mouse,
             log_lines: cli.tui.log_lines,
         };
-        let session = session::Session::open(&cli.global, &target).await?;
+        let session = session::Session::open(&embedded, &target).await?;
         let result = tui::run(&session, options).await;
         session.close().await;
         return result;
     };
     let plan = commands::Plan::prepare(command)?;
-    let mut session = session::Session::open(&cli.global, &target).await?;
+    let mut session = session::Session::open(&embedded, &target).await?;
     let result = plan
         .execute(&mut session, cli.global.output, token.as_deref())
         .await;

@@ -1,7 +1,6 @@
 //! Which agent the console talks to: the one named by --agent, the one on the default address, or
 //! an embedded one started in this process when nothing answers there.
 
-use crate::cli::DEFAULT_AGENT;
 use crate::context::Target;
 use crate::errors::{connect_report, connect_report_via};
 use berth_shared::client::{self, Client};
@@ -10,6 +9,17 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The address `berth` tries when neither --agent nor BERTH_AGENT is given.
+pub const DEFAULT_AGENT: &str = berth_shared::defaults::DEFAULT_LISTEN;
+
+/// The embedded agent's node name and data dir (`--embedded-name`, `--embedded-data-dir`);
+/// `None`: the hostname, and `$XDG_DATA_HOME/berth`.
+#[derive(Debug, Clone, Default)]
+pub struct Embedded {
+    pub name: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
 
 /// Where an embedded agent leaves its address in its data dir, for other consoles.
 const EMBEDDED_ADDRESS_FILE: &str = "embedded-agent";
@@ -37,7 +47,7 @@ impl Session {
     /// Connects to `--agent` when given (an unreachable agent is an error naming it), else to
     /// the default address, else to a freshly started embedded agent — or, when another
     /// console's embedded agent holds that data dir, to that one.
-    pub async fn open(global: &crate::cli::GlobalArgs, target: &Target) -> Result<Self> {
+    pub async fn open(embedded: &Embedded, target: &Target) -> Result<Self> {
         let token = target.token.as_deref();
         if let Some(agent) = target.agent.as_deref() {
             let client = client::connect(agent, token)
@@ -54,14 +64,14 @@ impl Session {
         if default_agent_answers().await {
             return Self::connect(DEFAULT_AGENT, token).await;
         }
-        let data_dir = match &global.embedded_data_dir {
+        let data_dir = match &embedded.data_dir {
             Some(d) => d.clone(),
             None => default_data_dir()?,
         };
         let config = berth_agent::Config::new(
             SocketAddr::from(([127, 0, 0, 1], 0)),
-            global
-                .embedded_name
+            embedded
+                .name
                 .clone()
                 .unwrap_or_else(berth_agent::default_node_name),
             data_dir.clone(),

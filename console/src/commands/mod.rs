@@ -15,7 +15,6 @@ pub mod ps;
 pub mod run;
 pub mod service;
 pub mod stats;
-pub mod template;
 pub mod tokens;
 
 use crate::cli::{Command, OutputFormat};

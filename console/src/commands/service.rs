@@ -10,7 +10,6 @@ use crate::errors::status_report;
 use crate::output::{Table, age, rfc3339_ms, short_id, to_json};
 use crate::session::Session;
 use berth_proto::v1 as pb;
-use berth_shared::service::validate_service_name;
 use color_eyre::Section;
 use color_eyre::eyre::{Result, eyre};
 use futures::StreamExt;
@@ -648,10 +647,6 @@ fn inspect_json(s: &pb::ServiceStatus) -> InspectJson {
 }
 
 /// `NAME` of a service command.
-pub fn parse_service_name(s: &str) -> Result<String, berth_shared::ValidationError> {
-    validate_service_name(s).map(|()| s.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

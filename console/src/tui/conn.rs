@@ -3,6 +3,7 @@
 //! data (shown dimmed) while it reconnects, and the header says when the next try is.
 
 use super::model::Msg;
+pub use super::types::{ConnEvent, ConnState};
 use crate::errors::status_report;
 use berth_proto::v1 as pb;
 use berth_shared::client::Client;
@@ -38,64 +39,6 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.next = BACKOFF_INITIAL;
-    }
-}
-
-/// What the watch task reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnEvent {
-    Connecting,
-    /// The first event (the snapshot) arrived.
-    Connected,
-    /// The stream broke or could not start; the next try is in `retry_in`.
-    Lost {
-        attempt: u32,
-        retry_in: Duration,
-        error: String,
-    },
-}
-
-/// The connection as the header shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnState {
-    Connecting {
-        attempt: u32,
-    },
-    Connected,
-    Reconnecting {
-        attempt: u32,
-        /// On the model's monotonic clock.
-        retry_at_ms: u64,
-        error: String,
-    },
-}
-
-impl ConnState {
-    /// The next state, given an event at `now_ms` (monotonic).
-    pub fn on(&self, event: ConnEvent, now_ms: u64) -> ConnState {
-        match event {
-            ConnEvent::Connecting => ConnState::Connecting {
-                attempt: match self {
-                    ConnState::Reconnecting { attempt, .. } => *attempt,
-                    _ => 0,
-                },
-            },
-            ConnEvent::Connected => ConnState::Connected,
-            ConnEvent::Lost {
-                attempt,
-                retry_in,
-                error,
-            } => ConnState::Reconnecting {
-                attempt,
-                retry_at_ms: now_ms
-                    .saturating_add(u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX)),
-                error,
-            },
-        }
-    }
-
-    pub fn is_connected(&self) -> bool {
-        matches!(self, ConnState::Connected)
     }
 }
 

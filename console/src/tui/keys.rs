@@ -1,7 +1,7 @@
 //! Every key the TUI knows, per view, in one table: [`lookup`] reads it to turn a key into an
 //! [`Action`], and the help overlay (`?`) prints it, so the two cannot disagree.
 
-use super::model::{SortKey, View};
+use super::types::{SortKey, View};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// A key as the tables spell it: shift is folded into the character (`N`, not shift+`n`),

@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod keys;
 pub mod layout;
 pub mod model;
+pub mod types;
 pub mod view;
 
 use crate::errors::status_report;
@@ -38,8 +39,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-
-pub use model::logs::{DEFAULT_LOG_LINES, MAX_LOG_LINES};
 
 /// How often the loop wakes to draw what arrived (at most this many frames a second while
 /// messages flow; input draws at once).

@@ -8,45 +8,10 @@
 //! change refilters `sorted` without sorting again.
 
 use crate::output::{port_text, short_id};
+pub use crate::tui::types::SortKey;
 use berth_proto::v1 as pb;
 use std::cmp::Ordering;
 use std::collections::HashMap;
-
-/// A column the table can be sorted by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SortKey {
-    Id,
-    Name,
-    Image,
-    Node,
-    State,
-    /// Creation time (the STATUS column reads it as "Up 3 minutes").
-    Age,
-    Cpu,
-    Memory,
-    Ports,
-}
-
-impl SortKey {
-    pub fn word(self) -> &'static str {
-        match self {
-            SortKey::Id => "id",
-            SortKey::Name => "name",
-            SortKey::Image => "image",
-            SortKey::Node => "node",
-            SortKey::State => "state",
-            SortKey::Age => "age",
-            SortKey::Cpu => "cpu",
-            SortKey::Memory => "memory",
-            SortKey::Ports => "ports",
-        }
-    }
-
-    /// Numbers and ages read best biggest (newest) first; words A to Z.
-    pub fn descending_by_default(self) -> bool {
-        matches!(self, SortKey::Age | SortKey::Cpu | SortKey::Memory)
-    }
-}
 
 /// One container and what is derived from it once per change rather than per frame.
 #[derive(Debug, Clone)]

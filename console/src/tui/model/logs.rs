@@ -7,12 +7,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use ratatui::text::Span;
 use std::collections::VecDeque;
 
-/// Lines kept per log view unless `--log-lines` says otherwise: enough to scroll back through a
-/// few minutes of a busy container, small enough (a few MiB) that a chatty one cannot grow the
-/// console without limit.
-pub const DEFAULT_LOG_LINES: usize = 10_000;
-/// The most `--log-lines` accepts.
-pub const MAX_LOG_LINES: usize = 1_000_000;
 /// Bytes of one line kept; the rest is cut (and said so), which bounds memory per line.
 pub const MAX_LINE_BYTES: usize = 4_096;
 /// Width of a timestamp prefix: RFC 3339 with milliseconds, then a space.

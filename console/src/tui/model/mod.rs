@@ -20,12 +20,13 @@ mod run_view;
 
 use results::labels;
 
-pub use containers::{Containers, SortKey};
+pub use super::types::{SortKey, View};
+pub use containers::Containers;
 pub use list::ListState;
 
-use super::conn::{ConnEvent, ConnState};
 use super::keys::{self, Action, Key};
 use super::layout;
+use super::types::{ConnEvent, ConnState};
 use berth_proto::v1 as pb;
 use berth_shared::defaults::DEFAULT_STOP_TIMEOUT_SECS;
 use chrono::{DateTime, Utc};
@@ -44,33 +45,6 @@ pub const FLASH_BRIGHT_MS: u64 = 4_000;
 pub const FLASH_GONE_MS: u64 = 8_000;
 /// Rows a mouse wheel notch scrolls.
 pub const WHEEL_ROWS: usize = 3;
-
-/// The views, as `:` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    Nodes,
-    Containers,
-    Logs,
-    Detail,
-    Run,
-    Services,
-    /// One service's slots.
-    Slots,
-}
-
-impl View {
-    pub fn word(self) -> &'static str {
-        match self {
-            View::Nodes => "nodes",
-            View::Containers => "containers",
-            View::Logs => "logs",
-            View::Detail => "detail",
-            View::Run => "run",
-            View::Services => "services",
-            View::Slots => "slots",
-        }
-    }
-}
 
 /// Everything that changes the model.
 #[derive(Debug, Clone)]

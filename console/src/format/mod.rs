@@ -1,5 +1,9 @@
-//! `--format`: Docker's Go-template fields (`{{.Name}}`, `{{.Label "key"}}`, `\t`, `\n`), nothing
-//! more. Each command names its fields and renders them.
+//! What scripted output looks like beyond `-o json`: `--format` templates (Docker's Go-template
+//! fields: `{{.Name}}`, `{{.Label "key"}}`, `\t`, `\n`, nothing more), each command naming its
+//! fields, and `ps`'s filters. The flags' parsers live here, so `cli` needs no command module.
+
+pub mod nodes;
+pub mod ps;
 
 use berth_shared::ValidationError;
 
