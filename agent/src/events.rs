@@ -3,7 +3,8 @@
 //! [`follow`] turns the view's changes (the same stream `Watch` serves) into events by comparing
 //! each container and node with what it was: created, started, died with its exit code,
 //! removed; a node joining, going down, leaving. The placer adds its own decisions. The last
-//! [`KEPT`] events are kept in memory (an agent that restarts starts afresh); every agent sees
+//! [`KEPT`] events are kept in memory (an agent that restarts starts afresh, and what the
+//! cluster already was when it started is not news to it); every agent sees
 //! every node's and container's changes through gossip, a second or so late, and only its own
 //! placement decisions.
 
@@ -62,11 +63,19 @@ impl EventLog {
         (old, self.tx.subscribe())
     }
 
-    /// A placement decision: `node` took it (`placed`), or nothing could (`unplaceable`).
-    pub fn placement(&self, placed: Option<&pb::ContainerSummary>, image: &str, message: String) {
+    /// A placement decision: a node took it (`placed`), or none could (`unplaceable`; `name`
+    /// is the container's name, if it was to have one).
+    pub fn placement(
+        &self,
+        placed: Option<&pb::ContainerSummary>,
+        name: &str,
+        image: &str,
+        message: String,
+    ) {
         let mut e = pb::ClusterEvent {
             kind: "placement".into(),
             image: image.to_owned(),
+            container_name: name.to_owned(),
             message,
             ..Default::default()
         };
@@ -83,12 +92,21 @@ impl EventLog {
     }
 }
 
+/// How long after the agent starts a node seen for the first time is what the cluster already
+/// was, not a node that joined.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What a container and a node were, to tell what changed.
 #[derive(Default)]
 struct Known {
     /// By id: the container as last seen (its state and health are what changes tell apart).
     containers: HashMap<String, pb::ContainerSummary>,
     nodes: HashMap<String, i32>,
+    /// When following began (unix ms): a container first seen that was made before then is
+    /// not news (Docker's resync and gossip bring what existed, after the first snapshot).
+    since_ms: i64,
+    /// Until then, a node first seen is not news either.
+    settle_until: Option<std::time::Instant>,
 }
 
 fn container_event(c: &pb::ContainerSummary, action: &str) -> pb::ClusterEvent {
@@ -118,6 +136,10 @@ impl Known {
     fn container(&mut self, c: &pb::ContainerSummary) -> Vec<pb::ClusterEvent> {
         let mut out = Vec::new();
         let (was, was_health) = match self.containers.get(&c.id) {
+            // Made before we looked: what was, not what happened.
+            None if c.created_unix_ms != 0 && c.created_unix_ms < self.since_ms - 1_000 => {
+                (c.state.clone(), c.health.clone())
+            }
             None => {
                 out.push(container_event(c, "created"));
                 ("created".to_owned(), String::new())
@@ -153,11 +175,23 @@ impl Known {
 
     fn container_removed(&mut self, id: &str) -> Option<pb::ClusterEvent> {
         let c = self.containers.remove(id)?;
-        Some(container_event(&c, "removed"))
+        // A node that is down or left and leaves the view takes its containers out of it:
+        // they are no longer known, not removed.
+        let away = self.nodes.get(&c.node).is_some_and(|s| {
+            matches!(
+                pb::NodeStatus::try_from(*s),
+                Ok(pb::NodeStatus::Down | pb::NodeStatus::Left)
+            )
+        });
+        (!away).then(|| container_event(&c, "removed"))
     }
 
     fn node(&mut self, n: &pb::Node) -> Option<pb::ClusterEvent> {
+        let settling = self
+            .settle_until
+            .is_some_and(|t| std::time::Instant::now() < t);
         let action = match self.nodes.insert(n.name.clone(), n.status) {
+            None if settling => return None,
             None => "joined",
             Some(was) if was == n.status => return None,
             Some(_) => node_word(n.status),
@@ -222,7 +256,11 @@ impl Known {
 /// Turns the view's changes into events until `shutdown` flips.
 pub async fn follow(log: Arc<EventLog>, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
     let (snapshot, mut rx) = state.subscribe();
-    let mut known = Known::default();
+    let mut known = Known {
+        since_ms: chrono::Utc::now().timestamp_millis(),
+        settle_until: Some(std::time::Instant::now() + SETTLE),
+        ..Default::default()
+    };
     known.snapshot(&snapshot, true);
     loop {
         let item = tokio::select! {
@@ -289,6 +327,41 @@ mod tests {
         assert_eq!(
             actions(&k.container(&c("2", "running"))),
             ["created", "started"]
+        );
+    }
+
+    /// What existed when the agent started is not news when resync and gossip bring it; a
+    /// node that goes away takes its containers out of the view without "removed" for each.
+    #[test]
+    fn what_existed_before_and_what_leaves_with_its_node_is_not_news() {
+        let mut k = Known {
+            since_ms: 100_000,
+            settle_until: Some(std::time::Instant::now() + SETTLE),
+            ..Default::default()
+        };
+        let mut old = c("1", "running");
+        old.created_unix_ms = 50_000;
+        assert!(k.container(&old).is_empty(), "made before we looked");
+        old.state = "exited".into();
+        assert_eq!(
+            actions(&k.container(&old)),
+            ["died"],
+            "but what it does next is"
+        );
+        let mut new = c("2", "running");
+        new.created_unix_ms = 100_500;
+        assert_eq!(actions(&k.container(&new)), ["created", "started"]);
+        let mut n = pb::Node {
+            name: "a".into(),
+            status: pb::NodeStatus::Alive as i32,
+            ..Default::default()
+        };
+        assert!(k.node(&n).is_none(), "the cluster as it was at start");
+        n.status = pb::NodeStatus::Down as i32;
+        assert_eq!(k.node(&n).map(|e| e.action), Some("down".into()));
+        assert!(
+            k.container_removed("2").is_none(),
+            "its node is down: not removed"
         );
     }
 

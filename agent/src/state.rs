@@ -484,20 +484,27 @@ fn forget_peer(
     }
 }
 
-/// Whether `berth node rm` hides this row: forgotten, not alive, the same node (by id), and
-/// not heard from since it was forgotten (a node that comes back is shown again).
+/// Whether `berth node rm` hides this row: forgotten, not alive, and the same run of the same
+/// node (its id and its gossip generation, the agent's start time). Every agent agrees whatever
+/// its clock or when it first heard of the row, and a new run of the node is shown again.
+/// A record without a generation (the row had none) falls back to "not heard from since".
 fn hidden(record: Option<&pb::NodeRecord>, node: &pb::Node, last_seen: Instant) -> bool {
     let Some(r) = record.filter(|r| r.forgotten_unix_ms > 0) else {
         return false;
     };
-    let away = matches!(
+    if matches!(
         pb::NodeStatus::try_from(node.status),
-        Ok(pb::NodeStatus::Down | pb::NodeStatus::Left)
-    );
+        Ok(pb::NodeStatus::Alive)
+    ) {
+        return false;
+    }
     let same = r.node_id.is_empty() || node.node_id.is_empty() || r.node_id == node.node_id;
+    if r.generation != 0 {
+        return same && node.generation == r.generation;
+    }
     let heard_ms = chrono::Utc::now().timestamp_millis()
         - i64::try_from(last_seen.elapsed().as_millis()).unwrap_or(i64::MAX);
-    away && same && heard_ms <= r.forgotten_unix_ms
+    same && heard_ms <= r.forgotten_unix_ms
 }
 
 fn apply_peer(

@@ -644,6 +644,7 @@ mod json {
                 "age_ms",
                 "containers",
                 "cpu_percent",
+                "drained",
                 "labels",
                 "memory_total_bytes",
                 "memory_used_bytes",
@@ -3168,5 +3169,23 @@ mod node_admin {
                 (!nodes.stdout.contains(&b_name) && !ps.stdout.contains(&on_b)).then_some(())
             });
         }
+        // An agent that joins afterwards hears of B from gossip, and of its record from the
+        // store: it does not show it either, whatever its clock.
+        let d = spawn(104, Some(c.addr.to_string()))
+            .await
+            .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
+        let _guard_d = ContainerGuard::node(&d.name);
+        eventually("D to see A and C", || {
+            let out = Cmd::berth(&d.url()).args(["nodes"]).run().ok();
+            (out.stdout.contains(&a.name) && out.stdout.contains(&c.name)).then_some(())
+        });
+        // Long enough for the store's sync and a few gossip rounds.
+        std::thread::sleep(Duration::from_secs(3));
+        let nodes = Cmd::berth(&d.url()).args(["nodes"]).run().ok();
+        assert!(
+            !nodes.stdout.contains(&b_name),
+            "{}",
+            nodes.report("a forgotten node stays forgotten for a newcomer")
+        );
     }
 }

@@ -551,7 +551,13 @@ impl Berth for Service {
             }
             (Ok(ranked), None) => ranked,
             (Err(_), Some(first)) => vec![first],
-            (Err(e), None) => return Err(e.into()),
+            (Err(e), None) => {
+                let name = spec.name.as_deref().unwrap_or_default();
+                placer
+                    .events
+                    .placement(None, name, &spec.image, e.to_string());
+                return Err(e.into());
+            }
         };
         tokio::spawn(relay_run(tx, move |progress| async move {
             let _turn = turn;

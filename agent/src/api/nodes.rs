@@ -52,6 +52,7 @@ impl Service {
             }
         }
         let node_id = node.node_id.clone();
+        let generation = node.generation;
         let entry = self
             .services
             .store
@@ -65,8 +66,12 @@ impl Service {
                     pb::NodeAction::Activate => {
                         record.drained = false;
                         record.forgotten_unix_ms = 0;
+                        record.generation = 0;
                     }
-                    _ => record.forgotten_unix_ms = chrono::Utc::now().timestamp_millis(),
+                    _ => {
+                        record.forgotten_unix_ms = chrono::Utc::now().timestamp_millis();
+                        record.generation = generation;
+                    }
                 }
                 Ok(pb::ServiceEntry {
                     created_unix_ms: current.map_or(0, |c| c.created_unix_ms),

@@ -1105,7 +1105,10 @@ async fn read_loop(
                     changed.insert(
                         name,
                         PeerUpdate {
-                            node: node_row(&id.node_id, d, status),
+                            node: pb::Node {
+                                generation: id.generation_id,
+                                ..node_row(&id.node_id, d, status)
+                            },
                             last_seen: entry.at,
                             containers: d.take_containers(all),
                         },
@@ -1184,6 +1187,8 @@ fn node_row(name: &str, d: &Decoded, status: pb::NodeStatus) -> pb::Node {
         node_id: i.id.chars().take(64).collect(),
         // The service store's to say (`state::Change::NodeRecords`), not the row's.
         drained: false,
+        // The caller's, from the member's id.
+        generation: 0,
     }
 }
 

@@ -51,6 +51,7 @@ impl Ledger {
             reserved_memory: node.reserved_memory_bytes + inflight.iter().map(|e| e.2).sum::<u64>(),
             containers: 0,
             volumes: Vec::new(),
+            drained: false,
         };
         let req = scheduler::Request {
             cpus,
@@ -146,6 +147,7 @@ impl Pending {
                     } else {
                         n.volumes.clone()
                     },
+                    drained: n.drained,
                 }
             })
             .collect()

@@ -142,30 +142,17 @@ impl Placer {
                 .is_some_and(|pin| !candidates.iter().any(|c| &c.name == pin));
             if unknown_pin {
                 PlaceError::UnknownNode(e)
-            } else if candidates.iter().all(|c| c.schedulable.is_err()) {
+            } else if candidates
+                .iter()
+                .all(|c| c.schedulable.is_err() && !c.drained)
+            {
+                // Nothing up. Drained nodes are up: their reason (and the way back) is the
+                // answer, not "no node is up".
                 PlaceError::NothingUp(e)
             } else {
                 PlaceError::Exhausted(e)
             }
         })
-    }
-
-    /// Ranks, then offers: [`Self::rank`] and [`Self::offer`] in one call.
-    pub async fn place(
-        &self,
-        spec: &ContainerSpec,
-        request: &scheduler::Request,
-        meta: &MetadataMap,
-        events: &Progress,
-    ) -> Result<pb::ContainerSummary, PlaceError> {
-        let ranked = match self.rank(request) {
-            Ok(r) => r,
-            Err(e) => {
-                self.events.placement(None, &spec.image, e.to_string());
-                return Err(e);
-            }
-        };
-        self.offer(spec, request, ranked, meta, events).await
     }
 
     /// Offers the container to each ranked node in turn; announces each offer as `Placed`.
@@ -228,7 +215,7 @@ impl Placer {
                     for r in &refused {
                         why.push_str(&format!("; {} refused: {}", r.node, r.why));
                     }
-                    self.events.placement(Some(&c), &spec.image, why);
+                    self.events.placement(Some(&c), "", &spec.image, why);
                     return Ok(*c);
                 }
                 Offer::Failed(e) => {
@@ -247,7 +234,9 @@ impl Placer {
             }
         }
         let e = PlaceError::Exhausted(NoPlacement { rejected: refused });
-        self.events.placement(None, &spec.image, e.to_string());
+        let name = spec.name.as_deref().unwrap_or_default();
+        self.events
+            .placement(None, name, &spec.image, e.to_string());
         Err(e)
     }
 

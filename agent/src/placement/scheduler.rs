@@ -21,6 +21,8 @@ pub struct Candidate {
     pub containers: u32,
     /// The named volumes Berth made on the node, as its row says.
     pub volumes: Vec<String>,
+    /// Drained (`berth node drain`): unschedulable, though it may well be up.
+    pub drained: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -286,6 +288,7 @@ mod tests {
             reserved_memory: 0,
             containers: 0,
             volumes: Vec::new(),
+            drained: false,
         }
     }
 

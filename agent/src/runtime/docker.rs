@@ -1139,6 +1139,15 @@ fn classify_pull_error(
     };
     let registry = image.domain.as_deref().unwrap_or("docker.io");
     match pull_failure(&message) {
+        // Docker Hub answers so for a private repository and for one that does not exist.
+        None if message.contains("may require 'docker login'") => AgentError::ImageNotFound {
+            image: image.to_string(),
+            message: format!(
+                "registry {registry} has no such image, or it is private (berth cannot pass \
+                 registry credentials yet: `docker login` and `docker pull` on the node): \
+                 {message}"
+            ),
+        },
         None => AgentError::ImageNotFound {
             image: image.to_string(),
             message: format!("registry {registry} has no such image: {message}"),
@@ -1196,7 +1205,8 @@ fn pull_failure(message: &str) -> Option<berth_shared::reason::Reason> {
     ]) {
         return None;
     }
-    // Docker Hub says this for a private repository and for one that does not exist alike.
+    // A registry that refuses outright (Docker Hub's "may require 'docker login'", which it
+    // says of a missing repository too, is read above as not found and worded for both).
     if has(&[
         "pull access denied",
         "unauthorized",

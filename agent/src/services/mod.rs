@@ -511,6 +511,13 @@ impl Services {
                 let ranked = match self.placer.rank(&request) {
                     Ok(r) => r,
                     Err(e) => {
+                        // Told once a backoff: the slot is tried again after it.
+                        self.placer.events.placement(
+                            None,
+                            container.name.as_deref().unwrap_or_default(),
+                            &spec.container.image,
+                            e.to_string(),
+                        );
                         self.memory().in_flight.remove(&key);
                         self.slot_failed(entry, key, e.to_string(), true);
                         return;

@@ -685,7 +685,7 @@ mod tests {
         let drained = pb::NodeRecord {
             node_id: "abc-1".into(),
             drained: true,
-            forgotten_unix_ms: 0,
+            ..Default::default()
         };
         let mut with_spec = node_entry("b", 5, drained.clone());
         with_spec.spec = Some(spec("b", 1));

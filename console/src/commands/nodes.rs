@@ -79,7 +79,10 @@ pub async fn update(
         .map(tonic::Response::into_inner)
         .map_err(|s| status_report(s, &session.address))?;
     match (output, answer.node) {
-        (OutputFormat::Json, Some(node)) => print(&to_json(&node_json(&node, &[]))?),
+        (OutputFormat::Json, Some(node)) => {
+            let containers = cluster(session).await?.containers;
+            print(&to_json(&node_json(&node, &containers))?)
+        }
         _ => print(&format!("{name}\n")),
     }
 }

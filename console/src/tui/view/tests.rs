@@ -569,32 +569,32 @@ fn columns_fit_their_content_before_they_cut_it() {
     let s = screen(&m);
     assert!(s.contains(&format!("{long} ")), "the name is whole:\n{s}");
 
-    let widths = |content: &[Option<u16>]| -> Vec<u16> {
+    let col = |title: &str| {
+        table::CONTAINER_COLUMNS
+            .iter()
+            .position(|c| c.title == title)
+            .expect("a column")
+    };
+    // Column index → width, for the columns kept.
+    let widths = |content: &[Option<u16>], width: u16| -> std::collections::HashMap<usize, u16> {
         let columns = table::fitted_to_content(&table::CONTAINER_COLUMNS, content);
-        table::fit_content(&columns, 118)
-            .into_iter()
-            .map(|(_, w)| w)
-            .collect()
+        table::fit_content(&columns, width).into_iter().collect()
     };
     // NAME 30 wide, PORTS empty everywhere: NAME is whole, and PORTS, the least important,
     // makes way for it rather than keep its 14 columns.
     let mut content = vec![None; table::CONTAINER_COLUMNS.len()];
-    content[1] = Some(30);
-    content[8] = Some(0);
-    let w = widths(&content);
-    assert_eq!(w[1], 30, "{w:?}");
-    assert!(
-        w.len() < table::CONTAINER_COLUMNS.len() || w[8] <= 6,
-        "{w:?}"
-    );
-    // With room to spare, nothing is dropped and an empty PORTS is no wider than its title
-    // plus what is left over at the end.
-    let wide = {
-        let columns = table::fitted_to_content(&table::CONTAINER_COLUMNS, &content);
-        table::fit_content(&columns, 200)
-    };
-    assert_eq!(wide.len(), table::CONTAINER_COLUMNS.len(), "{wide:?}");
-    assert_eq!(wide[1].1, 30, "{wide:?}");
+    content[col("NAME")] = Some(30);
+    content[col("PORTS")] = Some(0);
+    let w = widths(&content, 118);
+    assert_eq!(w.get(&col("NAME")), Some(&30), "{w:?}");
+    assert!(w.get(&col("PORTS")).is_none_or(|p| *p <= 6), "{w:?}");
+    // With room to spare nothing is dropped and every column has what it wants.
+    let wide = widths(&content, 200);
+    let columns = table::fitted_to_content(&table::CONTAINER_COLUMNS, &content);
+    assert_eq!(wide.len(), columns.len(), "{wide:?}");
+    for (i, w) in &wide {
+        assert!(*w >= columns[*i].pref, "{}: {wide:?}", columns[*i].title);
+    }
 }
 
 /// The terminal's cursor stands where the form edits, not always after the text.
