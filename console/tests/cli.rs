@@ -1449,13 +1449,14 @@ mod exec {
     /// (0, 3, 127) as ours, user/workdir/env applied; a stopped container refused.
     #[tokio::test(flavor = "multi_thread")]
     async fn through_another_agent_with_stdin_and_exit_codes() {
-        let (a, b, image, _guards) = two_agents((61, 62)).await;
-        let via_a = || Cmd::berth(&a.url());
+        // Declared before the agents, so dropped after their containers' guards.
         let volume = berth_testkit::unique("exec-vol");
         let _objects = super::parity::DockerObjects {
             volumes: vec![volume.clone()],
             networks: vec![],
         };
+        let (a, b, image, _guards) = two_agents((61, 62)).await;
+        let via_a = || Cmd::berth(&a.url());
         let mount = format!("{volume}:/v");
         let name = berth_testkit::unique("exec");
         via_a()
@@ -1686,13 +1687,14 @@ mod parity {
     /// and a new container; tmpfs, -u, -w, --hostname, --add-host, --read-only apply.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_named_volume_keeps_data_and_the_process_flags_apply() {
-        let s = setup(AgentOptions::default()).await;
+        // Declared before the agent, so dropped after its containers' guard: a volume in use
+        // cannot be removed.
         let volume = berth_testkit::unique("vol");
-        // Container guards go first on drop: a volume in use cannot be removed.
         let _objects = DockerObjects {
             volumes: vec![volume.clone()],
             networks: vec![],
         };
+        let s = setup(AgentOptions::default()).await;
         let first = berth_testkit::unique("vol-a");
         let mount = format!("{volume}:/data");
         s.berth()
@@ -1873,12 +1875,13 @@ mod parity {
     /// name; -P publishes an --expose'd port and ps shows where.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_network_by_name_and_publish_all() {
-        let s = setup(AgentOptions::default()).await;
+        // Declared before the agent, so dropped after its containers' guard.
         let network = berth_testkit::unique("net");
         let _objects = DockerObjects {
             volumes: vec![],
             networks: vec![network.clone()],
         };
+        let s = setup(AgentOptions::default()).await;
         let server = berth_testkit::unique("srv");
         s.berth()
             .args([
@@ -2381,13 +2384,15 @@ mod volume_placement {
     /// `--node` says otherwise.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_named_volume_pins_runs_and_replicas_to_the_node_that_holds_it() {
-        let (a, b, image, _guards) = super::exec::two_agents((77, 78)).await;
-        let via_a = || Cmd::berth(&a.url());
+        // Declared first, so it is dropped last: the volume can go only once the containers
+        // that mount it are gone.
         let volume = berth_testkit::unique("pin-vol");
         let _objects = super::parity::DockerObjects {
             volumes: vec![volume.clone()],
             networks: vec![],
         };
+        let (a, b, image, _guards) = super::exec::two_agents((77, 78)).await;
+        let via_a = || Cmd::berth(&a.url());
         let mount = format!("{volume}:/data");
         let forever = ["--forever", "--interval-ms", "1000"];
         let first = berth_testkit::unique("pin-first");
