@@ -327,7 +327,8 @@ pub struct NodesArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
-    /// Place nothing new on the node (what runs there keeps running)
+    /// Place nothing new on the node and move its service replicas elsewhere (containers run
+    /// with `berth run` keep running)
     Drain {
         #[arg(value_name = "NODE", value_parser = parse_node)]
         name: String,

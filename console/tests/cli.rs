@@ -3095,8 +3095,45 @@ mod node_admin {
             (out.stdout.lines().filter(|l| l.contains(" alive ")).count() == 3).then_some(())
         });
 
+        // A service with a replica on each node: the drain moves B's away, as Swarm's does.
+        let svc = berth_testkit::unique("drainsvc");
+        via_a()
+            .args([
+                "service",
+                "create",
+                "--name",
+                &svc,
+                "--replicas",
+                "3",
+                &image,
+            ])
+            .args(["--", "--forever", "--interval-ms", "1000"])
+            .run()
+            .ok();
+        // Running replicas of the service, by node, as C sees them.
+        let replicas_on = |node: &str| -> usize {
+            let out = Cmd::berth(&c_url).args(["-o", "json", "ps"]).run().ok();
+            let all: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap_or_default();
+            all.iter()
+                .filter(|c| {
+                    c["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(&format!("{svc}.")))
+                })
+                .filter(|c| c["state"] == "running" && c["node"] == node)
+                .count()
+        };
+        eventually("a replica on B", || {
+            (replicas_on(&b_name) == 1).then_some(())
+        });
+
         let drained = via_a().args(["node", "drain", &b_name]).run().ok();
         assert_eq!(drained.stdout.trim(), b_name);
+        eventually("B's replica to move to A or C", || {
+            let elsewhere = replicas_on(&a.name) + replicas_on(&c.name);
+            (replicas_on(&b_name) == 0 && elsewhere == 3).then_some(())
+        });
+        via_a().args(["service", "rm", &svc]).run().ok();
         eventually("C to see B drained", || {
             on_c(&b_name).filter(|n| n["drained"] == true).map(|_| ())
         });

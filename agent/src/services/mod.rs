@@ -126,6 +126,7 @@ pub fn health(nodes: &[pb::Node], reschedule_after: Duration) -> HashMap<String,
             let status = pb::NodeStatus::try_from(n.status).unwrap_or(pb::NodeStatus::Unspecified);
             let runtime_ok = n.runtime.as_ref().is_some_and(|r| r.available);
             let h = match status {
+                pb::NodeStatus::Alive if runtime_ok && n.drained => NodeHealth::Drained,
                 pb::NodeStatus::Alive if runtime_ok => NodeHealth::Ready,
                 pb::NodeStatus::Alive | pb::NodeStatus::Suspect => NodeHealth::Unsure,
                 pb::NodeStatus::Down

@@ -30,6 +30,9 @@ pub const STUCK_CREATED_MS: u64 = 60_000;
 pub enum NodeHealth {
     /// Alive and its runtime reachable: replicas on it can be placed, counted and removed.
     Ready,
+    /// Ready, but drained (`berth node drain`): its replicas count until a copy elsewhere has
+    /// settled, then they are removed; nothing new is placed there.
+    Drained,
     /// Alive but its runtime is down, or suspect, or down for less than `reschedule_after`:
     /// its replicas still count, but nothing is done to them.
     Unsure,
@@ -126,9 +129,12 @@ pub fn reconcile(
 ) -> Decision {
     let mut out = Vec::new();
     let health_of = |n: &str| health.get(n).copied().unwrap_or(NodeHealth::Lost);
+    // Whether what runs on a node can be acted on (removed) from here.
+    let reachable = |h: NodeHealth| matches!(h, NodeHealth::Ready | NodeHealth::Drained);
+    let drained = |r: &Replica| health_of(&r.node) == NodeHealth::Drained;
     let Some(slots) = &desired.slots else {
         for r in replicas {
-            if health_of(&r.node) == NodeHealth::Ready {
+            if reachable(health_of(&r.node)) {
                 out.push(Action::Remove {
                     id: r.id.clone(),
                     node: r.node.clone(),
@@ -151,7 +157,7 @@ pub fn reconcile(
             continue;
         }
         if !wanted.contains(r.slot.as_str()) {
-            if h == NodeHealth::Ready {
+            if reachable(h) {
                 out.push(Action::Remove {
                     id: r.id.clone(),
                     node: r.node.clone(),
@@ -163,7 +169,7 @@ pub fn reconcile(
         let stuck =
             r.state == "created" && now_ms.saturating_sub(r.created_ms) > STUCK_CREATED_MS as i64;
         let unhealthy = r.health == "unhealthy";
-        if h == NodeHealth::Ready && (!live_state(r) || stuck || unhealthy) {
+        if reachable(h) && (!live_state(r) || stuck || unhealthy) {
             // A replica of the current version that died soon after it was made: during an
             // update, the update's failure.
             let young = now_ms.saturating_sub(r.created_ms)
@@ -235,10 +241,36 @@ pub fn reconcile(
             continue;
         }
         best_first(&mut copies, desired.version);
+        // Copies on drained nodes last (the sort is stable): they stay only until another runs.
+        copies.sort_by_key(|r| drained(r));
         let best = copies[0];
+        if drained(best) {
+            // Every copy is on a drained node: a new one goes elsewhere first, as a rolling
+            // update with start-first would.
+            if !desired.in_flight.contains(slot)
+                && !desired.backing_off.contains(slot)
+                && !crashed.contains(slot)
+            {
+                out.push(Action::Place {
+                    slot: slot.to_owned(),
+                });
+            }
+            in_progress += 1;
+            continue;
+        }
         // An update with start-first keeps the old copy until the new one has proven itself.
         let keep_old = best.version == desired.version && !proven(best);
         for extra in &copies[1..] {
+            if drained(extra) {
+                if settled(best) {
+                    out.push(Action::Remove {
+                        id: extra.id.clone(),
+                        node: extra.node.clone(),
+                        why: "its node is drained and a copy runs elsewhere",
+                    });
+                }
+                continue;
+            }
             if health_of(&extra.node) != NodeHealth::Ready {
                 continue;
             }
@@ -405,6 +437,49 @@ mod tests {
         assert_eq!(
             places(&reconcile(&d, &reps, &ready(&["n1"]), NOW).actions),
             ["3"]
+        );
+    }
+
+    /// A drained node's replicas move as a start-first update would: a copy elsewhere first,
+    /// the drained one removed once that copy has settled; a global slot there goes.
+    #[test]
+    fn replicas_leave_a_drained_node_once_a_copy_runs_elsewhere() {
+        let d = desired(1, 1);
+        let mut health = ready(&["n1", "n2"]);
+        health.insert("n1".into(), NodeHealth::Drained);
+        let on_drained = rep("old", "n1", "1", 1, "running", 100);
+        let a = reconcile(&d, std::slice::from_ref(&on_drained), &health, NOW);
+        assert_eq!(places(&a.actions), ["1"]);
+        assert!(removes(&a.actions).is_empty(), "kept until another runs");
+        assert!(!a.settled);
+        // In flight: not placed twice.
+        let mut busy = d.clone();
+        busy.in_flight.insert("1".into());
+        let a = reconcile(&busy, std::slice::from_ref(&on_drained), &health, NOW);
+        assert!(places(&a.actions).is_empty());
+        // The new copy runs but has not settled: both stay.
+        let mut young = rep("new", "n2", "1", 1, "running", 200);
+        young.running_ms = 1_000;
+        let a = reconcile(&d, &[on_drained.clone(), young], &health, NOW);
+        assert!(removes(&a.actions).is_empty(), "{:?}", a.actions);
+        // Settled: the drained copy goes, and nothing new is placed.
+        let settled = rep("new", "n2", "1", 1, "running", 200);
+        let a = reconcile(&d, &[on_drained.clone(), settled], &health, NOW);
+        assert_eq!(removes(&a.actions), ["old"]);
+        assert!(places(&a.actions).is_empty());
+
+        // Global: the drained node is no longer one of the slots; its replica goes.
+        let global = Desired {
+            slots: Some(vec!["n2".into()]),
+            ..desired(0, 1)
+        };
+        let reps = [
+            rep("g1", "n1", "n1", 1, "running", 100),
+            rep("g2", "n2", "n2", 1, "running", 100),
+        ];
+        assert_eq!(
+            removes(&reconcile(&global, &reps, &health, NOW).actions),
+            ["g1"]
         );
     }
 
