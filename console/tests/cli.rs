@@ -3057,29 +3057,29 @@ mod node_admin {
         let image = berth_testkit::workload_image()
             .await
             .unwrap_or_else(|e| panic!("cannot build the workload image: {e}"));
-        let spawn = |last: u8, join: Option<String>| {
+        // The guards first, so they drop after the agents: a service's reconciler could
+        // otherwise place a replica again between a guard's sweep and its agent's end.
+        let names: Vec<String> = (0..4).map(|_| berth_testkit::unique("node")).collect();
+        let _guards: Vec<ContainerGuard> = names.iter().map(|n| ContainerGuard::node(n)).collect();
+        let spawn = |i: usize, join: Option<String>| {
             AgentProcess::spawn(AgentOptions {
-                ip: Some(Ipv4Addr::new(127, 0, 0, last)),
+                name: Some(names[i].clone()),
+                ip: Some(Ipv4Addr::new(127, 0, 0, 101 + i as u8)),
                 extra_args: join
                     .map(|j| vec!["--join".to_owned(), j])
                     .unwrap_or_default(),
                 ..Default::default()
             })
         };
-        let a = spawn(101, None)
+        let a = spawn(0, None)
             .await
             .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
-        let b = spawn(102, Some(a.addr.to_string()))
+        let b = spawn(1, Some(a.addr.to_string()))
             .await
             .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
-        let c = spawn(103, Some(a.addr.to_string()))
+        let c = spawn(2, Some(a.addr.to_string()))
             .await
             .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
-        let _guards = [
-            ContainerGuard::node(&a.name),
-            ContainerGuard::node(&b.name),
-            ContainerGuard::node(&c.name),
-        ];
         let (a_url, c_url, b_name) = (a.url(), c.url(), b.name.clone());
         let via_a = || Cmd::berth(&a_url);
         let via_c = || Cmd::berth(&c_url);
@@ -3213,10 +3213,9 @@ mod node_admin {
         }
         // An agent that joins afterwards hears of B from gossip, and of its record from the
         // store: it does not show it either, whatever its clock.
-        let d = spawn(104, Some(c.addr.to_string()))
+        let d = spawn(3, Some(c.addr.to_string()))
             .await
             .unwrap_or_else(|e| panic!("cannot start berthd: {e}"));
-        let _guard_d = ContainerGuard::node(&d.name);
         eventually("D to see A and C", || {
             let out = Cmd::berth(&d.url()).args(["nodes"]).run().ok();
             (out.stdout.contains(&a.name) && out.stdout.contains(&c.name)).then_some(())
