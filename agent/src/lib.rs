@@ -254,7 +254,7 @@ pub async fn start(config: Config) -> Result<RunningAgent, StartError> {
     let metrics_listener = match config.metrics_listen {
         None => None,
         Some(addr) => {
-            let listener = metrics::bind(addr)
+            let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartError::MetricsBind { addr, source })?;
             Some(listener)

@@ -25,7 +25,6 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -248,6 +247,23 @@ fn counter(
     c.encode(metric)
 }
 
+/// One metric of type `M` with a sample per label set (none: only its description).
+fn family<'a, M>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (Vec<(&'a str, &'a str)>, M)>,
+) -> Result<(), std::fmt::Error>
+where
+    M: EncodeMetric + prometheus_client::metrics::TypedMetric,
+{
+    let mut family = encoder.encode_descriptor(name, help, None, M::TYPE)?;
+    for (labels, metric) in samples {
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let (node, containers) = self.state.local();
@@ -303,71 +319,55 @@ impl Collector for Live {
                 *n += 1;
             }
         }
-        {
-            let mut family = e.encode_descriptor(
-                "containers",
-                "This node's containers, by state",
-                None,
-                prometheus_client::metrics::MetricType::Gauge,
-            )?;
-            for (state, n) in &by_state {
-                let labels = [("state", *state)];
-                ConstGauge::new(*n).encode(family.encode_family(&labels)?)?;
-            }
+        family(
+            e,
+            "containers",
+            "This node's containers, by state",
+            by_state
+                .iter()
+                .map(|(s, n)| (vec![("state", *s)], ConstGauge::new(*n))),
+        )?;
+        let running = || containers.iter().filter(|c| c.state == "running");
+        fn of(c: &pb::ContainerSummary) -> Vec<(&str, &str)> {
+            vec![
+                ("id", crate::state::short_id(&c.id)),
+                ("name", c.name.as_str()),
+            ]
         }
-        {
-            let mut cpu = e.encode_descriptor(
-                "container_cpu_percent",
-                "A running container's CPU use, percent of one core",
-                None,
-                prometheus_client::metrics::MetricType::Gauge,
-            )?;
-            for c in containers.iter().filter(|c| c.state == "running") {
-                let labels = [("id", crate::state::short_id(&c.id)), ("name", &c.name)];
-                ConstGauge::new(c.cpu_percent).encode(cpu.encode_family(&labels)?)?;
-            }
-        }
-        {
-            let mut memory = e.encode_descriptor(
-                "container_memory_bytes",
-                "A running container's memory use",
-                None,
-                prometheus_client::metrics::MetricType::Gauge,
-            )?;
-            for c in containers.iter().filter(|c| c.state == "running") {
-                let labels = [("id", crate::state::short_id(&c.id)), ("name", &c.name)];
+        family(
+            e,
+            "container_cpu_percent",
+            "A running container's CPU use, percent of one core",
+            running().map(|c| (of(c), ConstGauge::new(c.cpu_percent))),
+        )?;
+        family(
+            e,
+            "container_memory_bytes",
+            "A running container's memory use",
+            running().map(|c| {
                 let bytes = i64::try_from(c.memory_bytes).unwrap_or(i64::MAX);
-                ConstGauge::new(bytes).encode(memory.encode_family(&labels)?)?;
+                (of(c), ConstGauge::new(bytes))
+            }),
+        )?;
+        let mut nodes: BTreeMap<&str, i64> = ["alive", "suspect", "down", "left"]
+            .into_iter()
+            .map(|s| (s, 0))
+            .collect();
+        for n in self.state.nodes() {
+            let word =
+                berth_shared::time::node_status_word(pb::NodeStatus::try_from(n.status).ok());
+            if let Some(k) = nodes.get_mut(word) {
+                *k += 1;
             }
         }
-        {
-            let mut nodes: BTreeMap<&str, i64> = ["alive", "suspect", "down", "left"]
-                .into_iter()
-                .map(|s| (s, 0))
-                .collect();
-            for n in self.state.nodes() {
-                let word = match pb::NodeStatus::try_from(n.status) {
-                    Ok(pb::NodeStatus::Alive) => "alive",
-                    Ok(pb::NodeStatus::Suspect) => "suspect",
-                    Ok(pb::NodeStatus::Down) => "down",
-                    Ok(pb::NodeStatus::Left) => "left",
-                    _ => continue,
-                };
-                if let Some(k) = nodes.get_mut(word) {
-                    *k += 1;
-                }
-            }
-            let mut family = e.encode_descriptor(
-                "cluster_nodes",
-                "Nodes this agent sees, itself included, by status",
-                None,
-                prometheus_client::metrics::MetricType::Gauge,
-            )?;
-            for (status, n) in &nodes {
-                let labels = [("status", *status)];
-                ConstGauge::new(*n).encode(family.encode_family(&labels)?)?;
-            }
-        }
+        family(
+            e,
+            "cluster_nodes",
+            "Nodes this agent sees, itself included, by status",
+            nodes
+                .iter()
+                .map(|(s, n)| (vec![("status", *s)], ConstGauge::new(*n))),
+        )?;
 
         let gossip = self
             .gossip
@@ -394,17 +394,15 @@ impl Collector for Live {
                 "Gossip exchanges this node started (one per peer it gossips with in a round)",
                 load(&g.syns),
             )?;
-            let mut family = e.encode_descriptor(
+            family(
+                e,
                 "gossip_rejected_datagrams",
                 "Gossip datagrams dropped, by reason",
-                None,
-                prometheus_client::metrics::MetricType::Counter,
+                Rejected::ALL.into_iter().map(|why| {
+                    let n = load(&g.rejected[why.index()]);
+                    (vec![("reason", why.word())], ConstCounter::new(n))
+                }),
             )?;
-            for why in Rejected::ALL {
-                let labels = [("reason", why.word())];
-                ConstCounter::new(load(&g.rejected[why.index()]))
-                    .encode(family.encode_family(&labels)?)?;
-            }
         }
         Ok(())
     }
@@ -525,11 +523,6 @@ impl http_body::Body for CountedBody {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// Binds the metrics endpoint (before the agent says it is up, so a taken port fails start).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` flips.
